@@ -1,0 +1,1 @@
+"""saved_models: export keras-ser models as versioned SavedModels for TensorFlow Serving."""

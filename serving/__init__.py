@@ -1,0 +1,1 @@
+"""serving: TensorFlow Serving configs, gRPC/REST clients and a development test server."""
