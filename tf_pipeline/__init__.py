@@ -28,6 +28,8 @@ _EXPORTS = {
     "resample": "tf_pipeline.audio",
     "load_audio": "tf_pipeline.audio",
     "AudioDecodeError": "tf_pipeline.audio",
+    "decode_to_waveform": "tf_pipeline.audio",
+    "batch_decode_wav": "tf_pipeline.audio",
     # features
     "mel_filterbank": "tf_pipeline.features",
     "log_mel": "tf_pipeline.features",
@@ -39,18 +41,21 @@ _EXPORTS = {
     "segment_and_resize": "tf_pipeline.segments",
     "batch_segment_and_resize": "tf_pipeline.segments",
     "MAX_SEGMENTS": "tf_pipeline.segments",
+    "check_n_segments": "tf_pipeline.segments",
     # normalisation
     "ChannelStats": "tf_pipeline.normalization",
     "channel_stats": "tf_pipeline.normalization",
     # corpora and folds
     "Corpus": "tf_pipeline.corpora",
     "Record": "tf_pipeline.corpora",
+    "CorpusError": "tf_pipeline.corpora",
     "corpora": "tf_pipeline.corpora",
     "loso_folds": "tf_pipeline.folds",
     "Fold": "tf_pipeline.folds",
     # datasets
     "make_dataset": "tf_pipeline.dataset",
-    "FeatureCache": "tf_pipeline.dataset",
+    "feature_images": "tf_pipeline.dataset",
+    "corpus_channel_stats": "tf_pipeline.dataset",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,245 @@
+"""Audio decoding, down-mixing and resampling.
+
+`decode_wav`, `to_mono` and `resample` are TensorFlow ops that also run
+inside an exported SavedModel (TF Serving): 16-bit PCM WAV of any rate and
+channel count becomes a mono float32 waveform at the model's rate.
+`load_audio` is the training-side reader: 16-bit PCM WAV goes through the same
+in-graph decoder, every other format (8/24/32-bit and float WAV, FLAC, OGG)
+through soundfile (`pip install keras-ser[audio]`).
+"""
+
+import io
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tf_pipeline.config import FeatureConfig
+
+
+class AudioDecodeError(ValueError):
+    """Audio that cannot be decoded; the message names the input and the cause."""
+
+
+def decode_wav(contents):
+    """Decodes 16-bit PCM WAV bytes in-graph.
+
+    A thin wrapper over `tf.audio.decode_wav`, which reads 16-bit PCM only
+    (other bit depths and float WAV fail with `InvalidArgumentError`).
+
+    Args:
+        contents: scalar string tensor, the bytes of a WAV file.
+
+    Returns:
+        `(audio, sample_rate)`: float32 `[samples, channels]` in [-1, 1] and a
+        scalar int32 rate.
+
+    Example:
+
+    >>> audio, rate = decode_wav(tf.io.read_file("03a01Fa.wav"))  # doctest: +SKIP
+    """
+    audio, sample_rate = tf.audio.decode_wav(contents)
+    return audio, sample_rate
+
+
+def to_mono(audio):
+    """Down-mixes `[samples, channels]` to `[samples]` by averaging channels."""
+    audio = tf.convert_to_tensor(audio)
+    if audio.shape.rank == 1:
+        return audio
+    return tf.reduce_mean(audio, axis=-1)
+
+
+def _gcd(a, b):
+    def body(x, y):
+        return y, tf.math.floormod(x, y)
+
+    result, _ = tf.while_loop(lambda x, y: y > 0, body, (a, b))
+    return result
+
+
+def _polyphase_bank(up, down):
+    """Filter bank `[up, taps]` of scipy's resample_poly filter, by phase.
+
+    The filter is `firwin(2 * half_len + 1, 1 / max(up, down),
+    window=("kaiser", 5.0)) * up` with `half_len = 10 * max(up, down)`,
+    the one `scipy.signal.resample_poly` uses by default.
+    """
+    up64 = tf.cast(up, tf.float64)
+    half_len = 10 * tf.maximum(up, down)
+    half64 = tf.cast(half_len, tf.float64)
+    cutoff = 1.0 / tf.cast(tf.maximum(up, down), tf.float64)
+    beta = tf.constant(5.0, tf.float64)
+
+    def kernel(d):
+        d = tf.cast(d, tf.float64)
+        arg = cutoff * d
+        safe = tf.where(tf.equal(arg, 0.0), tf.ones_like(arg), arg)
+        sinc = tf.where(tf.equal(arg, 0.0), tf.ones_like(arg), tf.sin(np.pi * safe) / (np.pi * safe))
+        ratio = tf.clip_by_value(d / half64, -1.0, 1.0)
+        window = tf.math.special.bessel_i0(beta * tf.sqrt(1.0 - ratio * ratio)) / tf.math.special.bessel_i0(beta)
+        inside = tf.cast(tf.abs(d) <= half64, tf.float64)
+        return cutoff * sinc * window * inside
+
+    dc_gain = tf.reduce_sum(kernel(tf.range(-half_len, half_len + 1)))
+    taps = (2 * half_len) // up + 2
+    phase = tf.range(up)[:, None]
+    k_min = -tf.math.floordiv(half_len - phase, up)  # ceil((r - half_len) / up)
+    offsets = phase - (k_min + tf.range(taps)[None, :]) * up
+    bank = kernel(offsets) / dc_gain * up64
+    return tf.cast(bank, tf.float32), taps
+
+
+def resample(waveform, rate_in, rate_out=16000):
+    """Resamples a mono waveform with core TF ops (windowed-sinc polyphase).
+
+    Computes the same result as `scipy.signal.resample_poly(x, up, down)`
+    with `up / down = rate_out / rate_in` in lowest terms (Kaiser window,
+    beta 5, filter half-length `10 * max(up, down)`, zero padding at the
+    edges), to float32 precision. `rate_in` may be a tensor (e.g. the rate a
+    WAV header declares), so this runs inside a SavedModel. Output length is
+    `ceil(samples * up / down)`.
+
+    Args:
+        waveform: float32 `[samples]`.
+        rate_in: int or int tensor, the waveform's rate in Hz.
+        rate_out: int, the target rate in Hz. Defaults to `16000`.
+
+    Returns:
+        float32 `[ceil(samples * rate_out / rate_in)]`.
+
+    Example:
+
+    >>> resample(tf.zeros([44100]), 44100, 16000).shape
+    TensorShape([16000])
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    if isinstance(rate_in, (int, np.integer)) and rate_in <= 0:
+        raise ValueError(f"`rate_in` must be a positive sample rate in Hz. Received: rate_in={rate_in}")
+    rate_in = tf.cast(rate_in, tf.int32)
+    rate_out_t = tf.constant(rate_out, tf.int32)
+    check = tf.debugging.assert_positive(rate_in, message="the sample rate must be positive")
+
+    def _resample():
+        with tf.control_dependencies([check]):
+            g = _gcd(rate_out_t, rate_in)
+        up = rate_out_t // g
+        down = rate_in // g
+        bank, taps = _polyphase_bank(up, down)
+        length = tf.shape(waveform)[0]
+        n_out = (length * up + down - 1) // down
+        m = tf.range(n_out) * down
+        phase = tf.math.floormod(m, up)
+        half_len = 10 * tf.maximum(up, down)
+        k_min = -tf.math.floordiv(half_len - m, up)
+        index = k_min[:, None] + tf.range(taps)[None, :]
+        valid = tf.logical_and(index >= 0, index < length)
+        samples = tf.gather(waveform, tf.clip_by_value(index, 0, tf.maximum(length - 1, 0)))
+        samples = tf.where(valid, samples, tf.zeros_like(samples))
+        weights = tf.gather(bank, phase)
+        return tf.reduce_sum(samples * weights, axis=1)
+
+    return tf.cond(tf.equal(rate_in, rate_out_t), lambda: tf.identity(waveform), _resample)
+
+
+def decode_to_waveform(contents, config=None):
+    """16-bit PCM WAV bytes -> mono float32 waveform at `config.sample_rate`.
+
+    In-graph: decode, down-mix, resample. Used by the `serve_wav` signature.
+    """
+    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    audio, rate = decode_wav(contents)
+    return resample(to_mono(audio), rate, config.sample_rate)
+
+
+def batch_decode_wav(audio_bytes, config=None):
+    """Decodes a batch of WAV byte strings of different rates and lengths.
+
+    Args:
+        audio_bytes: string `[batch]`, each 16-bit PCM WAV.
+        config: `FeatureConfig` or its dict.
+
+    Returns:
+        `(waveforms, num_samples)`: float32 `[batch, max_samples]`, zero-padded,
+        and int32 `[batch]`. Row `i` equals `decode_to_waveform(audio_bytes[i])`.
+    """
+    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    ragged = tf.map_fn(
+        lambda contents: tf.RaggedTensor.from_tensor(decode_to_waveform(contents, config)[None, :])[0],
+        audio_bytes,
+        fn_output_signature=tf.RaggedTensorSpec([None], tf.float32, ragged_rank=0),
+    )
+    return ragged.to_tensor(), tf.cast(ragged.row_lengths(), tf.int32)
+
+
+def _describe(source):
+    return f"'{source}'" if isinstance(source, (str, os.PathLike)) else "the audio bytes"
+
+
+def load_audio(source, config=None):
+    """Reads an audio file (or its bytes) as a mono float32 waveform.
+
+    16-bit PCM WAV is decoded by the in-graph decoder (the serving path);
+    other formats go through soundfile (`pip install keras-ser[audio]`).
+    Channels are averaged and the rate converted to `config.sample_rate` with
+    `resample`.
+
+    Args:
+        source: a path (str or `os.PathLike`) or the file's bytes.
+        config: `FeatureConfig` or its dict.
+
+    Returns:
+        float32 numpy array `[samples]`.
+
+    Raises:
+        AudioDecodeError: the file is missing, empty, or not audio that can
+            be decoded; the message names it.
+
+    Example:
+
+    >>> waveform = load_audio("03a01Fa.wav")  # doctest: +SKIP
+    >>> waveform.shape, waveform.dtype        # doctest: +SKIP
+    ((30372,), dtype('float32'))
+    """
+    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    what = _describe(source)
+    if isinstance(source, (bytes, bytearray)):
+        contents = bytes(source)
+    else:
+        try:
+            with open(source, "rb") as handle:
+                contents = handle.read()
+        except OSError as error:
+            raise AudioDecodeError(f"Cannot read audio file {what}: {error.strerror}") from None
+    if not contents:
+        raise AudioDecodeError(f"Audio file {what} is empty (0 bytes); expected a WAV, FLAC or OGG file")
+    try:
+        audio, rate = decode_wav(tf.constant(contents))
+        audio, rate = audio.numpy(), int(rate.numpy())
+    except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as tf_error:
+        audio, rate = _read_with_soundfile(contents, what, tf_error)
+    if audio.ndim == 2 and audio.shape[1] == 0:
+        raise AudioDecodeError(f"Audio file {what} has no channels")
+    mono = to_mono(tf.constant(audio, tf.float32))
+    if rate <= 0:
+        raise AudioDecodeError(f"Audio file {what} declares an invalid sample rate: {rate}")
+    return resample(mono, rate, config.sample_rate).numpy()
+
+
+def _read_with_soundfile(contents, what, tf_error):
+    reason = getattr(tf_error, "message", str(tf_error)).strip().splitlines()[0]
+    try:
+        import soundfile
+    except ImportError:
+        raise AudioDecodeError(
+            f"Cannot decode {what} in-graph ({reason}). Only 16-bit PCM WAV is decoded without "
+            "soundfile; install it for other formats: pip install 'keras-ser[audio]'"
+        ) from None
+    try:
+        audio, rate = soundfile.read(io.BytesIO(contents), dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        raise AudioDecodeError(
+            f"Cannot decode {what}: not a readable audio file (in-graph WAV decoder: {reason}; "
+            f"soundfile: {error}). Expected WAV, FLAC or OGG audio."
+        ) from None
+    return audio, int(rate)

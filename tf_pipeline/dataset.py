@@ -1,0 +1,177 @@
+"""tf.data input pipelines from a `Corpus` to model input.
+
+Files are read and turned into small feature images (`[n_mels, frames, 3]`)
+by a parallel map; those are cached (in memory, or in a file given by
+`cache`), shuffled when training, padded into batches, and only then cut
+into segments and resized to the CNN input with the batched resize, which
+keeps the expensive 227x227 tensors out of the cache.
+"""
+
+import wave
+
+import numpy as np
+import tensorflow as tf
+
+from tf_pipeline import audio as audio_lib
+from tf_pipeline import features
+from tf_pipeline import normalization
+from tf_pipeline import segments as segments_lib
+from tf_pipeline.config import FeatureConfig
+
+OUTPUTS = ("segments", "frames", "images")
+
+
+def _is_pcm16_wav(path):
+    try:
+        with wave.open(path, "rb") as handle:
+            return handle.getsampwidth() == 2
+    except (wave.Error, EOFError, OSError):
+        return False
+
+
+def _waveform_fn(paths, config):
+    """Path tensor -> waveform, in-graph for 16-bit PCM WAV, soundfile otherwise."""
+    if all(_is_pcm16_wav(path) for path in paths):
+        return lambda path: audio_lib.decode_to_waveform(tf.io.read_file(path), config)
+
+    def read(path):
+        return audio_lib.load_audio(path.decode("utf-8"), config)
+
+    def fn(path):
+        waveform = tf.numpy_function(read, [path], tf.float32, stateful=False)
+        return tf.ensure_shape(waveform, [None])
+
+    return fn
+
+
+def _check_indices(corpus, indices):
+    indices = np.asarray(indices if indices is not None else np.arange(len(corpus)), dtype=np.int64)
+    if indices.ndim != 1 or indices.size == 0:
+        raise ValueError(f"indices must be a non-empty 1-D list of record indices. Received shape: {indices.shape}")
+    if indices.min() < 0 or indices.max() >= len(corpus):
+        raise ValueError(
+            f"indices must lie in [0, {len(corpus)}) for a corpus of {len(corpus)} records. "
+            f"Received min {indices.min()}, max {indices.max()}"
+        )
+    return indices
+
+
+def feature_images(corpus, indices=None, config=None):
+    """A dataset of `(image [n_mels, frames, 3], num_frames, label)` per utterance.
+
+    Unbatched, in corpus order, computed with a parallel map.
+    """
+    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    indices = _check_indices(corpus, indices)
+    paths = [corpus.records[i].path for i in indices]
+    labels = corpus.labels[indices]
+    to_waveform = _waveform_fn(paths, config)
+
+    def load(path, label):
+        image = features.feature_image(to_waveform(path), config)
+        return image, tf.shape(image)[1], label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def corpus_channel_stats(corpus, indices, config=None):
+    """Per-channel `ChannelStats` over the utterances at `indices`.
+
+    Pass the training indices of a fold only: the statistics then never see
+    the test speaker.
+    """
+    images = feature_images(corpus, indices, config)
+    return normalization.channel_stats(
+        (image.numpy(), int(frames)) for image, frames, _ in images.prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def make_dataset(
+    corpus,
+    indices=None,
+    n_segments=3,
+    batch_size=30,
+    training=False,
+    config=None,
+    image_size=segments_lib.DEFAULT_SIZE,
+    output="segments",
+    cache=True,
+    seed=0,
+    augment=None,
+    drop_remainder=False,
+):
+    """A batched tf.data pipeline of model inputs and integer labels.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        indices: record indices to use (e.g. a fold's `train_indices`);
+            defaults to every record.
+        n_segments: int, N in 1..5 (ignored for `output="frames"`).
+        batch_size: int. Defaults to `30` (the paper's).
+        training: bool. Shuffle (reshuffled every epoch, seeded) and apply
+            `augment`. Defaults to `False`.
+        config: `FeatureConfig` or its dict.
+        image_size: `(height, width)` of each segment. Defaults to `(227, 227)`.
+        output: `"segments"` for `[B, N, height, width, 3]` (CNN and CNN+SRU
+            models), `"frames"` for `[B, max_frames, 3 * n_mels]` zero-padded
+            frame sequences (the `sru` baseline; each frame is log-Mel, delta,
+            delta-delta concatenated), or `"images"` for
+            `((images [B, n_mels, max_frames, 3], num_frames [B]))`.
+        cache: `True` (memory), `False`, or a file path for tf.data's file
+            cache of the small feature images.
+        seed: int, the shuffle seed. Defaults to `0`.
+        augment: optional callable `(image, num_frames) -> (image, num_frames)`
+            applied per utterance on the small image when `training`.
+        drop_remainder: bool. Defaults to `False`.
+
+    Returns:
+        A `tf.data.Dataset` of `(inputs, labels)`.
+
+    Example:
+
+    >>> corpus = tf_pipeline.corpora.synthetic("/tmp/synthetic")
+    >>> folds = tf_pipeline.loso_folds(corpus)
+    >>> train = make_dataset(corpus, folds[0].train_indices, n_segments=3, training=True)
+    >>> segments, labels = next(iter(train))
+    >>> segments.shape
+    TensorShape([30, 3, 227, 227, 3])
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}. Received: output={output!r}")
+    if output == "segments":
+        n_segments = segments_lib.check_n_segments(n_segments)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    indices = _check_indices(corpus, indices)
+
+    dataset = feature_images(corpus, indices, config)
+    if cache is True:
+        dataset = dataset.cache()
+    elif cache:
+        dataset = dataset.cache(str(cache))
+    if training:
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+        if augment is not None:
+            dataset = dataset.map(
+                lambda image, frames, label: (*augment(image, frames), label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+    dataset = dataset.padded_batch(
+        batch_size,
+        padded_shapes=([config.n_mels, None, 3], [], []),
+        drop_remainder=drop_remainder,
+    )
+
+    def to_inputs(images, frames, labels):
+        if output == "segments":
+            return segments_lib.batch_segment_and_resize(images, frames, n_segments, image_size), labels
+        if output == "frames":
+            batch = tf.shape(images)[0]
+            sequence = tf.transpose(images, [0, 2, 3, 1])  # [B, T, 3, n_mels]
+            return tf.reshape(sequence, [batch, -1, 3 * config.n_mels]), labels
+        return (images, frames), labels
+
+    dataset = dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
