@@ -173,7 +173,32 @@ def batch_decode_wav(audio_bytes, config=None):
 
 
 def _describe(source):
-    return f"'{source}'" if isinstance(source, (str, os.PathLike)) else "the audio bytes"
+    return f"file '{os.fspath(source)}'" if isinstance(source, (str, os.PathLike)) else "bytes"
+
+
+def tf_error_message(error):
+    """The first line of a TensorFlow op error without the function-node noise."""
+    text = getattr(error, "message", str(error)).strip().splitlines()[0]
+    if "}} " in text:
+        text = text.split("}} ", 1)[1]
+    return text.split(" [Op:", 1)[0].strip()
+
+
+def _wav_truncation(contents):
+    """A message when RIFF/WAVE bytes hold less audio data than declared, else None."""
+    if contents[:4] != b"RIFF" or contents[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(contents):
+        chunk_id = contents[offset : offset + 4]
+        size = int.from_bytes(contents[offset + 4 : offset + 8], "little")
+        if chunk_id == b"data":
+            available = len(contents) - offset - 8
+            if size > available:
+                return f"truncated WAV: the header declares {size} bytes of audio data but only {available} follow"
+            return None
+        offset += 8 + size + (size & 1)
+    return "WAV without a data chunk"
 
 
 def load_audio(source, config=None):
@@ -210,36 +235,40 @@ def load_audio(source, config=None):
             with open(source, "rb") as handle:
                 contents = handle.read()
         except OSError as error:
-            raise AudioDecodeError(f"Cannot read audio file {what}: {error.strerror}") from None
+            raise AudioDecodeError(f"Cannot read audio {what}: {error.strerror}") from None
     if not contents:
-        raise AudioDecodeError(f"Audio file {what} is empty (0 bytes); expected a WAV, FLAC or OGG file")
+        raise AudioDecodeError(f"Audio {what}: empty (0 bytes); expected a WAV, FLAC or OGG file")
+    truncation = _wav_truncation(contents)
+    if truncation:
+        raise AudioDecodeError(f"Cannot decode audio {what}: {truncation}")
     try:
         audio, rate = decode_wav(tf.constant(contents))
         audio, rate = audio.numpy(), int(rate.numpy())
     except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as tf_error:
         audio, rate = _read_with_soundfile(contents, what, tf_error)
     if audio.ndim == 2 and audio.shape[1] == 0:
-        raise AudioDecodeError(f"Audio file {what} has no channels")
+        raise AudioDecodeError(f"Audio {what} has no channels")
     mono = to_mono(tf.constant(audio, tf.float32))
     if rate <= 0:
-        raise AudioDecodeError(f"Audio file {what} declares an invalid sample rate: {rate}")
+        raise AudioDecodeError(f"Audio {what} declares an invalid sample rate: {rate}")
     return resample(mono, rate, config.sample_rate).numpy()
 
 
 def _read_with_soundfile(contents, what, tf_error):
-    reason = getattr(tf_error, "message", str(tf_error)).strip().splitlines()[0]
+    reason = tf_error_message(tf_error)
     try:
         import soundfile
     except ImportError:
         raise AudioDecodeError(
-            f"Cannot decode {what} in-graph ({reason}). Only 16-bit PCM WAV is decoded without "
+            f"Cannot decode audio {what} in-graph ({reason}). Only 16-bit PCM WAV is decoded without "
             "soundfile; install it for other formats: pip install 'keras-ser[audio]'"
         ) from None
     try:
         audio, rate = soundfile.read(io.BytesIO(contents), dtype="float32", always_2d=True)
     except Exception as error:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        detail = str(error).split(": ", 1)[-1] if "BytesIO" in str(error) else str(error)
         raise AudioDecodeError(
-            f"Cannot decode {what}: not a readable audio file (in-graph WAV decoder: {reason}; "
-            f"soundfile: {error}). Expected WAV, FLAC or OGG audio."
+            f"Cannot decode audio {what}: not readable audio (in-graph WAV decoder: {reason}; "
+            f"soundfile: {detail}). Expected WAV, FLAC or OGG audio."
         ) from None
     return audio, int(rate)

@@ -267,7 +267,7 @@ def batch_log_mel(waveforms, num_samples, config=None):
 def _batch_deltas(x, num_frames, n):
     """Deltas along axis 1 of [batch, frames, ...] with each row's own edge."""
     length = tf.shape(x)[1]
-    index = tf.range(length)[None, :]
+    index = tf.broadcast_to(tf.range(length)[None, :], [tf.shape(x)[0], length])
     last = (num_frames - 1)[:, None]
     denominator = 2.0 * sum(k * k for k in range(1, n + 1))
     result = tf.zeros_like(x)
