@@ -1,0 +1,255 @@
+"""openSMILE IS09 and IS10 utterance-level functionals, cached on disk.
+
+The paper's Table V baselines (Jiang, Fu & Tao 2019) classify the
+INTERSPEECH challenge feature sets with an SVM:
+
+- `"IS09"`: the INTERSPEECH 2009 Emotion Challenge set (Schuller et al.
+  2009), 384 functionals: 16 low-level descriptors (zero-crossing rate, RMS
+  energy, F0, harmonics-to-noise ratio, MFCC 1-12) and their deltas, times 12
+  functionals. openSMILE configuration `is09-13/IS09_emotion.conf`.
+- `"IS10"`: the INTERSPEECH 2010 Paralinguistic Challenge set (Schuller et
+  al. 2010), 1582 functionals: 34 energy/spectral low-level descriptors and
+  their deltas times 21 functionals, 4 pitch-based descriptors and their
+  deltas times 19 functionals, plus the number of F0 onsets and the duration.
+  openSMILE configuration `is09-13/IS10_paraling_compat.conf`, the one the
+  `opensmile` package enumerates as `FeatureSet.IS10`: numerically
+  compatible with the original IS10 set except jitter/shimmer (bugs fixed
+  in openSMILE 2.1, as the configuration's header says).
+
+Both configurations ship inside the `opensmile` Python package (audEERING);
+`feature_set_info` reports the file used and its SHA-256. Audio is mixed down
+to mono and resampled to 16 kHz by the package before extraction (EMO-DB is
+already 16 kHz mono, so its features are those of the files as they are).
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from keras_ser.baselines.atomic import write_atomic
+from keras_ser.baselines.dependencies import require
+
+SAMPLE_RATE = 16000
+
+# name -> (member of opensmile.FeatureSet, number of functionals)
+FEATURE_SETS = {
+    "IS09": ("IS09", 384),
+    "IS10": ("IS10", 1582),
+}
+
+_CACHE_FORMAT = "keras_ser.baselines.functionals/1"
+
+
+def check_feature_set(feature_set):
+    """Returns the canonical name ("IS09"/"IS10") or raises a `ValueError`."""
+    name = str(feature_set).upper()
+    if name not in FEATURE_SETS:
+        raise ValueError(
+            f"feature_set must be one of {sorted(FEATURE_SETS)}. Received: feature_set={feature_set!r}"
+        )
+    return name
+
+
+def _sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _smile(feature_set, num_workers=1):
+    opensmile = require("opensmile")
+    member, _ = FEATURE_SETS[feature_set]
+    return opensmile.Smile(
+        feature_set=getattr(opensmile.FeatureSet, member),
+        feature_level=opensmile.FeatureLevel.Functionals,
+        sampling_rate=SAMPLE_RATE,
+        resample=True,
+        mixdown=True,
+        num_workers=num_workers,
+    )
+
+
+def feature_set_info(feature_set):
+    """What a feature set is, exactly: configuration file, its hash, dimension, versions.
+
+    Args:
+        feature_set: `"IS09"` or `"IS10"`.
+
+    Returns:
+        A JSON-ready dict with `feature_set`, `opensmile_feature_set` (the
+        `opensmile.FeatureSet` member), `config_file` (relative to the
+        package's config folder), `config_sha256`, `dimension`,
+        `sampling_rate` and `opensmile_version`.
+
+    Example:
+
+    >>> feature_set_info("IS10")["dimension"]   # doctest: +SKIP
+    1582
+    """
+    feature_set = check_feature_set(feature_set)
+    opensmile = require("opensmile")
+    member, dimension = FEATURE_SETS[feature_set]
+    config_root = os.path.join(os.path.dirname(opensmile.__file__), "core", "config")
+    config_file = getattr(opensmile.FeatureSet, member).value + ".conf"
+    config_path = os.path.join(config_root, *config_file.split("/"))
+    return {
+        "feature_set": feature_set,
+        "opensmile_feature_set": f"FeatureSet.{member}",
+        "config_file": config_file,
+        "config_sha256": _sha256_file(config_path),
+        "dimension": dimension,
+        "level": "functionals",
+        "sampling_rate": SAMPLE_RATE,
+        "opensmile_version": opensmile.__version__,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Functionals:
+    """Utterance-level functionals of a list of files.
+
+    Attributes:
+        features: float32 array `[len(paths), dimension]`, one row per path, in order.
+        feature_names: tuple of str, openSMILE's column names.
+        paths: tuple of str, the files (absolute paths).
+        info: dict from `feature_set_info` (configuration file, hash, versions).
+        cache_file: str or None, the `.npz` the features were read from or written to.
+        from_cache: bool, whether they were read from `cache_file`.
+    """
+
+    features: np.ndarray
+    feature_names: tuple
+    paths: tuple
+    info: dict
+    cache_file: str = None
+    from_cache: bool = False
+
+    @property
+    def feature_set(self):
+        return self.info["feature_set"]
+
+    def fingerprint(self):
+        """SHA-256 of the feature matrix bytes: identifies the exact numbers used."""
+        return hashlib.sha256(np.ascontiguousarray(self.features).tobytes()).hexdigest()
+
+
+def _cache_key(paths, info):
+    """Key of a feature cache: the files (path, size, mtime) and the exact configuration."""
+    files = []
+    for path in paths:
+        stat = os.stat(path)
+        files.append([path, stat.st_size, stat.st_mtime_ns])
+    payload = json.dumps(
+        {"format": _CACHE_FORMAT, "info": info, "files": files}, sort_keys=True
+    ).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _read_cache(cache_file, paths, info):
+    """The cached features, or None when the file is missing or does not match."""
+    if not os.path.isfile(cache_file):
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as data:
+            if (
+                str(data["format"]) != _CACHE_FORMAT
+                or json.loads(str(data["info"])) != info
+                or [str(p) for p in data["paths"]] != list(paths)
+            ):
+                return None
+            return data["features"], tuple(str(name) for name in data["feature_names"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _extract(paths, feature_set, num_workers):
+    smile = _smile(feature_set, num_workers=num_workers)
+    frame = smile.process_files(list(paths))
+    files = [str(path) for path in frame.index.get_level_values("file")]
+    if files != list(paths):
+        raise RuntimeError(
+            f"openSMILE returned {len(files)} rows for {len(paths)} files, or in another order"
+        )
+    features = frame.to_numpy(dtype=np.float32)
+    dimension = FEATURE_SETS[feature_set][1]
+    if features.shape[1] != dimension:
+        raise RuntimeError(
+            f"openSMILE configuration {smile.config_path} gave {features.shape[1]} functionals, "
+            f"expected {dimension} for {feature_set}"
+        )
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    if bad.size:
+        shown = ", ".join(paths[i] for i in bad[:10]) + (f" ... and {bad.size - 10} more" if bad.size > 10 else "")
+        raise ValueError(
+            f"openSMILE {feature_set} gave NaN or infinite functionals for {bad.size} of {len(paths)} "
+            f"file(s) (audio too short for the 40 ms analysis frames?): {shown}"
+        )
+    return features, tuple(frame.columns)
+
+
+def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1):
+    """openSMILE IS09 (384-d) or IS10 (1582-d) functionals of audio files.
+
+    One row per file, computed by the `opensmile` package's built-in
+    `FeatureSet.IS09` / `FeatureSet.IS10` configurations at the functionals
+    level (see the module docstring for the exact files). With `cache_dir`,
+    the matrix is saved to `<cache_dir>/<feature_set>-<key>.npz`, the key
+    hashing the file list (path, size, modification time), the configuration
+    file's SHA-256 and the openSMILE version; a later call with the same
+    files reads it back instead of running openSMILE.
+
+    Args:
+        paths: sequence of audio file paths (WAV, FLAC, ...; any rate, any
+            channels: mixed down to mono, resampled to 16 kHz).
+        feature_set: `"IS09"` or `"IS10"`. Defaults to `"IS09"`.
+        cache_dir: optional folder for the `.npz` cache. Defaults to `None`
+            (no cache).
+        num_workers: int, files processed in parallel by openSMILE.
+            Defaults to `1`.
+
+    Returns:
+        A `Functionals` (`.features` is `[len(paths), dimension]` float32).
+
+    Raises:
+        ValueError: an empty `paths`, an unknown feature set, or a file whose
+            functionals are not finite (too short). A file that cannot be read
+            raises the decoder's error, which names the file.
+
+    Example:
+
+    >>> functionals = extract_functionals(["03a01Fa.wav"], "IS10")   # doctest: +SKIP
+    >>> functionals.features.shape                                   # doctest: +SKIP
+    (1, 1582)
+    """
+    feature_set = check_feature_set(feature_set)
+    paths = tuple(os.path.abspath(str(path)) for path in paths)
+    if not paths:
+        raise ValueError("paths is empty; give at least one audio file")
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} audio file(s) not found, e.g. {missing[:3]}")
+    info = feature_set_info(feature_set)
+    cache_file = None
+    if cache_dir is not None:
+        key = _cache_key(paths, info)
+        cache_file = os.path.join(os.path.abspath(cache_dir), f"{feature_set}-{key[:24]}.npz")
+        cached = _read_cache(cache_file, paths, info)
+        if cached is not None:
+            features, names = cached
+            return Functionals(features, names, paths, info, cache_file, from_cache=True)
+    features, names = _extract(paths, feature_set, num_workers)
+    if cache_file is not None:
+        arrays = {
+            "format": np.array(_CACHE_FORMAT),
+            "info": np.array(json.dumps(info, sort_keys=True)),
+            "paths": np.array(paths),
+            "feature_names": np.array(names),
+            "features": features,
+        }
+        write_atomic(cache_file, lambda stream: np.savez(stream, **arrays))
+    return Functionals(features, names, paths, info, cache_file, from_cache=False)
