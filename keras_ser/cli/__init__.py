@@ -1,0 +1,1 @@
+"""The `keras-ser` command-line interface (see `keras_ser.cli.main`)."""
