@@ -122,6 +122,11 @@ def _torch_run(net, images_nhwc, features=False):
         return (net.features(x) if features else net(x)).numpy()
 
 
+def _run(model, x):
+    """Eager inference call (on TF much cheaper than `predict`'s first trace)."""
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
 def _photo(image, size=224):
     """Centre square crop, resize to `size`, RGB float in [0, 255]."""
     import skimage.transform
@@ -175,17 +180,17 @@ def test_random_weights_match_torch_at_odd_size():
     load_efficientnet_lite0(model, net.state_dict())
     x = np.random.default_rng(1).normal(size=(2, 75, 75, 3)).astype("float32")
 
-    logits = model.predict(x, verbose=0)
+    # One eager call for features and logits (cheaper than tracing `predict`).
+    both = keras.Model(model.input, [model.get_layer("avg_pool").output, model.output])
+    features, logits = (keras.ops.convert_to_numpy(y) for y in both(x, training=False))
     expected = _torch_run(net, x)
     assert np.abs(expected).max() > 0.1  # Not a degenerate comparison.
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
-
-    features = keras.Model(model.input, model.get_layer("avg_pool").output).predict(x, verbose=0)
     np.testing.assert_allclose(features, _torch_run(net, x, features=True), atol=1e-4, rtol=0)
 
 
 def test_imagenet_logits_match_torch(imagenet_model, torch_imagenet, random_inputs):
-    logits = imagenet_model.predict(random_inputs, verbose=0)
+    logits = _run(imagenet_model, random_inputs)
     expected = _torch_run(torch_imagenet, random_inputs)
     assert logits.shape == (2, 1000)
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
@@ -195,7 +200,7 @@ def test_imagenet_weights_recognise_a_cat_and_a_coffee(imagenet_model):
     import skimage.data
 
     images = np.stack([_photo(skimage.data.chelsea()), _photo(skimage.data.coffee())])
-    logits = imagenet_model.predict(preprocess_imagenet(images), verbose=0)
+    logits = _run(imagenet_model, preprocess_imagenet(images))
     cat_top5, coffee_top5 = np.argsort(-logits, axis=-1)[:, :5].tolist()
 
     assert cat_top5[0] in CAT_CLASSES, cat_top5
@@ -210,8 +215,8 @@ def test_in_model_preprocessing_equals_preprocess_function():
     inside.set_weights(plain.get_weights())
     photos = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(
-        inside.predict(photos, verbose=0),
-        plain.predict(preprocess_imagenet(photos), verbose=0),
+        _run(inside, photos),
+        _run(plain, preprocess_imagenet(photos)),
         atol=1e-6,
     )
 
@@ -315,7 +320,7 @@ def test_get_config_and_save_load_round_trip(tmp_path):
     restored = keras.saving.load_model(path)
     assert isinstance(restored, EfficientNetLiteBackbone)
     assert restored.get_config() == config
-    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(_run(restored, x), _run(model, x), atol=1e-6)
 
 
 def test_full_lite0_config_round_trips(imagenet_model):
@@ -326,8 +331,43 @@ def test_full_lite0_config_round_trips(imagenet_model):
 
 # -- other backends -------------------------------------------------------------------------------
 
-JAX_SCRIPT = textwrap.dedent(
-    """
+def _run_on_jax(script, *args):
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tensorflow imported: False" in result.stdout, result.stdout
+    return result
+
+
+JAX_PREDICT_SAVED = """
+    import sys
+    import numpy as np
+    import keras
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    import keras_ser.backbones.efficientnet_lite  # Registers the class.
+    model = keras.saving.load_model(sys.argv[1])
+    np.save(sys.argv[3], np.asarray(model.predict(np.load(sys.argv[2]), verbose=0)))
+    print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_tiny_backbone_same_outputs_on_jax(tmp_path):
+    # Odd size: stride-2 "same" padding is asymmetric; JAX must place it as TF does.
+    model = EfficientNetLiteBackbone(image_size=33, include_top=True, num_classes=7, **TINY)
+    x = np.random.default_rng(4).normal(size=(2, 33, 33, 3)).astype("float32")
+    model.save(tmp_path / "tiny.keras")
+    np.save(tmp_path / "x.npy", x)
+    _run_on_jax(JAX_PREDICT_SAVED, tmp_path / "tiny.keras", tmp_path / "x.npy", tmp_path / "y.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), _run(model, x), atol=1e-5)
+
+
+JAX_IMAGENET = """
     import sys
     import numpy as np
     import keras
@@ -336,22 +376,47 @@ JAX_SCRIPT = textwrap.dedent(
     model = efficientnet_lite0(weights="imagenet", include_top=True)
     np.save(sys.argv[2], np.asarray(model.predict(np.load(sys.argv[1]), verbose=0)))
     print("tensorflow imported:", "tensorflow" in sys.modules)
-    """
-)
+"""
 
 
-def test_same_logits_on_jax_backend(imagenet_model, random_inputs, tmp_path):
-    pytest.importorskip("jax")
+@pytest.mark.slow  # About 30 s on 2 CPU cores: JAX compiles an initialiser per weight shape.
+def test_imagenet_lite0_same_logits_on_jax(imagenet_model, random_inputs, tmp_path):
     np.save(tmp_path / "x.npy", random_inputs)
-    (tmp_path / "run_jax.py").write_text(JAX_SCRIPT)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, str(tmp_path / "run_jax.py"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        env=env, capture_output=True, text=True, timeout=300,
+    _run_on_jax(JAX_IMAGENET, tmp_path / "x.npy", tmp_path / "y.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), _run(imagenet_model, random_inputs),
+                               atol=1e-4)
+
+
+# -- zoo ------------------------------------------------------------------------------------------
+
+def test_build_model_with_imagenet_efficientnet_backbone(imagenet_state):
+    import keras_ser
+
+    model = keras_ser.build_model(
+        name="cnn_sru", backbone="efficientnet_lite0", backbone_weights="imagenet",
+        n_segments=2, sru_units=32, image_size=96, compile=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    jax_logits = np.load(tmp_path / "y.npy")
-    np.testing.assert_allclose(jax_logits, imagenet_model.predict(random_inputs, verbose=0), atol=1e-4)
-    assert "tensorflow imported: False" in result.stdout
+    assert model.input.shape == (None, 2, 96, 96, 3)
+    np.testing.assert_array_equal(
+        model.backbone.get_layer("stem_conv").get_weights()[0],
+        imagenet_state["_conv_stem.weight"].transpose(2, 3, 1, 0),
+    )
+    x = np.random.default_rng(5).normal(size=(3, 2, 96, 96, 3)).astype("float32")
+    probabilities = _run(model, x)
+    assert probabilities.shape == (3, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_zoo_model_with_efficientnet_backbone_saves_and_loads(tmp_path):
+    import keras_ser
+
+    model = keras_ser.build_model(
+        name="cnn_sru", backbone="efficientnet_lite0", n_segments=2, sru_units=8,
+        image_size=32, backbone_kwargs=TINY, compile=False,
+    )
+    assert isinstance(model.backbone, EfficientNetLiteBackbone)
+    x = np.random.default_rng(6).normal(size=(2, 2, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "cnn_sru_lite.keras")
+    restored = keras.saving.load_model(tmp_path / "cnn_sru_lite.keras")
+    assert restored.backbone.get_config() == model.backbone.get_config()
+    np.testing.assert_allclose(_run(restored, x), _run(model, x), atol=1e-6)

@@ -107,7 +107,8 @@ class EfficientNetLiteBackbone(keras.Model):
     torch `_blocks.i`) `block{i}_expand_conv`, `block{i}_expand_bn` (absent
     when the expansion ratio is 1), `block{i}_dwconv`, `block{i}_dwconv_bn`,
     `block{i}_project_conv`, `block{i}_project_bn`; `head_conv`, `head_bn`,
-    `avg_pool`, and with `include_top=True` `top_dropout` and `fc`.
+    `avg_pool`, `top_dropout` (when `dropout > 0`), and with
+    `include_top=True` `fc`.
 
     Args:
         image_size: int or None. Height and width of the square input; `None`
@@ -129,11 +130,12 @@ class EfficientNetLiteBackbone(keras.Model):
             `(x - 127) / 128`, so it takes RGB photos in [0, 255]. Keep
             `False` for spectrogram features (see `preprocess_imagenet`).
             Defaults to `False`.
-        include_top: bool. If `True`, add dropout and the `fc` classifier,
+        include_top: bool. If `True`, add the `fc` classifier,
             whose outputs are logits (no softmax). Defaults to `False`.
         num_classes: int. Outputs of `fc`. Defaults to `1000` (ImageNet).
-        dropout: float. Dropout rate before `fc` (`include_top=True` only).
-            Defaults to `0.2`.
+        dropout: float. Dropout on the pooled feature vector (training
+            only), before `fc` when there is one; for a headless backbone it
+            is the dropout on its output. Defaults to `0.2`.
         input_channels: int. Channels of the input image. Defaults to `3`.
         name: str. Model name. Defaults to `"efficientnet_lite0"`.
 
@@ -228,8 +230,9 @@ class EfficientNetLiteBackbone(keras.Model):
         x = _batch_norm("head_bn")(x)
         x = keras.layers.ReLU(max_value=6.0, name="head_relu6")(x)
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if include_top:
+        if dropout > 0:
             x = keras.layers.Dropout(dropout, name="top_dropout")(x)
+        if include_top:
             x = keras.layers.Dense(num_classes, name="fc")(x)
         super().__init__(inputs=image, outputs=x, name=name, **kwargs)
 
@@ -333,8 +336,8 @@ def efficientnet_lite0(
             Defaults to `None` (random initialisation).
         image_size: int. Input height and width. Defaults to `224`, the
             resolution of the ImageNet training; any size from 32 up works.
-        dropout: float. Dropout before the classifier (`include_top=True`).
-            Defaults to `0.2`.
+        dropout: float. Dropout on the pooled features (training only),
+            before the classifier when `include_top=True`. Defaults to `0.2`.
         include_top: bool. Add the ImageNet classifier `fc` (logits).
             Defaults to `False`.
         **kwargs: passed to `EfficientNetLiteBackbone` (e.g.
