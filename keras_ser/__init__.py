@@ -1,3 +1,46 @@
-"""keras-ser: speech emotion recognition models for Keras 3 (Jiang, Fu & Tao 2019 CNN+SRU and baselines)."""
+"""keras-ser: speech emotion recognition models for Keras 3 (Jiang, Fu & Tao 2019 CNN+SRU and baselines).
+
+The model code uses `keras.ops` only (no TensorFlow import), so every model
+runs on the TensorFlow, JAX and PyTorch backends.
+
+Example:
+
+>>> import keras_ser
+>>> list(keras_ser.list_models())
+['cnn_sru', 'cnn', 'sru']
+>>> model = keras_ser.build_model(n_segments=3)                     # doctest: +SKIP
+>>> keras_ser.set_channel_stats(model, train_mean, train_std)       # doctest: +SKIP
+>>> model.fit(train_ds, validation_data=val_ds, epochs=30)          # doctest: +SKIP
+"""
+
+from keras_ser import backbones
+from keras_ser import layers
+from keras_ser import metrics
+from keras_ser import weights
+from keras_ser.layers.standardization import get_channel_stats
+from keras_ser.layers.standardization import set_channel_stats
+from keras_ser.zoo import MAX_SEGMENTS
+from keras_ser.zoo import CNNClassifier
+from keras_ser.zoo import CNNSRUClassifier
+from keras_ser.zoo import SERTask
+from keras_ser.zoo import SRUClassifier
+from keras_ser.zoo import build_model
+from keras_ser.zoo import list_models
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CNNClassifier",
+    "CNNSRUClassifier",
+    "MAX_SEGMENTS",
+    "SERTask",
+    "SRUClassifier",
+    "backbones",
+    "build_model",
+    "get_channel_stats",
+    "layers",
+    "list_models",
+    "metrics",
+    "set_channel_stats",
+    "weights",
+]
