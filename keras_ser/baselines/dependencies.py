@@ -7,6 +7,8 @@ numpy alone, and a missing one is an `ImportError` that says what to install.
 """
 
 import importlib
+import importlib.metadata
+import importlib.util
 
 INSTALL_HINT = "pip install 'keras-ser[baselines]'"
 
@@ -27,9 +29,29 @@ def require(module_name):
     try:
         return importlib.import_module(module_name)
     except ImportError as error:
-        top = module_name.split(".")[0]
-        distribution = _DISTRIBUTIONS.get(top, top)
-        raise ImportError(
-            f"keras_ser.baselines needs the package '{distribution}' (import {module_name!r} failed: {error}). "
-            f"Install the baselines extra: {INSTALL_HINT}"
-        ) from error
+        raise _missing(module_name.split(".")[0], f"import {module_name!r} failed: {error}") from error
+
+
+def _missing(module_name, reason):
+    distribution = _DISTRIBUTIONS.get(module_name, module_name)
+    return ImportError(
+        f"keras_ser.baselines needs the package '{distribution}' ({reason}). "
+        f"Install the baselines extra: {INSTALL_HINT}"
+    )
+
+
+def package_dir(module_name):
+    """The folder of an installed top-level package, found without importing it.
+
+    Raises an `ImportError` naming the extra when the package is not installed.
+    """
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.submodule_search_locations:
+        raise _missing(module_name, f"{module_name!r} is not installed")
+    return list(spec.submodule_search_locations)[0]
+
+
+def version(module_name):
+    """The installed version of a top-level package's distribution, read from its metadata."""
+    package_dir(module_name)
+    return importlib.metadata.version(_DISTRIBUTIONS.get(module_name, module_name))

@@ -20,25 +20,34 @@ Both configurations ship inside the `opensmile` Python package (audEERING);
 `feature_set_info` reports the file used and its SHA-256. Audio is mixed down
 to mono and resampled to 16 kHz by the package before extraction (EMO-DB is
 already 16 kHz mono, so its features are those of the files as they are).
+
+openSMILE runs in a child interpreter (`opensmile_worker.py`): its native
+library aborts a process that imported TensorFlow before it, and
+`import keras_ser` imports TensorFlow.
 """
 
 import dataclasses
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import tempfile
+import time
 
 import numpy as np
 
 from keras_ser.baselines.atomic import write_atomic
-from keras_ser.baselines.dependencies import require
+from keras_ser.baselines import dependencies
 
 SAMPLE_RATE = 16000
 
-# name -> (member of opensmile.FeatureSet, number of functionals)
+# name -> (member of opensmile.FeatureSet, its configuration file, number of functionals)
 FEATURE_SETS = {
-    "IS09": ("IS09", 384),
-    "IS10": ("IS10", 1582),
+    "IS09": ("IS09", "is09-13/IS09_emotion.conf", 384),
+    "IS10": ("IS10", "is09-13/IS10_paraling_compat.conf", 1582),
 }
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "opensmile_worker.py")
 
 _CACHE_FORMAT = "keras_ser.baselines.functionals/1"
 
@@ -61,19 +70,6 @@ def _sha256_file(path):
     return digest.hexdigest()
 
 
-def _smile(feature_set, num_workers=1):
-    opensmile = require("opensmile")
-    member, _ = FEATURE_SETS[feature_set]
-    return opensmile.Smile(
-        feature_set=getattr(opensmile.FeatureSet, member),
-        feature_level=opensmile.FeatureLevel.Functionals,
-        sampling_rate=SAMPLE_RATE,
-        resample=True,
-        mixdown=True,
-        num_workers=num_workers,
-    )
-
-
 def feature_set_info(feature_set):
     """What a feature set is, exactly: configuration file, its hash, dimension, versions.
 
@@ -92,11 +88,8 @@ def feature_set_info(feature_set):
     1582
     """
     feature_set = check_feature_set(feature_set)
-    opensmile = require("opensmile")
-    member, dimension = FEATURE_SETS[feature_set]
-    config_root = os.path.join(os.path.dirname(opensmile.__file__), "core", "config")
-    config_file = getattr(opensmile.FeatureSet, member).value + ".conf"
-    config_path = os.path.join(config_root, *config_file.split("/"))
+    member, config_file, dimension = FEATURE_SETS[feature_set]
+    config_path = os.path.join(dependencies.package_dir("opensmile"), "core", "config", *config_file.split("/"))
     return {
         "feature_set": feature_set,
         "opensmile_feature_set": f"FeatureSet.{member}",
@@ -105,7 +98,7 @@ def feature_set_info(feature_set):
         "dimension": dimension,
         "level": "functionals",
         "sampling_rate": SAMPLE_RATE,
-        "opensmile_version": opensmile.__version__,
+        "opensmile_version": dependencies.version("opensmile"),
     }
 
 
@@ -120,6 +113,8 @@ class Functionals:
         info: dict from `feature_set_info` (configuration file, hash, versions).
         cache_file: str or None, the `.npz` the features were read from or written to.
         from_cache: bool, whether they were read from `cache_file`.
+        extraction_wall_time_s: float, seconds openSMILE took when the
+            features were computed (read from the cache with them).
     """
 
     features: np.ndarray
@@ -128,14 +123,11 @@ class Functionals:
     info: dict
     cache_file: str = None
     from_cache: bool = False
+    extraction_wall_time_s: float = None
 
     @property
     def feature_set(self):
         return self.info["feature_set"]
-
-    def fingerprint(self):
-        """SHA-256 of the feature matrix bytes: identifies the exact numbers used."""
-        return hashlib.sha256(np.ascontiguousarray(self.features).tobytes()).hexdigest()
 
 
 def _cache_key(paths, info):
@@ -162,25 +154,50 @@ def _read_cache(cache_file, paths, info):
                 or [str(p) for p in data["paths"]] != list(paths)
             ):
                 return None
-            return data["features"], tuple(str(name) for name in data["feature_names"])
+            names = tuple(str(name) for name in data["feature_names"])
+            return data["features"], names, float(data["extraction_wall_time_s"])
     except (OSError, ValueError, KeyError):
         return None
 
 
+def _run_worker(paths, feature_set, num_workers):
+    """openSMILE's output for `paths`, computed in a child interpreter (see the module docstring)."""
+    member, config_file, _ = FEATURE_SETS[feature_set]
+    with tempfile.TemporaryDirectory(prefix="keras_ser_opensmile_") as folder:
+        output = os.path.join(folder, "functionals.npz")
+        request = {
+            "feature_set": member,
+            "paths": list(paths),
+            "sampling_rate": SAMPLE_RATE,
+            "num_workers": int(num_workers),
+            "output": output,
+        }
+        # -P: do not put the worker's folder (this package) on sys.path.
+        done = subprocess.run(
+            [sys.executable, "-P", _WORKER], input=json.dumps(request), capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            reason = lines[-1] if lines else f"exit status {done.returncode}"
+            raise ValueError(f"openSMILE {feature_set} extraction failed on {len(paths)} file(s): {reason}")
+        with np.load(output, allow_pickle=False) as data:
+            config_path = str(data["config_path"])
+            if not config_path.replace(os.sep, "/").endswith(config_file):
+                raise RuntimeError(f"openSMILE used {config_path} for {feature_set}, expected {config_file}")
+            files = [str(path) for path in data["files"]]
+            return data["features"], tuple(str(name) for name in data["feature_names"]), files
+
+
 def _extract(paths, feature_set, num_workers):
-    smile = _smile(feature_set, num_workers=num_workers)
-    frame = smile.process_files(list(paths))
-    files = [str(path) for path in frame.index.get_level_values("file")]
+    features, names, files = _run_worker(paths, feature_set, num_workers)
     if files != list(paths):
         raise RuntimeError(
             f"openSMILE returned {len(files)} rows for {len(paths)} files, or in another order"
         )
-    features = frame.to_numpy(dtype=np.float32)
-    dimension = FEATURE_SETS[feature_set][1]
+    dimension = FEATURE_SETS[feature_set][2]
     if features.shape[1] != dimension:
         raise RuntimeError(
-            f"openSMILE configuration {smile.config_path} gave {features.shape[1]} functionals, "
-            f"expected {dimension} for {feature_set}"
+            f"openSMILE {feature_set} gave {features.shape[1]} functionals, expected {dimension}"
         )
     bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
     if bad.size:
@@ -189,7 +206,7 @@ def _extract(paths, feature_set, num_workers):
             f"openSMILE {feature_set} gave NaN or infinite functionals for {bad.size} of {len(paths)} "
             f"file(s) (audio too short for the 40 ms analysis frames?): {shown}"
         )
-    return features, tuple(frame.columns)
+    return features, names
 
 
 def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1):
@@ -216,9 +233,11 @@ def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1
         A `Functionals` (`.features` is `[len(paths), dimension]` float32).
 
     Raises:
-        ValueError: an empty `paths`, an unknown feature set, or a file whose
-            functionals are not finite (too short). A file that cannot be read
-            raises the decoder's error, which names the file.
+        ValueError: an empty `paths`, an unknown feature set, a file that
+            cannot be decoded (the message names it) or whose functionals are
+            not finite (too short).
+        FileNotFoundError: a path that is not a file.
+        ImportError: openSMILE is not installed (names the extra to install).
 
     Example:
 
@@ -240,9 +259,11 @@ def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1
         cache_file = os.path.join(os.path.abspath(cache_dir), f"{feature_set}-{key[:24]}.npz")
         cached = _read_cache(cache_file, paths, info)
         if cached is not None:
-            features, names = cached
-            return Functionals(features, names, paths, info, cache_file, from_cache=True)
+            features, names, seconds = cached
+            return Functionals(features, names, paths, info, cache_file, True, seconds)
+    start = time.perf_counter()
     features, names = _extract(paths, feature_set, num_workers)
+    seconds = round(time.perf_counter() - start, 3)
     if cache_file is not None:
         arrays = {
             "format": np.array(_CACHE_FORMAT),
@@ -250,6 +271,7 @@ def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1
             "paths": np.array(paths),
             "feature_names": np.array(names),
             "features": features,
+            "extraction_wall_time_s": np.array(seconds),
         }
         write_atomic(cache_file, lambda stream: np.savez(stream, **arrays))
-    return Functionals(features, names, paths, info, cache_file, from_cache=False)
+    return Functionals(features, names, paths, info, cache_file, False, seconds)
