@@ -47,7 +47,9 @@ needs_weights = pytest.mark.skipif(
 )
 
 # ImageNet class indices (0-based, the order of the 1000-way classifier).
-CAT_CLASSES = {281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
+CAT_CLASSES = {
+    281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat",
+}
 COFFEE_CLASSES = {967: "espresso", 968: "cup"}
 
 # Lite0 stages: (repeats, kernel, stride, expand, output filters).
@@ -290,7 +292,8 @@ def test_wrong_missing_and_leftover_tensors_name_tensor_and_layer(headless_model
 
     missing = dict(imagenet_state)
     del missing["_bn1.running_var"]
-    with pytest.raises(ValueError, match=r"missing tensor '_bn1\.running_var' for Keras layer 'head_bn'"):
+    with pytest.raises(ValueError,
+                       match=r"missing tensor '_bn1\.running_var' for Keras layer 'head_bn'"):
         load_efficientnet_lite0(headless_model, missing)
 
     leftover = dict(imagenet_state)
@@ -355,7 +358,8 @@ def test_get_config_and_save_load_round_trip(tmp_path):
 def test_full_lite0_config_round_trips(headless_model):
     config = headless_model.get_config()
     assert config["stackwise_num_repeats"] == [1, 2, 2, 3, 3, 4, 1]
-    assert EfficientNetLiteBackbone.from_config(config).count_params() == headless_model.count_params()
+    rebuilt = EfficientNetLiteBackbone.from_config(config)
+    assert rebuilt.count_params() == headless_model.count_params()
 
 
 # -- other backends -------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def read_torch_state_dict(path):
         import torch
     except ImportError as error:
         raise ImportError(
-            f"Reading torch weights needs torch, which is not installed. Install it with: {INSTALL_HINT}"
+            "Reading torch weights needs torch, which is not installed. "
+            f"Install it with: {INSTALL_HINT}"
         ) from error
     path = os.fspath(path)
     if not os.path.isfile(path):
