@@ -1,0 +1,76 @@
+"""Flags that define a model and how it is trained (a `TrainConfig`)."""
+
+import json
+
+from keras_ser.cli.main import UsageError
+
+
+def define(flag_values):
+    from absl import flags
+
+    from keras_ser.training.config import RECIPES, STRATEGIES, VALIDATION, TrainConfig
+
+    d = TrainConfig()
+    F = dict(flag_values=flag_values)
+    flags.DEFINE_enum("model", d.model, ["cnn_sru", "cnn", "sru"],
+                      "Zoo model: cnn_sru (the paper's CNN+SRU), cnn (CNN alone, one segment), "
+                      "sru (SRU alone over frame-level features).", **F)
+    flags.DEFINE_integer("n_segments", d.n_segments, "Segments per utterance N for cnn_sru (1..5).", **F)
+    flags.DEFINE_enum("recipe", d.recipe, list(RECIPES),
+                      "end_to_end: one model.fit of the whole network (Adam). paper: stage 1 fine-tunes the CNN on "
+                      "segments (SGD), stage 2 trains the SRU on FC7 features extracted once (Adam).", **F)
+    flags.DEFINE_string("backbone", d.backbone, "CNN backbone: alexnet or efficientnet_lite0.", **F)
+    flags.DEFINE_string("backbone_variant", None, "Backbone variant (AlexNet: caffe (default) or torchvision).", **F)
+    flags.DEFINE_string("backbone_weights", None,
+                        "Pretrained backbone weights: a bvlc_alexnet.npy or torchvision .pth path for AlexNet, "
+                        "'imagenet' for efficientnet_lite0. Default: random initialisation.", **F)
+    flags.DEFINE_string("backbone_kwargs", None,
+                        'JSON dict of more backbone arguments, e.g. \'{"filters": [16, 32, 48, 48, 32], '
+                        '"fc_units": 256}\' for a small AlexNet.', **F)
+    flags.DEFINE_integer("sru_units", d.sru_units, "SRU width (the paper: 4096).", **F)
+    flags.DEFINE_float("dropout", d.dropout, "Dropout after FC6 and FC7 (the paper: 0.5).", **F)
+    flags.DEFINE_integer("image_size", d.image_size, "Height and width of each segment image (the paper: 227).", **F)
+    flags.DEFINE_integer("epochs", d.epochs, "end_to_end: maximum epochs.", **F)
+    flags.DEFINE_float("learning_rate", d.learning_rate, "end_to_end: Adam learning rate.", **F)
+    flags.DEFINE_integer("stage1_epochs", d.stage1_epochs, "paper: stage 1 maximum epochs (the paper: 400).", **F)
+    flags.DEFINE_float("stage1_learning_rate", d.stage1_learning_rate, "paper: stage 1 SGD learning rate.", **F)
+    flags.DEFINE_float("stage1_momentum", d.stage1_momentum, "paper: stage 1 SGD momentum.", **F)
+    flags.DEFINE_integer("stage2_epochs", d.stage2_epochs, "paper: stage 2 maximum epochs (the paper: 100).", **F)
+    flags.DEFINE_float("stage2_learning_rate", d.stage2_learning_rate, "paper: stage 2 Adam learning rate.", **F)
+    flags.DEFINE_integer("batch_size", d.batch_size, "Batch size (the paper: 30).", **F)
+    flags.DEFINE_enum("validation", d.validation, list(VALIDATION),
+                      "none: train the full epochs, keep the last. next: hold out the next training speaker for "
+                      "early stopping and best-epoch choice (never the test speaker).", **F)
+    flags.DEFINE_integer("patience", d.patience, "Early-stopping patience in epochs (with --validation=next).", **F)
+    flags.DEFINE_enum("monitor", d.monitor, ["val_loss", "val_ua"], "What early stopping watches.", **F)
+    flags.DEFINE_integer("seed", d.seed, "Random seed (weights, shuffling, dropout).", **F)
+    flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"],
+                      "Mixed-precision policy (default: float32).", **F)
+    flags.DEFINE_enum("strategy", d.strategy, list(STRATEGIES),
+                      "tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
+                      "(MultiWorkerMirroredStrategy; each worker reads TF_CONFIG).", **F)
+
+
+def config_from(flag_values):
+    """The `TrainConfig` the flags describe; bad values are a UsageError."""
+    from keras_ser.training.config import TrainConfig
+
+    backbone_kwargs = None
+    if flag_values.backbone_kwargs:
+        try:
+            backbone_kwargs = json.loads(flag_values.backbone_kwargs)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"--backbone_kwargs is not valid JSON ({error}): {flag_values.backbone_kwargs!r}")
+        if not isinstance(backbone_kwargs, dict):
+            raise UsageError(f"--backbone_kwargs must be a JSON object. Received: {flag_values.backbone_kwargs!r}")
+    names = [name for name in TrainConfig.__dataclass_fields__ if name != "backbone_kwargs"]
+    values = {name: flag_values[name].value for name in names}
+    n = values["n_segments"]
+    if values["model"] == "cnn_sru" and not 1 <= n <= 5:
+        raise UsageError(f"--n_segments must be between 1 and 5. Received: --n_segments={n}")
+    if values["model"] == "cnn":
+        values["n_segments"] = 1
+    try:
+        return TrainConfig(backbone_kwargs=backbone_kwargs, **values)
+    except ValueError as error:
+        raise UsageError(str(error)) from None

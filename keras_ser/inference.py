@@ -1,0 +1,81 @@
+"""Predicting emotions of audio files with a trained keras-ser model.
+
+Uses the model's own stored configuration (feature settings, segments,
+image size, class names), so callers pass nothing but files.
+"""
+
+import os
+
+import numpy as np
+
+
+def model_inputs(model, waveform):
+    """The model input of one mono 16 kHz waveform (`[1, ...]` numpy).
+
+    `segments` models get `[1, N, H, W, 3]`; the frame-level `sru` model gets
+    `[1, frames, 3 * n_mels]`.
+    """
+    import tf_pipeline
+
+    image = tf_pipeline.feature_image(waveform, model.feature_config)
+    if model.n_segments is None:
+        frames = np.transpose(image.numpy(), (1, 2, 0)).reshape(image.shape[1], -1)
+        return frames[None]
+    size = tuple(model.input.shape[2:4])
+    return tf_pipeline.segment_and_resize(image, model.n_segments, size=size).numpy()[None]
+
+
+def predict_files(model, paths):
+    """Label and class probabilities for each file; unreadable files do not stop the others.
+
+    Args:
+        model: a keras-ser model (e.g. `keras.saving.load_model("m.keras")`).
+        paths: audio file paths.
+
+    Returns:
+        A list, one dict per path in order: `{"file", "label", "class_id",
+        "probabilities": {class name: p}}`, or `{"file", "error"}` when the
+        file cannot be read or is too short.
+
+    Example:
+
+    >>> model = keras.saving.load_model("emodb_cnn_sru.keras")       # doctest: +SKIP
+    >>> predict_files(model, ["03a01Fa.wav"])[0]["label"]            # doctest: +SKIP
+    'happiness'
+    """
+    import tensorflow as tf
+
+    import tf_pipeline
+
+    results = []
+    for path in paths:
+        try:
+            waveform = tf_pipeline.load_audio(path, model.feature_config)
+            inputs = model_inputs(model, waveform)
+        except (ValueError, tf.errors.InvalidArgumentError) as error:
+            results.append({"file": path, "error": str(error).splitlines()[0]})
+            continue
+        probabilities = np.asarray(model.predict(inputs, verbose=0))[0]
+        class_id = int(np.argmax(probabilities))
+        results.append({
+            "file": path,
+            "label": model.class_names[class_id],
+            "class_id": class_id,
+            "probabilities": {name: float(p) for name, p in zip(model.class_names, probabilities)},
+        })
+    return results
+
+
+def format_table(results, class_names):
+    """A fixed-width table of `predict_files` results."""
+    width = max([len(os.path.basename(r["file"])) for r in results] + [4])
+    header = f"{'file':{width}s}  {'label':12s} " + " ".join(f"{name[:9]:>9s}" for name in class_names)
+    lines = [header]
+    for result in results:
+        name = os.path.basename(result["file"])
+        if "error" in result:
+            lines.append(f"{name:{width}s}  ERROR: {result['error']}")
+            continue
+        probabilities = " ".join(f"{result['probabilities'][c]:9.3f}" for c in class_names)
+        lines.append(f"{name:{width}s}  {result['label']:12s} {probabilities}")
+    return "\n".join(lines)

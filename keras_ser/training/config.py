@@ -1,0 +1,132 @@
+"""Training configuration: model, recipe and optimisation settings as data."""
+
+import dataclasses
+import json
+
+RECIPES = ("end_to_end", "paper")
+VALIDATION = ("none", "next")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run, stored in every result file.
+
+    Model fields go to `keras_ser.build_model`; recipe fields choose how it
+    is trained. Defaults are the paper's where it gives them (batch 30;
+    `paper` recipe: stage 1 SGD 1e-3 for 400 epochs, stage 2 Adam 1e-3 for
+    100 epochs) and this project's reference calibration otherwise
+    (`end_to_end`: Adam 1e-4, 30 epochs, DESIGN.md).
+
+    Args:
+        model: zoo entry (`cnn_sru`, `cnn`, `sru`).
+        n_segments: segments per utterance (1..5; `cnn` uses 1, `sru` none).
+        backbone, backbone_variant, backbone_weights, backbone_kwargs,
+            sru_units, dropout, image_size: passed to `build_model`.
+        recipe: `"end_to_end"` (one `model.fit` of the whole network) or
+            `"paper"` (stage 1 fine-tunes the CNN on segments labelled with
+            their utterance's emotion, stage 2 trains the SRU + softmax on
+            the FC7 features extracted once).
+        epochs, learning_rate: the `end_to_end` recipe (Adam).
+        stage1_epochs, stage1_learning_rate, stage1_momentum: stage 1 (SGD).
+        stage2_epochs, stage2_learning_rate: stage 2 (Adam).
+        batch_size: utterances per batch (stage 1: segments per batch).
+        validation: `"none"` (fixed epochs) or `"next"` (hold out the next
+            training speaker; early stopping and best-epoch choice there).
+        patience: epochs without improvement of `monitor` before stopping
+            (with a validation speaker).
+        monitor: `"val_loss"` or `"val_ua"`.
+        seed: seeds weights, shuffling and dropout.
+        mixed_precision: `None`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        strategy: `"default"`, `"mirrored"` or `"multi_worker"` (tf.distribute).
+    """
+
+    model: str = "cnn_sru"
+    n_segments: int = 3
+    backbone: str = "alexnet"
+    backbone_variant: str = None
+    backbone_weights: str = None
+    backbone_kwargs: dict = None
+    sru_units: int = 4096
+    dropout: float = 0.5
+    image_size: int = 227
+    recipe: str = "end_to_end"
+    epochs: int = 30
+    learning_rate: float = 1e-4
+    stage1_epochs: int = 400
+    stage1_learning_rate: float = 1e-3
+    stage1_momentum: float = 0.9
+    stage2_epochs: int = 100
+    stage2_learning_rate: float = 1e-3
+    batch_size: int = 30
+    validation: str = "none"
+    patience: int = 10
+    monitor: str = "val_loss"
+    seed: int = 0
+    mixed_precision: str = None
+    strategy: str = "default"
+
+    def __post_init__(self):
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={self.recipe!r}")
+        if self.validation not in VALIDATION:
+            raise ValueError(f"validation must be one of {VALIDATION}. Received: validation={self.validation!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={self.strategy!r}")
+        if self.monitor not in ("val_loss", "val_ua"):
+            raise ValueError(f"monitor must be 'val_loss' or 'val_ua'. Received: monitor={self.monitor!r}")
+        if self.mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
+            raise ValueError(
+                "mixed_precision must be None, 'mixed_float16' or 'mixed_bfloat16'. "
+                f"Received: mixed_precision={self.mixed_precision!r}"
+            )
+        if self.recipe == "paper" and self.model != "cnn_sru":
+            raise ValueError(f"The 'paper' recipe trains the cnn_sru model. Received: model={self.model!r}")
+        if self.model == "cnn_sru" and not 1 <= self.n_segments <= 5:
+            raise ValueError(f"n_segments must be between 1 and 5. Received: n_segments={self.n_segments}")
+        for name in ("epochs", "stage1_epochs", "stage2_epochs", "batch_size", "image_size", "sru_units"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+    @property
+    def segments(self):
+        """Segments per utterance the data pipeline must cut (None for frames)."""
+        return {"cnn_sru": self.n_segments, "cnn": 1}.get(self.model)
+
+    @property
+    def output(self):
+        """The `make_dataset` output this model reads."""
+        return "frames" if self.model == "sru" else "segments"
+
+    def model_kwargs(self):
+        """Arguments of `keras_ser.build_model` (besides classes and features)."""
+        kwargs = dict(
+            name=self.model,
+            sru_units=self.sru_units,
+            dropout=self.dropout,
+        )
+        if self.model != "sru":
+            kwargs.update(
+                n_segments=self.segments,
+                backbone=self.backbone,
+                backbone_variant=self.backbone_variant,
+                backbone_weights=self.backbone_weights,
+                image_size=self.image_size,
+                backbone_kwargs=dict(self.backbone_kwargs) if self.backbone_kwargs else None,
+            )
+        return kwargs
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config):
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"Unknown TrainConfig fields: {unknown}")
+        return cls(**config)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)

@@ -1,0 +1,53 @@
+"""tf.distribute strategies for the training recipes."""
+
+
+def get_strategy(name="default"):
+    """Returns the `tf.distribute.Strategy` a `TrainConfig.strategy` names.
+
+    - `"default"`: the default strategy (one device).
+    - `"mirrored"`: `tf.distribute.MirroredStrategy()`, every local GPU (or
+      the CPU when there is none).
+    - `"multi_worker"`: `tf.distribute.MultiWorkerMirroredStrategy()`; each
+      worker reads its role from the `TF_CONFIG` environment variable
+      (`{"cluster": {"worker": ["host:port", ...]}, "task": {"type":
+      "worker", "index": i}}`). Every worker runs the same command.
+
+    Example:
+
+    >>> strategy = get_strategy("mirrored")      # doctest: +SKIP
+    >>> with strategy.scope():                    # doctest: +SKIP
+    ...     model = keras_ser.build_model()
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        import json
+        import os
+
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy='multi_worker' needs the TF_CONFIG environment variable (cluster and task)")
+        json.loads(os.environ["TF_CONFIG"])  # a clear JSON error before TF's own
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be 'default', 'mirrored' or 'multi_worker'. Received: strategy={name!r}")
+
+
+def is_chief():
+    """True on the worker that writes result files.
+
+    Without `TF_CONFIG` that is this process; in a cluster it is the `chief`
+    task, or worker 0 when the cluster has no chief.
+    """
+    import json
+    import os
+
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    if not config:
+        return True
+    task = config.get("task", {})
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0

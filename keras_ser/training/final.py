@@ -1,0 +1,43 @@
+"""Training one final model on every speaker of a corpus."""
+
+import numpy as np
+
+from keras_ser.training.config import TrainConfig
+
+
+def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1, augment=None):
+    """Trains one model on all speakers (no test speaker), ready to save or export.
+
+    With `config.validation="next"` the last speaker (in sorted order) is held
+    out for early stopping; otherwise every utterance trains for
+    `config.epochs` (a good value is the best epoch of a LOSO run of the same
+    configuration). Feature statistics come from the training utterances.
+
+    Returns:
+        A `TrainResult`; `result.model` carries class names, the feature
+        configuration and the statistics.
+
+    Example:
+
+    >>> result = train_final(corpus, TrainConfig(epochs=20))     # doctest: +SKIP
+    >>> result.model.save("emodb_cnn_sru.keras")                 # doctest: +SKIP
+    """
+    import keras
+
+    from keras_ser.training import recipes
+    from keras_ser.training.loso import make_fold_data
+    from tf_pipeline.config import FeatureConfig
+    from tf_pipeline.folds import Fold
+
+    feature_config = FeatureConfig.from_dict(feature_config) if feature_config is not None else FeatureConfig()
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(config)
+    speakers = corpus.speaker_ids
+    if config.validation == "next":
+        held = corpus.speakers[-1]
+        fold = Fold(None, np.flatnonzero(speakers != held), np.zeros(0, np.int64), held, np.flatnonzero(speakers == held))
+    else:
+        fold = Fold(None, np.arange(len(corpus)), np.zeros(0, np.int64))
+    keras.utils.set_random_seed(config.seed)
+    data = make_fold_data(corpus, fold, config, feature_config, augment=augment)
+    return recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)

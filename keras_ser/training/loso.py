@@ -1,0 +1,238 @@
+"""The leave-one-speaker-out runner: resumable, one result file per fold.
+
+For each test speaker: a fresh model, feature statistics from the training
+speakers only, training (early stopping on a held-out training speaker when
+`validation="next"`), evaluation on the test speaker. Each fold's result is
+written atomically (temporary file + rename) as `fold_<speaker>.json`; a
+second invocation with the same run directory skips the folds already there,
+so an interrupted run loses at most the fold in progress.
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from keras_ser.training import report
+from keras_ser.training import scores
+from keras_ser.training.config import TrainConfig
+
+RUN_FILE = "run.json"
+
+
+def write_json_atomic(path, payload):
+    """Writes JSON to `path` through a temporary file and a rename."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def fold_path(run_dir, speaker):
+    return os.path.join(run_dir, f"fold_{speaker}.json")
+
+
+def versions():
+    """Library versions and the machine, for result files."""
+    import keras
+
+    info = {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        info["gpus"] = [device.name for device in tf.config.list_physical_devices("GPU")]
+    except ImportError:
+        pass
+    return info
+
+
+def make_fold_data(corpus, fold, config, feature_config=None, augment=None):
+    """Builds the `FoldData` of one fold from a corpus with tf_pipeline.
+
+    Channel statistics come from `fold.train_indices` only.
+    """
+    import tensorflow as tf
+
+    import tf_pipeline
+    from keras_ser.training.recipes import FoldData
+
+    stats = tf_pipeline.corpus_channel_stats(corpus, fold.train_indices, feature_config)
+    parts = {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
+    options = tf.data.Options()
+    if config.strategy == "multi_worker":
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
+    def dataset(part, training):
+        return tf_pipeline.make_dataset(
+            corpus,
+            parts[part],
+            n_segments=config.segments or 1,
+            batch_size=config.batch_size,
+            training=training,
+            config=feature_config,
+            image_size=(config.image_size, config.image_size),
+            output=config.output,
+            seed=config.seed,
+            augment=augment,
+        ).with_options(options)
+
+    labels = {part: corpus.labels[indices] for part, indices in parts.items()}
+    return FoldData(dataset, labels, list(corpus.class_names), (np.array(stats.mean), np.array(stats.std)))
+
+
+def _run_identity(corpus, config, feature_config, data_dir):
+    return {
+        "config": config.to_dict(),
+        "corpus": corpus.name,
+        "data_dir": os.path.abspath(data_dir) if data_dir else None,
+        "class_names": list(corpus.class_names),
+        "num_utterances": len(corpus),
+        "feature_config": feature_config.to_dict(),
+    }
+
+
+def _check_run_dir(run_dir, identity):
+    path = os.path.join(run_dir, RUN_FILE)
+    if os.path.exists(path):
+        with open(path) as handle:
+            stored = json.load(handle)
+        differences = [
+            f"{key}: {stored.get(key)!r} (stored) vs {value!r} (now)"
+            for key, value in identity.items()
+            if stored.get(key) != value
+        ]
+        if differences:
+            raise ValueError(
+                f"{run_dir} holds a run with another configuration; use a new --run_dir or the same settings. "
+                + "; ".join(differences)
+            )
+    return path
+
+
+def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, augment=None):
+    """Trains and evaluates one fold; returns its result dict (not written)."""
+    import keras
+
+    from keras_ser.training import recipes
+
+    keras.utils.set_random_seed(config.seed)
+    start = time.time()
+    data = make_fold_data(corpus, fold, config, feature_config, augment=augment)
+    result = recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)
+    probabilities = result.model.predict(data.dataset("test", training=False), verbose=0)
+    labels = data.labels["test"]
+    predicted = np.argmax(probabilities, axis=1)
+    num_classes = len(corpus.class_names)
+    return {
+        "test_speaker": fold.test_speaker,
+        "validation_speaker": fold.validation_speaker,
+        "n_train": int(len(fold.train_indices)),
+        "n_validation": int(len(fold.validation_indices)),
+        "n_test": int(len(fold.test_indices)),
+        "wa": scores.weighted_accuracy(labels, predicted),
+        "ua": scores.unweighted_accuracy(labels, predicted, num_classes),
+        "confusion": scores.confusion_matrix(labels, predicted, num_classes).tolist(),
+        "class_names": list(corpus.class_names),
+        "predictions": [
+            {
+                "path": corpus.records[index].path,
+                "label": int(label),
+                "predicted": int(guess),
+                "probabilities": [round(float(p), 6) for p in probs],
+            }
+            for index, label, guess, probs in zip(fold.test_indices, labels, predicted, probabilities)
+        ],
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "channel_stats": {"mean": data.channel_stats[0].tolist(), "std": data.channel_stats[1].tolist()},
+        "wall_time_s": round(time.time() - start, 2),
+        "config": config.to_dict(),
+        "feature_config": feature_config.to_dict(),
+        "corpus": corpus.name,
+        "versions": versions(),
+    }, result.model
+
+
+def run_loso(
+    corpus,
+    config,
+    run_dir,
+    speakers=None,
+    feature_config=None,
+    data_dir=None,
+    verbose=1,
+    command=None,
+    augment=None,
+    log=print,
+):
+    """Runs (or resumes) a LOSO evaluation and writes its report.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        config: a `TrainConfig`.
+        run_dir: folder of the run: `run.json`, `fold_<speaker>.json` per
+            finished fold, `results.json`, `results.md`, `confusion.png` and
+            `tensorboard/`.
+        speakers: test speakers to run (default: all).
+        feature_config: `tf_pipeline.FeatureConfig` (default: the paper's).
+        data_dir: the corpus folder, recorded in the results.
+        verbose: Keras progress output (1 bars, 2 one line per epoch, 0 none).
+        command: the command line, recorded in the results.
+        augment: optional per-utterance augmentation for `make_dataset`.
+        log: callable for progress lines.
+
+    Returns:
+        The report dict (as written to `results.json`).
+
+    Example:
+
+    >>> corpus = tf_pipeline.corpora.emodb("/data/emodb/wav")         # doctest: +SKIP
+    >>> config = TrainConfig(epochs=30, validation="next")              # doctest: +SKIP
+    >>> report = run_loso(corpus, config, "runs/emodb_n3", speakers=["03", "08"])  # doctest: +SKIP
+    """
+    import keras
+
+    from tf_pipeline.config import FeatureConfig
+    from tf_pipeline.folds import loso_folds
+
+    feature_config = FeatureConfig.from_dict(feature_config) if feature_config is not None else FeatureConfig()
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(config)
+    os.makedirs(run_dir, exist_ok=True)
+    identity = _run_identity(corpus, config, feature_config, data_dir)
+    run_file = _check_run_dir(run_dir, identity)
+    folds = loso_folds(corpus, validation=config.validation, speakers=speakers)
+    write_json_atomic(run_file, {**identity, "command": command or " ".join(sys.argv)})
+
+    for number, fold in enumerate(folds, start=1):
+        path = fold_path(run_dir, fold.test_speaker)
+        prefix = f"[fold {number}/{len(folds)}] speaker {fold.test_speaker}"
+        if os.path.exists(path):
+            with open(path) as handle:
+                done = json.load(handle)
+            log(f"{prefix}: already done (WA {done['wa']:.3f}, UA {done['ua']:.3f}); skipped")
+            continue
+        held = f", validation speaker {fold.validation_speaker}" if fold.validation_speaker else ""
+        log(f"{prefix}: training on {len(fold.train_indices)} utterances{held}, testing on {len(fold.test_indices)}")
+        log_dir = os.path.join(run_dir, "tensorboard", f"fold_{fold.test_speaker}")
+        result, _ = run_fold(corpus, fold, config, feature_config, log_dir=log_dir, verbose=verbose, augment=augment)
+        write_json_atomic(path, result)
+        log(f"{prefix}: WA {result['wa']:.3f}, UA {result['ua']:.3f} ({result['wall_time_s']:.0f} s)")
+        keras.backend.clear_session()
+
+    return report.write_report(run_dir, log=log)

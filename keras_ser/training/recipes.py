@@ -1,0 +1,261 @@
+"""Training recipes: `end_to_end` and the paper's two stages.
+
+A recipe takes a `TrainConfig` and `FoldData` (datasets of one fold) and
+returns a trained model plus what happened (epochs run, best epoch, history).
+Early stopping and the choice of the best epoch only ever look at the
+validation speaker; with `validation="none"` the weights after the last
+epoch are kept.
+"""
+
+import contextlib
+import dataclasses
+
+import keras
+import numpy as np
+
+import keras_ser
+from keras_ser.layers.standardization import ChannelStandardization
+from keras_ser.training import distribute
+
+
+@dataclasses.dataclass
+class FoldData:
+    """How a recipe gets the data of one fold.
+
+    Attributes:
+        dataset: callable `(part, training) -> tf.data.Dataset` of
+            `(inputs, labels)` batches, `part` in `"train"`, `"validation"`,
+            `"test"`. `training=True` shuffles (and augments).
+        labels: dict `part -> int numpy array` of the labels in dataset order
+            (unshuffled).
+        class_names: list of str.
+        channel_stats: `(mean, std)` of the training speakers' features.
+    """
+
+    dataset: object
+    labels: dict
+    class_names: list
+    channel_stats: tuple
+
+    @property
+    def has_validation(self):
+        return len(self.labels.get("validation", ())) > 0
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """A trained model and the record of its training."""
+
+    model: keras.Model
+    epochs_run: dict
+    best_epoch: dict
+    history: dict
+
+
+@contextlib.contextmanager
+def precision_policy(name):
+    """Sets the global Keras dtype policy (e.g. `"mixed_bfloat16"`) inside the block."""
+    if not name:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_for(config, data, feature_config=None, compile=False):
+    """The fresh zoo model a `TrainConfig` describes, with the fold's statistics set."""
+    model = keras_ser.build_model(
+        num_classes=len(data.class_names),
+        class_names=list(data.class_names),
+        feature_config=feature_config,
+        compile=compile,
+        **config.model_kwargs(),
+    )
+    keras_ser.set_channel_stats(model, *data.channel_stats)
+    return model
+
+
+def _callbacks(config, data, log_dir, stage):
+    callbacks = []
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=f"{log_dir}/{stage}", write_graph=False))
+    if data.has_validation:
+        monitor = config.monitor
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode="min" if monitor == "val_loss" else "max",
+                patience=config.patience,
+                restore_best_weights=True,
+                verbose=0,
+            )
+        )
+    return callbacks
+
+
+def _summarise(history, config, data):
+    epochs_run = len(history.history.get("loss", []))
+    if data.has_validation and config.monitor in history.history:
+        values = history.history[config.monitor]
+        best = int(np.argmin(values) if config.monitor == "val_loss" else np.argmax(values)) + 1
+    else:
+        best = epochs_run
+    return epochs_run, best
+
+
+def _history(history):
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1):
+    """`model.fit` of the whole network (Adam at `config.learning_rate`).
+
+    Returns:
+        A `TrainResult`.
+    """
+    strategy = distribute.get_strategy(config.strategy)
+    with precision_policy(config.mixed_precision), strategy.scope():
+        model = build_for(config, data, feature_config)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+    history = model.fit(
+        data.dataset("train", training=True),
+        validation_data=data.dataset("validation", training=False) if data.has_validation else None,
+        epochs=config.epochs,
+        shuffle=False,  # the dataset shuffles itself, reshuffled every epoch
+        callbacks=_callbacks(config, data, log_dir, "end_to_end"),
+        verbose=verbose,
+    )
+    epochs_run, best = _summarise(history, config, data)
+    return TrainResult(model, {"end_to_end": epochs_run}, {"end_to_end": best}, {"end_to_end": _history(history)})
+
+
+def _segment_dataset(dataset, num_segments, batch_size, shuffle, seed):
+    """`[B, N, H, W, C]` utterance batches -> batches of single segments, each
+    labelled with its utterance's emotion (stage 1 of the paper).
+
+    `num_segments` is the total number of segments (utterances x N).
+    """
+    import tensorflow as tf
+
+    def flatten(segments, labels):
+        shape = tf.shape(segments)
+        images = tf.reshape(segments, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+        return images, tf.repeat(labels, shape[1])
+
+    segments = dataset.map(flatten).unbatch()
+    if shuffle:
+        segments = segments.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
+    batches = -(-num_segments // batch_size)
+    segments = segments.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
+    return segments.prefetch(tf.data.AUTOTUNE)
+
+
+def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
+    """The paper's two stages.
+
+    Stage 1 fine-tunes the CNN on single segments labelled with their
+    utterance's emotion (a softmax on the CNN features; SGD at
+    `config.stage1_learning_rate`, momentum `config.stage1_momentum`).
+    Stage 2 extracts the CNN features (FC7 for AlexNet) of every segment
+    once, in inference mode, and trains the SRU and softmax on those
+    sequences (Adam at `config.stage2_learning_rate`). The two trained parts
+    are then one `CNNSRUClassifier`, evaluated end to end.
+
+    Returns:
+        A `TrainResult` with `epochs_run` and `best_epoch` per stage.
+    """
+    strategy = distribute.get_strategy(config.strategy)
+    num_classes = len(data.class_names)
+    with precision_policy(config.mixed_precision), strategy.scope():
+        model = build_for(config, data, feature_config)
+        backbone = model.backbone
+        # === Stage 1 model: one segment -> CNN -> softmax ===
+        image = keras.Input(shape=tuple(backbone.input.shape[1:]), name="segment")
+        standardize = ChannelStandardization(name="standardize")
+        stage1 = keras.Model(
+            image,
+            keras.layers.Dense(num_classes, activation="softmax", name="segment_predictions")(
+                backbone(standardize(image))
+            ),
+            name="stage1_cnn",
+        )
+        keras_ser.set_channel_stats(stage1, *data.channel_stats)
+        stage1.compile(
+            optimizer=keras.optimizers.SGD(config.stage1_learning_rate, momentum=config.stage1_momentum),
+            loss="sparse_categorical_crossentropy",
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="wa")],
+        )
+    n = config.n_segments
+    history1 = stage1.fit(
+        _segment_dataset(data.dataset("train", training=True), n * len(data.labels["train"]), config.batch_size,
+                         True, config.seed),
+        validation_data=(
+            _segment_dataset(data.dataset("validation", training=False), n * len(data.labels["validation"]),
+                             config.batch_size, False, config.seed)
+            if data.has_validation
+            else None
+        ),
+        epochs=config.stage1_epochs,
+        shuffle=False,  # the dataset shuffles itself
+        callbacks=_callbacks(_loss_monitor(config), data, log_dir, "stage1"),
+        verbose=verbose,
+    )
+    epochs1, best1 = _summarise(history1, _loss_monitor(config), data)
+
+    # === Stage 2: features once, then SRU + softmax on the sequences ===
+    features_model = keras.Model(model.input, model.get_layer("backbone").output, name="segment_features")
+    features = {
+        part: features_model.predict(data.dataset(part, training=False), verbose=0)
+        for part in ("train", "validation")
+        if part == "train" or data.has_validation
+    }
+    with precision_policy(config.mixed_precision), strategy.scope():
+        sequence = keras.Input(shape=features["train"].shape[1:], name="segment_features")
+        sru = model.get_layer("sru").__class__.from_config(model.get_layer("sru").get_config())
+        head_out = model.get_layer("predictions").__class__.from_config(model.get_layer("predictions").get_config())
+        head = keras.Model(sequence, head_out(sru(sequence)), name="stage2_sru")
+        head.compile(
+            optimizer=keras.optimizers.Adam(config.stage2_learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=[
+                keras.metrics.SparseCategoricalAccuracy(name="wa"),
+                keras_ser.metrics.UnweightedAccuracy(num_classes=num_classes, name="ua"),
+            ],
+        )
+    history2 = head.fit(
+        features["train"],
+        data.labels["train"],
+        batch_size=config.batch_size,
+        validation_data=(features["validation"], data.labels["validation"]) if data.has_validation else None,
+        epochs=config.stage2_epochs,
+        shuffle=True,
+        callbacks=_callbacks(config, data, log_dir, "stage2"),
+        verbose=verbose,
+    )
+    epochs2, best2 = _summarise(history2, config, data)
+    model.get_layer("sru").set_weights(sru.get_weights())
+    model.get_layer("predictions").set_weights(head_out.get_weights())
+    model.compile(optimizer=keras.optimizers.Adam(config.stage2_learning_rate))
+    return TrainResult(
+        model,
+        {"stage1": epochs1, "stage2": epochs2},
+        {"stage1": best1, "stage2": best2},
+        {"stage1": _history(history1), "stage2": _history(history2)},
+    )
+
+
+def _loss_monitor(config):
+    # Stage 1 has no UA metric (segment-level); it always monitors the validation loss.
+    return dataclasses.replace(config, monitor="val_loss")
+
+
+RECIPES = {"end_to_end": train_end_to_end, "paper": train_paper}
+
+
+def train(config, data, feature_config=None, log_dir=None, verbose=1):
+    """Trains with the recipe `config.recipe` names. Returns a `TrainResult`."""
+    return RECIPES[config.recipe](config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)

@@ -1,0 +1,230 @@
+"""Reports of LOSO runs: results.json, results.md, confusion.png, and paired t-tests.
+
+Everything here is computed from the fold files alone, so a resumed run
+writes the same report as an uninterrupted one.
+"""
+
+import glob
+import json
+import os
+
+import numpy as np
+
+from keras_ser.training import scores
+
+
+def load_folds(run_dir):
+    """The fold result dicts of a run directory, sorted by test speaker."""
+    folds = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "fold_*.json"))):
+        with open(path) as handle:
+            folds.append(json.load(handle))
+    return folds
+
+
+def summarise(run_dir):
+    """The report dict of a run: per fold, pooled, mean and std over folds."""
+    folds = load_folds(run_dir)
+    if not folds:
+        raise ValueError(f"{run_dir}: no finished folds (fold_*.json) to report")
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        run = json.load(handle)
+    class_names = folds[0]["class_names"]
+    labels = np.concatenate([[p["label"] for p in fold["predictions"]] for fold in folds])
+    predicted = np.concatenate([[p["predicted"] for p in fold["predictions"]] for fold in folds])
+    was = np.array([fold["wa"] for fold in folds])
+    uas = np.array([fold["ua"] for fold in folds])
+    confusion = scores.confusion_matrix(labels, predicted, len(class_names))
+    return {
+        "corpus": run["corpus"],
+        "data_dir": run.get("data_dir"),
+        "command": run.get("command"),
+        "config": run["config"],
+        "feature_config": run["feature_config"],
+        "class_names": class_names,
+        "folds": [
+            {
+                key: fold[key]
+                for key in ("test_speaker", "validation_speaker", "n_train", "n_test", "wa", "ua",
+                            "epochs_run", "best_epoch", "wall_time_s")
+            }
+            for fold in folds
+        ],
+        "pooled": {
+            "n": int(labels.size),
+            "wa": scores.weighted_accuracy(labels, predicted),
+            "ua": scores.unweighted_accuracy(labels, predicted, len(class_names)),
+        },
+        "mean": {"wa": float(was.mean()), "ua": float(uas.mean())},
+        "std": {"wa": float(was.std(ddof=1)) if len(folds) > 1 else 0.0,
+                "ua": float(uas.std(ddof=1)) if len(folds) > 1 else 0.0},
+        "confusion": confusion.tolist(),
+        "wall_time_s": round(sum(fold["wall_time_s"] for fold in folds), 1),
+        "versions": folds[-1].get("versions", {}),
+    }
+
+
+def markdown(summary):
+    """The human-readable table of a report."""
+    config = summary["config"]
+    lines = [
+        f"# LOSO on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)",
+        "",
+        f"Command: `{summary['command']}`",
+        "",
+        _protocol(config),
+        "",
+        "| Test speaker | Utterances | WA % | UA % | Epochs (best) | Time s |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for fold in summary["folds"]:
+        epochs = ", ".join(f"{stage} {run} ({fold['best_epoch'][stage]})" for stage, run in fold["epochs_run"].items())
+        lines.append(
+            f"| {fold['test_speaker']} | {fold['n_test']} | {100 * fold['wa']:.1f} | {100 * fold['ua']:.1f} "
+            f"| {epochs} | {fold['wall_time_s']:.0f} |"
+        )
+    pooled, mean, std = summary["pooled"], summary["mean"], summary["std"]
+    lines += [
+        f"| **pooled** | {pooled['n']} | **{100 * pooled['wa']:.1f}** | **{100 * pooled['ua']:.1f}** | | "
+        f"{summary['wall_time_s']:.0f} |",
+        f"| mean ± std over {len(summary['folds'])} folds | | {100 * mean['wa']:.1f} ± {100 * std['wa']:.1f} "
+        f"| {100 * mean['ua']:.1f} ± {100 * std['ua']:.1f} | | |",
+        "",
+        "Confusion (pooled; rows true, columns predicted):",
+        "",
+        "| | " + " | ".join(summary["class_names"]) + " |",
+        "|---|" + "---:|" * len(summary["class_names"]),
+    ]
+    for name, row in zip(summary["class_names"], summary["confusion"]):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    versions = summary.get("versions", {})
+    lines += [
+        "",
+        f"Machine: {versions.get('platform', '?')}, {versions.get('cpu_count', '?')} CPUs, "
+        f"GPUs: {versions.get('gpus') or 'none'}; Keras {versions.get('keras', '?')} "
+        f"({versions.get('keras_backend', '?')}), TensorFlow {versions.get('tensorflow', '-')}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _protocol(config):
+    weights = config.get("backbone_weights") or "random init (no pretrained weights)"
+    if config["recipe"] == "paper":
+        training = (f"stage 1 SGD lr {config['stage1_learning_rate']} up to {config['stage1_epochs']} epochs, "
+                    f"stage 2 Adam lr {config['stage2_learning_rate']} up to {config['stage2_epochs']} epochs")
+    else:
+        training = f"Adam lr {config['learning_rate']} up to {config['epochs']} epochs"
+    validation = ("early stopping on the next training speaker "
+                  f"({config['monitor']}, patience {config['patience']})"
+                  if config["validation"] == "next" else "no validation speaker, last epoch kept")
+    backbone = "" if config["model"] == "sru" else (
+        f"backbone {config['backbone']} {config.get('backbone_variant') or ''} ({weights}), "
+        f"N={config['n_segments'] if config['model'] == 'cnn_sru' else 1}, image {config['image_size']}px"
+        + (f", backbone_kwargs {config['backbone_kwargs']}" if config.get("backbone_kwargs") else "") + ", ")
+    return (f"Protocol: {backbone}SRU {config['sru_units']} units, dropout {config['dropout']}, {training}, "
+            f"batch {config['batch_size']}, {validation}, seed {config['seed']}"
+            + (f", {config['mixed_precision']}" if config.get("mixed_precision") else "") + ".")
+
+
+def plot_confusion(summary, path):
+    """Saves the row-normalised pooled confusion matrix with class names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.array(summary["confusion"], dtype=np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    names = summary["class_names"]
+    size = 1.2 + 0.75 * len(names)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axis.set_yticks(range(len(names)), names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            axis.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center",
+                      color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
+    pooled = summary["pooled"]
+    axis.set_title(f"{summary['corpus']} LOSO, {summary['config']['model']}: "
+                   f"WA {100 * pooled['wa']:.1f} / UA {100 * pooled['ua']:.1f}", fontsize=10)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(run_dir, log=print):
+    """Writes results.json, results.md and confusion.png; returns the report dict."""
+    from keras_ser.training.loso import write_json_atomic
+
+    summary = summarise(run_dir)
+    write_json_atomic(os.path.join(run_dir, "results.json"), summary)
+    text = markdown(summary)
+    tmp = os.path.join(run_dir, "results.md.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, os.path.join(run_dir, "results.md"))
+    plot_confusion(summary, os.path.join(run_dir, "confusion.png"))
+    if log:
+        log(text)
+    return summary
+
+
+def compare(run_a, run_b):
+    """Paired t-test over the folds two runs share, for WA and UA.
+
+    Returns:
+        A dict with the shared speakers, per-fold values and, per metric,
+        the means, the mean difference (B - A), t and the two-sided p-value
+        (`scipy.stats.ttest_rel`).
+    """
+    from scipy import stats
+
+    folds_a = {fold["test_speaker"]: fold for fold in load_folds(run_a)}
+    folds_b = {fold["test_speaker"]: fold for fold in load_folds(run_b)}
+    shared = sorted(set(folds_a) & set(folds_b))
+    if len(shared) < 2:
+        raise ValueError(
+            f"A paired t-test needs at least 2 folds present in both runs. Received shared folds: {shared} "
+            f"({run_a}: {sorted(folds_a)}, {run_b}: {sorted(folds_b)})"
+        )
+    result = {"run_a": run_a, "run_b": run_b, "speakers": shared, "metrics": {}}
+    for metric in ("wa", "ua"):
+        a = np.array([folds_a[s][metric] for s in shared])
+        b = np.array([folds_b[s][metric] for s in shared])
+        if np.allclose(a, b):
+            t, p = 0.0, 1.0
+        else:
+            test = stats.ttest_rel(b, a)
+            t, p = float(test.statistic), float(test.pvalue)
+        result["metrics"][metric] = {
+            "a": a.tolist(), "b": b.tolist(), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
+            "difference": float((b - a).mean()), "t": t, "p": p,
+        }
+    return result
+
+
+def compare_table(result):
+    """The paired t-test as a table in the style of the paper's Table IV."""
+    lines = [
+        f"Paired t-test over {len(result['speakers'])} folds ({', '.join(result['speakers'])})",
+        f"A = {result['run_a']}",
+        f"B = {result['run_b']}",
+        "",
+        f"{'metric':8s} {'A %':>7s} {'B %':>7s} {'B-A':>7s} {'t':>8s} {'p':>8s}  significant (p<0.05)",
+    ]
+    for metric, values in result["metrics"].items():
+        lines.append(
+            f"{metric.upper():8s} {100 * values['mean_a']:7.1f} {100 * values['mean_b']:7.1f} "
+            f"{100 * values['difference']:+7.1f} {values['t']:8.3f} {values['p']:8.4f}  "
+            f"{'yes' if values['p'] < 0.05 else 'no'}"
+        )
+    lines += ["", f"{'speaker':8s} " + " ".join(f"{m.upper() + ' A':>7s} {m.upper() + ' B':>7s}" for m in result["metrics"])]
+    for index, speaker in enumerate(result["speakers"]):
+        lines.append(f"{speaker:8s} " + " ".join(
+            f"{100 * v['a'][index]:7.1f} {100 * v['b'][index]:7.1f}" for v in result["metrics"].values()))
+    return "\n".join(lines)
