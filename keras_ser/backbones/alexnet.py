@@ -92,7 +92,7 @@ class AlexNet(keras.Model):
 
     >>> import numpy as np
     >>> backbone = AlexNet(variant="caffe", image_size=67, filters=(8, 8, 8, 8, 8), fc_units=16)
-    >>> backbone(np.zeros((2, 67, 67, 3), "float32")).shape
+    >>> tuple(backbone(np.zeros((2, 67, 67, 3), "float32")).shape)
     (2, 16)
     >>> full = AlexNet()                                  # the paper's network
     >>> full.count_params()

@@ -33,7 +33,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     >>> import numpy as np
     >>> lrn = LocalResponseNormalization(size=5, alpha=1e-4, beta=0.75, k=1.0)
-    >>> lrn(np.ones((1, 4, 4, 16), "float32")).shape
+    >>> tuple(lrn(np.ones((1, 4, 4, 16), "float32")).shape)
     (1, 4, 4, 16)
     """
 

@@ -66,7 +66,7 @@ class SRUCell(keras.layers.Layer):
 
     >>> import numpy as np
     >>> layer = keras.layers.RNN(SRUCell(8))
-    >>> layer(np.zeros((2, 5, 8), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 5, 8), "float32")).shape)
     (2, 8)
     """
 
@@ -191,7 +191,7 @@ class SRU(keras.layers.Layer):
 
     >>> import numpy as np
     >>> sru = SRU(16, return_sequences=True)
-    >>> sru(np.zeros((2, 7, 8), "float32")).shape
+    >>> tuple(sru(np.zeros((2, 7, 8), "float32")).shape)
     (2, 7, 16)
     >>> cell_layer = keras.layers.RNN(SRUCell(16), return_sequences=True)
     >>> _ = cell_layer(np.zeros((2, 7, 8), "float32"))

@@ -40,7 +40,7 @@ class ChannelStandardization(keras.layers.Layer):
     >>> layer = ChannelStandardization()
     >>> images = np.ones((2, 8, 8, 3), "float32") * [1.0, 2.0, 3.0]
     >>> _ = layer(images)  # builds mean = 0, variance = 1
-    >>> layer.mean.assign([1.0, 2.0, 3.0]); layer.variance.assign([4.0, 4.0, 4.0])
+    >>> _ = layer.mean.assign([1.0, 2.0, 3.0]), layer.variance.assign([4.0, 4.0, 4.0])
     >>> float(keras.ops.max(keras.ops.abs(layer(images))))
     0.0
     """
