@@ -145,10 +145,15 @@ def _paper_cell(feature_set, corpus_name):
 
 def summary_markdown(run_root):
     """A table of every `results.json` under `run_root`, with the paper's figures beside them."""
-    rows = []
-    for path in sorted(glob.glob(os.path.join(run_root, "*", "results.json"))):
+    runs = []
+    for path in glob.glob(os.path.join(run_root, "*", "results.json")):
         with open(path, encoding="utf-8") as handle:
-            results = json.load(handle)
+            runs.append((path, json.load(handle)))
+    # corpus, feature set, then the standard protocol before the per-speaker variant
+    runs.sort(key=lambda run: (run[1].get("provenance", {}).get("corpus", ""), run[1]["feature_set"],
+                               run[1]["uses_test_speaker_audio"], run[0]))
+    rows = []
+    for path, results in runs:
         corpus_name = results.get("provenance", {}).get("corpus", "")
         pooled = results.get("pooled") or {}
         mean, std = results["mean"], results["std"]
