@@ -1,1 +1,46 @@
-"""saved_models: export keras-ser models as versioned SavedModels for TensorFlow Serving."""
+"""saved_models: export keras-ser models as versioned SavedModels for TensorFlow Serving.
+
+Layout: `<export_root>/<name>/<version>/` (the `--model_base_path` of TF
+Serving is `<export_root>/<name>`). Exported artefacts are never committed.
+
+Example:
+
+>>> import saved_models
+>>> path = saved_models.export(model, "exports", "emotion")   # doctest: +SKIP
+>>> saved_models.audit_ops(path)                               # doctest: +SKIP
+[]
+"""
+
+from saved_models.audit import audit_ops
+from saved_models.audit import check_ops
+from saved_models.audit import saved_model_ops
+from saved_models.export import DEFAULT_MAX_SECONDS
+from saved_models.export import OUTPUTS
+from saved_models.export import SERVE_WAV
+from saved_models.export import SERVING_DEFAULT
+from saved_models.export import SIGNATURES
+from saved_models.export import export
+from saved_models.export import list_versions
+from saved_models.export import next_version
+from saved_models.export import publish_version
+from saved_models.export import read_labels
+from saved_models.export import serving_functions
+from saved_models.warmup import read_warmup_file
+
+__all__ = [
+    "DEFAULT_MAX_SECONDS",
+    "OUTPUTS",
+    "SERVE_WAV",
+    "SERVING_DEFAULT",
+    "SIGNATURES",
+    "audit_ops",
+    "check_ops",
+    "export",
+    "list_versions",
+    "next_version",
+    "publish_version",
+    "read_labels",
+    "read_warmup_file",
+    "saved_model_ops",
+    "serving_functions",
+]

@@ -1,0 +1,551 @@
+"""Export a keras-ser model as a versioned SavedModel for TensorFlow Serving.
+
+`export(model, export_root, name)` writes `<export_root>/<name>/<version>/`,
+the layout TF Serving's `--model_base_path=<export_root>/<name>` polls. The
+version is written into a hidden temporary directory beside it and renamed
+into place, so a polling server never sees half a model.
+
+Signatures (method `tensorflow/serving/predict`, core TF ops only):
+
+- `serving_default`: `waveform` float32 `[batch, samples]` (mono, at the
+  model's `feature_config.sample_rate`, zero-padded) and `num_samples` int32
+  `[batch]` (the true length of each row). Padded rows give the same result
+  as each row alone, so TF Serving's batcher may merge requests of
+  different lengths.
+- `serve_wav`: `audio_bytes` string `[batch]`, 16-bit PCM WAV of any rate
+  (4 kHz to 192 kHz) and channel count, decoded, down-mixed and resampled in
+  the graph.
+
+Both return `probabilities` float32 `[batch, classes]`, `class_id` int64
+`[batch]` and `class_name` string `[batch]`. Features are computed by the
+tf_pipeline batch functions (`batch_decode_wav`, `batch_feature_image`,
+`batch_segment_and_resize`) with the model's own `feature_config`; the model
+standardises them in its first layer, as in training.
+
+Bad input fails the request with `InvalidArgumentError` and a message that
+names the input and the row: empty bytes, bytes that are not WAV, truncated
+WAV, WAV that is not 16-bit PCM, audio shorter than one frame (512 samples)
+or than `n_segments` frames, NaN/Inf samples, `num_samples` that disagrees
+with `waveform`, and audio longer than `max_seconds` (30 s by default; the
+in-graph resampler's memory grows with the length).
+
+Beside the graph, `assets.extra/` holds `tf_serving_warmup_requests`
+(replayed by TF Serving at load), `labels.txt` (one class name per line, in
+`class_id` order) and `keras_ser.json` (feature config, segments, image
+size, class names, signatures).
+
+Example:
+
+>>> import keras_ser, saved_models
+>>> model = keras_ser.build_model(n_segments=3, class_names=[...])      # doctest: +SKIP
+>>> path = saved_models.export(model, "exports", "emotion")               # doctest: +SKIP
+>>> path                                                                    # doctest: +SKIP
+'exports/emotion/1'
+"""
+
+import datetime
+import functools
+import json
+import os
+import shutil
+import uuid
+
+from saved_models import audit
+from saved_models import warmup
+
+SERVING_DEFAULT = "serving_default"
+SERVE_WAV = "serve_wav"
+SIGNATURES = (SERVING_DEFAULT, SERVE_WAV)
+OUTPUTS = ("probabilities", "class_id", "class_name")
+LABELS_FILE = "labels.txt"
+METADATA_FILE = "keras_ser.json"
+DEFAULT_MAX_SECONDS = 30.0
+# WAV sample rates the serve_wav signature accepts (Hz).
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 192000
+_INT32_LIMIT = 2**31 - 1
+
+
+# --------------------------------------------------------------------------
+# Version directories
+# --------------------------------------------------------------------------
+
+
+def list_versions(model_dir):
+    """Sorted integer versions under `model_dir` (numeric directory names, as TF Serving reads them)."""
+    if not os.path.isdir(model_dir):
+        return []
+    versions = []
+    for entry in os.listdir(model_dir):
+        if entry.isdigit() and os.path.isdir(os.path.join(model_dir, entry)):
+            versions.append(int(entry))
+    return sorted(versions)
+
+
+def next_version(model_dir):
+    """1 + the highest version under `model_dir`, or 1 when there is none."""
+    versions = list_versions(model_dir)
+    return versions[-1] + 1 if versions else 1
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ValueError(
+            "name must be a non-empty model name without path separators (it becomes a directory "
+            f"under export_root and the TF Serving model name). Received: name={name!r}"
+        )
+    if name.startswith("."):
+        raise ValueError(f"name must not start with '.' (hidden directories are temporary exports). Received: name={name!r}")
+
+
+def _check_version(version):
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer or None. Received: version={version!r}")
+
+
+def publish_version(model_dir, version, write, overwrite=False):
+    """Writes a version through `write(tmp_dir)` and renames it into place.
+
+    The directory protocol of `export`, usable on its own: `write` fills a
+    fresh hidden directory `model_dir/.tmp-<version>-<id>`; only when it
+    returns is that directory renamed to `model_dir/<version>`. On any error
+    the temporary directory is removed and nothing appears under
+    `model_dir`.
+
+    Args:
+        model_dir: str. `<export_root>/<name>`, created if missing.
+        version: int >= 1, or None for `next_version(model_dir)`.
+        write: callable `(path, version) -> None` writing the SavedModel
+            of `version` into `path`.
+        overwrite: bool. Replace an existing version (renamed away first,
+            deleted after the new one is in place). Defaults to `False`:
+            an existing version is an error.
+
+    Returns:
+        str, the path of the version directory.
+
+    Raises:
+        FileExistsError: the version exists and `overwrite` is False.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    if version is None:
+        version = next_version(model_dir)
+    _check_version(version)
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(
+            f"Version {version} already exists at {final}; pass overwrite=True (keras-ser export "
+            "--overwrite) to replace it, or leave the version out to write the next one"
+        )
+    token = uuid.uuid4().hex[:8]
+    tmp = os.path.join(model_dir, f".tmp-{version}-{token}")
+    try:
+        write(tmp, version)
+        if os.path.exists(final):
+            if not overwrite:  # appeared while we were writing
+                raise FileExistsError(f"Version {version} appeared at {final} while exporting; not replaced")
+            old = os.path.join(model_dir, f".old-{version}-{token}")
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.rename(tmp, final)
+            except OSError as error:  # another exporter took this version first
+                raise FileExistsError(f"Version {version} appeared at {final} while exporting: {error}") from None
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# --------------------------------------------------------------------------
+# Serving functions (TensorFlow graph)
+# --------------------------------------------------------------------------
+
+
+def _check_model(model):
+    import keras_ser
+
+    if isinstance(model, (str, os.PathLike)):
+        raise TypeError("internal: load the model before building serving functions")
+    if not isinstance(model, keras_ser.SERTask):
+        raise ValueError(
+            "export needs a keras-ser model (keras_ser.SERTask: it carries class_names and "
+            f"feature_config). Received: {type(model).__name__}"
+        )
+
+
+def _load_model(model):
+    if isinstance(model, (str, os.PathLike)):
+        import keras
+
+        import keras_ser  # noqa: F401  (registers the custom objects)
+
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No model file at {path!r}")
+        model = keras.saving.load_model(path, compile=False)
+    _check_model(model)
+    return model
+
+
+def _first_failing(ok):
+    """Index of the first False in a bool vector (its length when all are True)."""
+    import tensorflow as tf
+
+    flags = tf.concat([tf.cast(ok, tf.int32), [0]], axis=0)
+    return tf.argmin(flags, output_type=tf.int32)
+
+
+def _at(values, index):
+    """values[index], or 0 past the end (for messages of an all-good batch)."""
+    import tensorflow as tf
+
+    padded = tf.concat([values, tf.zeros([1], values.dtype)], axis=0)
+    return padded[index]
+
+
+def _assert_rows(ok, template, *values):
+    """An Assert on a per-row condition whose message names the first bad row.
+
+    `template` is formatted (`tf.strings.format`, `{}` placeholders) with the
+    row index, then each of `values` (vectors) at that row.
+    """
+    import tensorflow as tf
+
+    row = _first_failing(ok)
+    message = tf.strings.format(template, [row] + [_at(v, row) for v in values])
+    return tf.debugging.Assert(tf.reduce_all(ok), [message], name="check_input")
+
+
+def _gcd64(a, b):
+    import tensorflow as tf
+
+    def body(x, y):
+        return y, tf.math.floormod(x, y)
+
+    result, _ = tf.while_loop(lambda x, y: y > 0, body, (a, b))
+    return result
+
+
+def _check_wav_row(contents, row, config, max_seconds):
+    """Asserts on one WAV byte string; returns its sample count when all pass."""
+    import tensorflow as tf
+
+    import tf_pipeline
+
+    length = tf.cast(tf.strings.length(contents), tf.int64)
+    padded = tf.strings.join([contents, b"\0" * 12])
+
+    def fmt(template, *values):
+        return tf.strings.format(template, [row, *values])
+
+    not_empty = tf.debugging.Assert(
+        length > 0,
+        [fmt("audio_bytes[{}] is empty (0 bytes); expected the bytes of a 16-bit PCM WAV file")],
+        name="check_not_empty",
+    )
+    with tf.control_dependencies([not_empty]):
+        is_wav = tf.logical_and(
+            tf.equal(tf.strings.substr(padded, 0, 4), "RIFF"), tf.equal(tf.strings.substr(padded, 8, 4), "WAVE")
+        )
+        is_wav = tf.logical_and(is_wav, length >= 12)
+    header = tf.debugging.Assert(
+        is_wav,
+        [fmt("audio_bytes[{}] is not a WAV file ({} bytes without a RIFF/WAVE header); expected 16-bit PCM WAV", length)],
+        name="check_wav_header",
+    )
+
+    def u32(offset):
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), tf.uint8), tf.int64)
+        return raw[0] + raw[1] * 256 + raw[2] * 65536 + raw[3] * 16777216
+
+    def more(offset, size, found, steps):
+        return tf.logical_and(tf.logical_and(offset + 8 <= length, tf.logical_not(found)), steps < 4096)
+
+    def step(offset, size, found, steps):
+        chunk_size = u32(offset + 4)
+        is_data = tf.equal(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), "data")
+        skip = offset + 8 + chunk_size + tf.math.floormod(chunk_size, 2)
+        return tf.where(is_data, offset, skip), chunk_size, is_data, steps + 1
+
+    with tf.control_dependencies([header]):
+        start = tf.constant(12, tf.int64)
+    offset, size, found, _ = tf.while_loop(
+        more, step, (start, tf.constant(0, tf.int64), tf.constant(False), tf.constant(0))
+    )
+    has_data = tf.debugging.Assert(
+        found,
+        [fmt("audio_bytes[{}] is not a complete WAV file: no 'data' chunk in its {} bytes", length)],
+        name="check_data_chunk",
+    )
+    available = length - offset - 8
+    complete = tf.debugging.Assert(
+        tf.logical_or(tf.logical_not(found), size <= available),
+        [fmt("audio_bytes[{}] is a truncated WAV file: its header declares {} bytes of audio data but only {} follow",
+             size, available)],
+        name="check_truncation",
+    )
+    with tf.control_dependencies([has_data, complete]):
+        audio, rate = tf_pipeline.decode_wav(contents)
+    samples = tf.cast(tf.shape(audio)[0], tf.int64)
+    rate = tf.cast(rate, tf.int64)
+    rate_ok = tf.debugging.Assert(
+        tf.logical_and(rate >= MIN_SAMPLE_RATE, rate <= MAX_SAMPLE_RATE),
+        [fmt(f"audio_bytes[{{}}] declares a sample rate of {{}} Hz; expected {MIN_SAMPLE_RATE} to "
+             f"{MAX_SAMPLE_RATE} Hz", rate)],
+        name="check_sample_rate",
+    )
+    checks = [rate_ok]
+    with tf.control_dependencies([rate_ok]):
+        target = tf.constant(config.sample_rate, tf.int64)
+        up = target // _gcd64(target, tf.maximum(rate, 1))
+        # The resampler indexes output samples in int32: samples * up must fit.
+        fits = samples * up <= _INT32_LIMIT
+    checks.append(tf.debugging.Assert(
+        fits,
+        [fmt("audio_bytes[{}] is too long to resample in-graph: {} samples at {} Hz; send 16 kHz audio or "
+             "the waveform signature", samples, rate)],
+        name="check_resample_size",
+    ))
+    if max_seconds is not None:
+        limit = tf.cast(tf.math.floor(float(max_seconds) * tf.cast(rate, tf.float64)), tf.int64)
+        checks.append(tf.debugging.Assert(
+            samples <= limit,
+            [fmt(f"audio_bytes[{{}}] is too long: {{}} samples at {{}} Hz; at most {max_seconds:g} s are accepted "
+                 "(split longer recordings)", samples, rate)],
+            name="check_duration",
+        ))
+    with tf.control_dependencies(checks):
+        return tf.identity(samples)
+
+
+def _model_inputs(model, waveforms, num_samples):
+    """Model input from padded waveforms, with the tf_pipeline batch functions."""
+    import tensorflow as tf
+
+    import tf_pipeline
+
+    config = model.feature_config
+    images, num_frames = tf_pipeline.batch_feature_image(waveforms, num_samples, config)
+    if model.n_segments is None:
+        # Frame-level model (`sru`): [B, T, 3 * n_mels], zero past each row's
+        # frames, laid out as tf_pipeline.make_dataset(output="frames") does.
+        batch = tf.shape(images)[0]
+        sequence = tf.transpose(images, [0, 2, 3, 1])  # [B, T, 3, n_mels]
+        return tf.reshape(sequence, [batch, -1, 3 * config.n_mels])
+    size = tuple(int(s) for s in model.input.shape[2:4])
+    return tf_pipeline.batch_segment_and_resize(images, num_frames, model.n_segments, size)
+
+
+def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
+    """The two serving functions of a model, as `tf.function`s with input signatures.
+
+    What `export` saves; useful on its own to run the serving graph without
+    writing it (tests, notebooks).
+
+    Args:
+        model: a keras-ser model (`keras_ser.SERTask`): `cnn_sru`, `cnn` or `sru`.
+        max_seconds: float or None. Longest accepted audio, in seconds.
+            Defaults to `30.0`; None accepts any length.
+
+    Returns:
+        dict `{"serving_default": fn(waveform, num_samples), "serve_wav": fn(audio_bytes)}`.
+        Each returns the dict of outputs `probabilities`, `class_id`, `class_name`.
+
+    Example:
+
+    >>> fns = serving_functions(model)                                   # doctest: +SKIP
+    >>> fns["serve_wav"](tf.constant([open("03a01Fa.wav", "rb").read()]))["class_name"]  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    import tf_pipeline
+
+    _check_model(model)
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive or None. Received: max_seconds={max_seconds!r}")
+    config = model.feature_config
+    class_names = tf.constant(model.class_names)
+    max_samples = None if max_seconds is None else int(max_seconds * config.sample_rate)
+
+    def predict(waveforms, num_samples):
+        probabilities = tf.cast(model(_model_inputs(model, waveforms, num_samples), training=False), tf.float32)
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {
+            "probabilities": probabilities,
+            "class_id": class_id,
+            "class_name": tf.gather(class_names, class_id),
+        }
+
+    @functools.partial(tf.function, autograph=False, input_signature=[
+        tf.TensorSpec([None, None], tf.float32, name="waveform"),
+        tf.TensorSpec([None], tf.int32, name="num_samples"),
+    ])
+    def serving_default(waveform, num_samples):
+        rows = tf.shape(waveform)[0]
+        width = tf.shape(waveform)[1]
+        same_batch = tf.debugging.Assert(
+            tf.equal(tf.shape(num_samples)[0], rows),
+            [tf.strings.format("num_samples must hold one length per row of waveform: waveform has {} rows, "
+                               "num_samples {} entries", [rows, tf.shape(num_samples)[0]])],
+            name="check_batch",
+        )
+        with tf.control_dependencies([same_batch]):
+            lengths = tf.identity(num_samples)
+        checks = [
+            _assert_rows(lengths >= 0, "num_samples[{}] = {} is negative", lengths),
+            _assert_rows(
+                lengths <= width,
+                "num_samples[{}] = {} exceeds the {} samples of its waveform row",
+                lengths, tf.fill(tf.shape(lengths), width),
+            ),
+        ]
+        if max_samples is not None:
+            checks.append(_assert_rows(
+                lengths <= max_samples,
+                f"waveform[{{}}] is too long: {{}} samples; at most {max_seconds:g} s ({max_samples} samples at "
+                f"{config.sample_rate} Hz) are accepted (split longer recordings)",
+                lengths,
+            ))
+        with tf.control_dependencies(checks):
+            lengths = tf.identity(lengths)
+        return predict(waveform, lengths)
+
+    @functools.partial(tf.function, autograph=False,
+                       input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
+    def serve_wav(audio_bytes):
+        rows = tf.range(tf.shape(audio_bytes)[0])
+        checked = tf.map_fn(
+            lambda args: _check_wav_row(args[0], args[1], config, max_seconds),
+            (audio_bytes, rows),
+            fn_output_signature=tf.int64,
+        )
+        with tf.control_dependencies([checked]):
+            audio_bytes = tf.identity(audio_bytes)
+        waveforms, num_samples = tf_pipeline.batch_decode_wav(audio_bytes, config)
+        return predict(waveforms, num_samples)
+
+    return {SERVING_DEFAULT: serving_default, SERVE_WAV: serve_wav}
+
+
+# --------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------
+
+
+def _warmup_audio(warmup_files, config):
+    if not warmup_files:
+        return warmup.synthetic_audio(config.sample_rate)
+    import tf_pipeline
+
+    wavs, waveforms = [], []
+    for path in list(warmup_files)[:4]:
+        with open(path, "rb") as handle:
+            wavs.append(handle.read())
+        waveforms.append(tf_pipeline.load_audio(path, config))
+    return wavs, waveforms
+
+
+def _metadata(model, name, version, max_seconds):
+    import keras_ser
+
+    return {
+        "name": name,
+        "version": version,
+        "model": model.name,
+        "class_names": model.class_names,
+        "n_segments": model.n_segments,
+        "image_size": None if model.n_segments is None else [int(s) for s in model.input.shape[2:4]],
+        "feature_config": model.feature_config.to_dict(),
+        "max_seconds": max_seconds,
+        "signatures": {
+            SERVING_DEFAULT: {"inputs": {"waveform": "float32 [batch, samples]", "num_samples": "int32 [batch]"}},
+            SERVE_WAV: {"inputs": {"audio_bytes": "string [batch] (16-bit PCM WAV)"}},
+        },
+        "outputs": {"probabilities": "float32 [batch, classes]", "class_id": "int64 [batch]",
+                    "class_name": "string [batch]"},
+        "keras_ser_version": keras_ser.__version__,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def export(model, export_root, name, version=None, overwrite=False, warmup_files=None,
+           max_seconds=DEFAULT_MAX_SECONDS, verbose=False):
+    """Exports a keras-ser model to `<export_root>/<name>/<version>/` for TF Serving.
+
+    Writes with `keras.export.ExportArchive` (signatures `serving_default`
+    and `serve_wav`, see the module docstring) into a temporary directory,
+    adds `assets.extra/` (warmup records, `labels.txt`, `keras_ser.json`),
+    audits the graph (core TF ops only) and renames it into place.
+
+    Args:
+        model: a keras-ser model (`cnn_sru`, `cnn` or `sru`), or the path of
+            a `.keras` file holding one.
+        export_root: str. Folder of exported models.
+        name: str. Model name: the directory under `export_root` and the
+            `model_name` TF Serving serves it as.
+        version: int >= 1 or None. None writes 1 + the highest existing
+            version (1 for a new model). Defaults to `None`.
+        overwrite: bool. Replace an existing version. Defaults to `False`
+            (an existing version is a `FileExistsError`).
+        warmup_files: list of 16-bit PCM WAV paths (up to 4 are used) for
+            the warmup records, or None for short synthetic speech-like
+            audio. Defaults to `None`.
+        max_seconds: float or None. Longest audio the signatures accept.
+            Defaults to `30.0`.
+        verbose: bool. Let Keras print the endpoints. Defaults to `False`.
+
+    Returns:
+        str, the path of the written version directory.
+
+    Raises:
+        ValueError: not a keras-ser model, bad name or version, or the graph
+            holds ops TF Serving cannot run.
+        FileExistsError: the version exists and `overwrite` is False.
+
+    Example:
+
+    >>> path = export(model, "exports", "emotion")                        # doctest: +SKIP
+    >>> sorted(os.listdir(path))                                          # doctest: +SKIP
+    ['assets', 'assets.extra', 'fingerprint.pb', 'saved_model.pb', 'variables']
+    """
+    import keras
+
+    _check_name(name)
+    if version is not None:
+        _check_version(version)
+    model = _load_model(model)
+    functions = serving_functions(model, max_seconds=max_seconds)
+    wavs, waveforms = _warmup_audio(warmup_files, model.feature_config)
+    model_dir = os.path.join(os.fspath(export_root), name)
+
+    def write(path, written_version):
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for signature in SIGNATURES:  # serving_default first: TF Serving's default
+            # The plain Python function plus its signature: Keras wraps it
+            # in one tf.function, traced once while saving.
+            function = functions[signature]
+            archive.add_endpoint(signature, function.python_function,
+                                 input_signature=list(function.input_signature))
+        archive.write_out(path, verbose=verbose)
+        audit.check_ops(path)
+        extra = os.path.join(path, warmup.ASSETS_EXTRA)
+        os.makedirs(extra, exist_ok=True)
+        requests = warmup.warmup_requests(name, wavs, waveforms, SERVE_WAV, SERVING_DEFAULT)
+        warmup.write_warmup_file(os.path.join(extra, warmup.WARMUP_FILE), requests)
+        with open(os.path.join(extra, LABELS_FILE), "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{label}\n" for label in model.class_names))
+        with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as handle:
+            json.dump(_metadata(model, name, written_version, max_seconds), handle, indent=2)
+            handle.write("\n")
+
+    return publish_version(model_dir, version, write, overwrite=overwrite)
+
+
+def read_labels(version_dir):
+    """The class names of an exported version (`assets.extra/labels.txt`), in `class_id` order."""
+    with open(os.path.join(version_dir, warmup.ASSETS_EXTRA, LABELS_FILE), encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.rstrip("\n")]
