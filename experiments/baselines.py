@@ -145,6 +145,8 @@ def _paper_cell(feature_set, corpus_name):
 
 def summary_markdown(run_root):
     """A table of every `results.json` under `run_root`, with the paper's figures beside them."""
+    from keras_ser.baselines import results as results_lib
+
     runs = []
     for path in glob.glob(os.path.join(run_root, "*", "results.json")):
         with open(path, encoding="utf-8") as handle:
@@ -157,12 +159,7 @@ def summary_markdown(run_root):
         corpus_name = results.get("provenance", {}).get("corpus", "")
         pooled = results.get("pooled") or {}
         mean, std = results["mean"], results["std"]
-
-        def pct(value):
-            return "n/a" if value is None else f"{100 * value:.1f}"
-
-        def pm(m, s):
-            return "n/a" if m is None else (f"{100 * m:.1f} ± {100 * s:.1f}" if s is not None else pct(m))
+        pct, pm = results_lib.format_percent, results_lib.format_mean_std
 
         paper_wa, paper_ua = _paper_cell(results["feature_set"], corpus_name)
         done = len(results["speakers_done"])

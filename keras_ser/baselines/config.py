@@ -85,8 +85,9 @@ class BaselineConfig:
 
     @property
     def slug(self):
-        """A short folder-friendly name, e.g. 'is09-train'."""
-        return f"{self.feature_set.lower()}-{self.normalization}"
+        """A short folder-friendly name, e.g. 'is09-train' ('is09-train-rbf' for another kernel)."""
+        kernel = "" if self.kernel == "linear" else f"-{self.kernel}"
+        return f"{self.feature_set.lower()}-{self.normalization}{kernel}"
 
     def to_dict(self):
         config = dataclasses.asdict(self)

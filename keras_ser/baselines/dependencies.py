@@ -1,9 +1,10 @@
 """The optional packages of the baselines, imported on first use.
 
 `keras_ser.baselines` needs openSMILE and scikit-learn, which are not
-dependencies of the model zoo; they come with the `baselines` extra. They are
-imported only when a function needs them, so the package itself imports with
-numpy alone, and a missing one is an `ImportError` that says what to install.
+dependencies of the model zoo; they come with the `baselines` extra.
+scikit-learn is imported only when a function needs it, openSMILE only in
+the extraction's child interpreter, so the package itself imports with numpy
+alone, and a missing one is an `ImportError` that says what to install.
 """
 
 import importlib

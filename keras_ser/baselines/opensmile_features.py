@@ -256,7 +256,7 @@ def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1
     cache_file = None
     if cache_dir is not None:
         key = _cache_key(paths, info)
-        cache_file = os.path.join(os.path.abspath(cache_dir), f"{feature_set}-{key[:24]}.npz")
+        cache_file = os.path.join(os.path.abspath(os.path.expanduser(cache_dir)), f"{feature_set}-{key[:24]}.npz")
         cached = _read_cache(cache_file, paths, info)
         if cached is not None:
             features, names, seconds = cached

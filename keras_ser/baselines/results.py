@@ -136,11 +136,13 @@ def summarize(fold_records, config, identity, class_names, provenance=None):
     }
 
 
-def _pct(value):
+def format_percent(value):
+    """A fraction as a percentage with one decimal, or "n/a"."""
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def _pct_pm(mean, std):
+def format_mean_std(mean, std):
+    """Mean ± std in percent, e.g. "81.6 ± 6.1"; the mean alone without a std, "n/a" without a mean."""
     if mean is None:
         return "n/a"
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * mean:.1f}"
@@ -148,6 +150,7 @@ def _pct_pm(mean, std):
 
 def markdown(results):
     """A human-readable `results.md` for a `results.json` dict."""
+    pct, pm = format_percent, format_mean_std
     lines = [f"# {results['label']}", ""]
     if results["uses_test_speaker_audio"]:
         lines += [
@@ -166,15 +169,15 @@ def markdown(results):
     ]
     for fold in results["folds"]:
         lines.append(
-            f"| {fold['test_speaker']} | {fold['n_test']} | {_pct(fold['wa'])} | {_pct(fold['ua'])} | "
+            f"| {fold['test_speaker']} | {fold['n_test']} | {pct(fold['wa'])} | {pct(fold['ua'])} | "
             f"{fold['chosen_C']:g} | {fold['wall_time_s']:.1f} |"
         )
     pooled = results["pooled"] or {}
     lines += [
-        f"| **pooled** | {pooled.get('n', 0)} | **{_pct(pooled.get('wa'))}** | **{_pct(pooled.get('ua'))}** | | "
+        f"| **pooled** | {pooled.get('n', 0)} | **{pct(pooled.get('wa'))}** | **{pct(pooled.get('ua'))}** | | "
         f"{results['wall_time_s']['folds_total']:.1f} |",
-        f"| mean ± std over folds | | {_pct_pm(results['mean']['wa'], results['std']['wa'])} | "
-        f"{_pct_pm(results['mean']['ua'], results['std']['ua'])} | | |",
+        f"| mean ± std over folds | | {pm(results['mean']['wa'], results['std']['wa'])} | "
+        f"{pm(results['mean']['ua'], results['std']['ua'])} | | |",
         "",
     ]
     if pooled:
@@ -187,7 +190,7 @@ def markdown(results):
         ]
         for name, row in zip(names, pooled["confusion_matrix"]):
             recall = pooled["per_class_recall"][name]
-            lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + f" | {_pct(recall)} |")
+            lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + f" | {pct(recall)} |")
         lines.append("")
     config = results["config"]
     features = results["provenance"].get("features", {})
