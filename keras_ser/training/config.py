@@ -80,6 +80,12 @@ class TrainConfig:
                 "mixed_precision must be None, 'mixed_float16' or 'mixed_bfloat16'. "
                 f"Received: mixed_precision={self.mixed_precision!r}"
             )
+        if self.strategy == "multi_worker" and (self.recipe != "end_to_end" or self.monitor != "val_loss"):
+            raise ValueError(
+                "strategy='multi_worker' runs the end_to_end recipe with monitor='val_loss' "
+                f"(a custom loop; Keras 3's fit does not support it). Received: recipe={self.recipe!r}, "
+                f"monitor={self.monitor!r}"
+            )
         if self.recipe == "paper" and self.model != "cnn_sru":
             raise ValueError(f"The 'paper' recipe trains the cnn_sru model. Received: model={self.model!r}")
         if self.model == "cnn_sru" and not 1 <= self.n_segments <= 5:

@@ -1,8 +1,15 @@
 """tf.distribute strategies for the training recipes."""
 
 
+_STRATEGIES = {}
+
+
 def get_strategy(name="default"):
     """Returns the `tf.distribute.Strategy` a `TrainConfig.strategy` names.
+
+    One strategy object per name and process (a multi-worker strategy must be
+    created once, before TensorFlow runs any op: the training entry points
+    call this first).
 
     - `"default"`: the default strategy (one device).
     - `"mirrored"`: `tf.distribute.MirroredStrategy()`, every local GPU (or
@@ -18,6 +25,12 @@ def get_strategy(name="default"):
     >>> with strategy.scope():                    # doctest: +SKIP
     ...     model = keras_ser.build_model()
     """
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = _create(name)
+    return _STRATEGIES[name]
+
+
+def _create(name):
     import tensorflow as tf
 
     if name == "default":

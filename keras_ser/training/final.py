@@ -24,7 +24,7 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1, au
     """
     import keras
 
-    from keras_ser.training import recipes
+    from keras_ser.training import distribute, recipes
     from keras_ser.training.loso import make_fold_data
     from tf_pipeline.config import FeatureConfig
     from tf_pipeline.folds import Fold
@@ -32,6 +32,7 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1, au
     feature_config = FeatureConfig.from_dict(feature_config) if feature_config is not None else FeatureConfig()
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
+    distribute.get_strategy(config.strategy)  # before any TensorFlow op (multi-worker needs it)
     speakers = corpus.speaker_ids
     if config.validation == "next":
         held = corpus.speakers[-1]

@@ -213,6 +213,9 @@ def run_loso(
     feature_config = FeatureConfig.from_dict(feature_config) if feature_config is not None else FeatureConfig()
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
+    from keras_ser.training import distribute
+
+    distribute.get_strategy(config.strategy)  # before any TensorFlow op (multi-worker needs it)
     os.makedirs(run_dir, exist_ok=True)
     identity = _run_identity(corpus, config, feature_config, data_dir)
     run_file = _check_run_dir(run_dir, identity)

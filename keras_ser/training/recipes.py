@@ -16,6 +16,7 @@ import numpy as np
 import keras_ser
 from keras_ser.layers.standardization import ChannelStandardization
 from keras_ser.training import distribute
+from keras_ser.training import multi_worker
 
 
 @dataclasses.dataclass
@@ -114,6 +115,10 @@ def _history(history):
 def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1):
     """`model.fit` of the whole network (Adam at `config.learning_rate`).
 
+    Under `strategy="multi_worker"` a custom distributed loop replaces
+    `model.fit` (`keras_ser.training.multi_worker`), early stopping on the
+    validation loss.
+
     Returns:
         A `TrainResult`.
     """
@@ -121,14 +126,20 @@ def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1)
     with precision_policy(config.mixed_precision), strategy.scope():
         model = build_for(config, data, feature_config)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
-    history = model.fit(
-        data.dataset("train", training=True),
-        validation_data=data.dataset("validation", training=False) if data.has_validation else None,
-        epochs=config.epochs,
-        shuffle=False,  # the dataset shuffles itself, reshuffled every epoch
-        callbacks=_callbacks(config, data, log_dir, "end_to_end"),
-        verbose=verbose,
-    )
+    validation = data.dataset("validation", training=False) if data.has_validation else None
+    if config.strategy == "multi_worker":
+        # Keras 3's fit does not run under MultiWorkerMirroredStrategy (see multi_worker.py).
+        history = multi_worker.fit(model, strategy, data.dataset("train", training=True), config.epochs,
+                                   validation=validation, patience=config.patience, verbose=verbose)
+    else:
+        history = model.fit(
+            data.dataset("train", training=True),
+            validation_data=validation,
+            epochs=config.epochs,
+            shuffle=False,  # the dataset shuffles itself, reshuffled every epoch
+            callbacks=_callbacks(config, data, log_dir, "end_to_end"),
+            verbose=verbose,
+        )
     epochs_run, best = _summarise(history, config, data)
     return TrainResult(model, {"end_to_end": epochs_run}, {"end_to_end": best}, {"end_to_end": _history(history)})
 
