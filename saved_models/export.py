@@ -17,7 +17,11 @@ Signatures (method `tensorflow/serving/predict`, core TF ops only):
   the graph.
 
 Both return `probabilities` float32 `[batch, classes]`, `class_id` int64
-`[batch]` and `class_name` string `[batch]`. Features are computed by the
+`[batch]`, `class_name` string `[batch]` and `classes` string `[batch,
+classes]` (the class names in the order of `probabilities`, TF's
+classification-output convention, so a client needs nothing but the
+response to name every probability). Every output is batch-first, as TF
+Serving's batcher requires. Features are computed by the
 tf_pipeline batch functions (`batch_decode_wav`, `batch_feature_image`,
 `batch_segment_and_resize`) with the model's own `feature_config`; the model
 standardises them in its first layer, as in training.
@@ -38,9 +42,9 @@ Example:
 
 >>> import keras_ser, saved_models
 >>> model = keras_ser.build_model(n_segments=3, class_names=[...])      # doctest: +SKIP
->>> path = saved_models.export(model, "exports", "emotion")               # doctest: +SKIP
+>>> path = saved_models.export(model, "exports", "ser")               # doctest: +SKIP
 >>> path                                                                    # doctest: +SKIP
-'exports/emotion/1'
+'exports/ser/1'
 """
 
 import datetime
@@ -56,7 +60,7 @@ from saved_models import warmup
 SERVING_DEFAULT = "serving_default"
 SERVE_WAV = "serve_wav"
 SIGNATURES = (SERVING_DEFAULT, SERVE_WAV)
-OUTPUTS = ("probabilities", "class_id", "class_name")
+OUTPUTS = ("probabilities", "class_id", "class_name", "classes")
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "keras_ser.json"
 DEFAULT_MAX_SECONDS = 30.0
@@ -88,7 +92,8 @@ def next_version(model_dir):
     return versions[-1] + 1 if versions else 1
 
 
-def _check_name(name):
+def check_name(name):
+    """Raises ValueError unless `name` can be a model directory and TF Serving model name."""
     if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or os.sep in name:
         raise ValueError(
             "name must be a non-empty model name without path separators (it becomes a directory "
@@ -261,33 +266,57 @@ def _check_wav_row(contents, row, config, max_seconds):
         raw = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), tf.uint8), tf.int64)
         return raw[0] + raw[1] * 256 + raw[2] * 65536 + raw[3] * 16777216
 
-    def more(offset, size, found, steps):
-        return tf.logical_and(tf.logical_and(offset + 8 <= length, tf.logical_not(found)), steps < 4096)
+    def is_text(offset):
+        raw = tf.io.decode_raw(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), tf.uint8)
+        return tf.reduce_all(tf.logical_and(raw >= 32, raw <= 126))
 
-    def step(offset, size, found, steps):
+    def more(offset, size, found, fmt_seen, bad_at, steps):
+        going = tf.logical_and(offset + 8 <= length, tf.logical_not(found))
+        return tf.logical_and(tf.logical_and(going, bad_at < 0), steps < 4096)
+
+    def step(offset, size, found, fmt_seen, bad_at, steps):
+        chunk_id = tf.strings.substr(padded, tf.cast(offset, tf.int32), 4)
         chunk_size = u32(offset + 4)
-        is_data = tf.equal(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), "data")
+        is_data = tf.equal(chunk_id, "data")
         skip = offset + 8 + chunk_size + tf.math.floormod(chunk_size, 2)
-        return tf.where(is_data, offset, skip), chunk_size, is_data, steps + 1
+        bad_at = tf.where(is_text(offset), bad_at, offset)
+        fmt_seen = tf.logical_or(fmt_seen, tf.equal(chunk_id, "fmt "))
+        return tf.where(is_data, offset, skip), chunk_size, is_data, fmt_seen, bad_at, steps + 1
 
     with tf.control_dependencies([header]):
         start = tf.constant(12, tf.int64)
-    offset, size, found, _ = tf.while_loop(
-        more, step, (start, tf.constant(0, tf.int64), tf.constant(False), tf.constant(0))
+    offset, size, found, fmt_seen, bad_at, _ = tf.while_loop(
+        more, step, (start, tf.constant(0, tf.int64), tf.constant(False), tf.constant(False),
+                     tf.constant(-1, tf.int64), tf.constant(0))
     )
-    has_data = tf.debugging.Assert(
-        found,
-        [fmt("audio_bytes[{}] is not a complete WAV file: no 'data' chunk in its {} bytes", length)],
-        name="check_data_chunk",
+    # The decoder quotes chunk ids in its errors: make sure they are text first.
+    chunks_ok = tf.debugging.Assert(
+        bad_at < 0,
+        [fmt("audio_bytes[{}] is not a valid WAV file: the chunk header at byte {} is not a chunk id (corrupt "
+             "header)", bad_at)],
+        name="check_chunk_ids",
     )
+    with tf.control_dependencies([chunks_ok]):
+        has_data = tf.debugging.Assert(
+            found,
+            [fmt("audio_bytes[{}] is not a complete WAV file: no data chunk in its {} bytes", length)],
+            name="check_data_chunk",
+        )
+    with tf.control_dependencies([has_data]):
+        has_format = tf.debugging.Assert(
+            fmt_seen,
+            [fmt("audio_bytes[{}] is not a PCM WAV file: no fmt chunk before its data chunk")],
+            name="check_fmt_chunk",
+        )
     available = length - offset - 8
-    complete = tf.debugging.Assert(
-        tf.logical_or(tf.logical_not(found), size <= available),
-        [fmt("audio_bytes[{}] is a truncated WAV file: its header declares {} bytes of audio data but only {} follow",
-             size, available)],
-        name="check_truncation",
-    )
-    with tf.control_dependencies([has_data, complete]):
+    with tf.control_dependencies([has_format]):
+        complete = tf.debugging.Assert(
+            tf.logical_or(tf.logical_not(found), size <= available),
+            [fmt("audio_bytes[{}] is a truncated WAV file: its header declares {} bytes of audio data but only {} "
+                 "follow", size, available)],
+            name="check_truncation",
+        )
+    with tf.control_dependencies([complete]):
         audio, rate = tf_pipeline.decode_wav(contents)
     samples = tf.cast(tf.shape(audio)[0], tf.int64)
     rate = tf.cast(rate, tf.int64)
@@ -297,26 +326,26 @@ def _check_wav_row(contents, row, config, max_seconds):
              f"{MAX_SAMPLE_RATE} Hz", rate)],
         name="check_sample_rate",
     )
-    checks = [rate_ok]
     with tf.control_dependencies([rate_ok]):
         target = tf.constant(config.sample_rate, tf.int64)
         up = target // _gcd64(target, tf.maximum(rate, 1))
         # The resampler indexes output samples in int32: samples * up must fit.
-        fits = samples * up <= _INT32_LIMIT
-    checks.append(tf.debugging.Assert(
-        fits,
-        [fmt("audio_bytes[{}] is too long to resample in-graph: {} samples at {} Hz; send 16 kHz audio or "
-             "the waveform signature", samples, rate)],
-        name="check_resample_size",
-    ))
+        fits = tf.debugging.Assert(
+            samples * up <= _INT32_LIMIT,
+            [fmt("audio_bytes[{}] is too long to resample in-graph: {} samples at {} Hz; send 16 kHz audio or "
+                 "the waveform signature", samples, rate)],
+            name="check_resample_size",
+        )
+    checks = [fits]
     if max_seconds is not None:
-        limit = tf.cast(tf.math.floor(float(max_seconds) * tf.cast(rate, tf.float64)), tf.int64)
-        checks.append(tf.debugging.Assert(
-            samples <= limit,
-            [fmt(f"audio_bytes[{{}}] is too long: {{}} samples at {{}} Hz; at most {max_seconds:g} s are accepted "
-                 "(split longer recordings)", samples, rate)],
-            name="check_duration",
-        ))
+        with tf.control_dependencies([fits]):
+            limit = tf.cast(tf.math.floor(float(max_seconds) * tf.cast(rate, tf.float64)), tf.int64)
+            checks = [tf.debugging.Assert(
+                samples <= limit,
+                [fmt(f"audio_bytes[{{}}] is too long: {{}} samples at {{}} Hz; at most {max_seconds:g} s are accepted "
+                     "(split longer recordings)", samples, rate)],
+                name="check_duration",
+            )]
     with tf.control_dependencies(checks):
         return tf.identity(samples)
 
@@ -352,7 +381,8 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
 
     Returns:
         dict `{"serving_default": fn(waveform, num_samples), "serve_wav": fn(audio_bytes)}`.
-        Each returns the dict of outputs `probabilities`, `class_id`, `class_name`.
+        Each returns the dict of outputs `probabilities`, `class_id`,
+        `class_name`, `classes`.
 
     Example:
 
@@ -377,6 +407,7 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
             "probabilities": probabilities,
             "class_id": class_id,
             "class_name": tf.gather(class_names, class_id),
+            "classes": tf.tile(class_names[None, :], [tf.shape(probabilities)[0], 1]),
         }
 
     @functools.partial(tf.function, autograph=False, input_signature=[
@@ -394,23 +425,23 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
         )
         with tf.control_dependencies([same_batch]):
             lengths = tf.identity(num_samples)
-        checks = [
-            _assert_rows(lengths >= 0, "num_samples[{}] = {} is negative", lengths),
-            _assert_rows(
-                lengths <= width,
-                "num_samples[{}] = {} exceeds the {} samples of its waveform row",
-                lengths, tf.fill(tf.shape(lengths), width),
-            ),
-        ]
+        # One check after the other, so the message names the first problem.
+        with tf.control_dependencies([_assert_rows(lengths >= 0, "num_samples[{}] = {} is negative", lengths)]):
+            lengths = tf.identity(lengths)
+        with tf.control_dependencies([_assert_rows(
+            lengths <= width,
+            "num_samples[{}] = {} exceeds the {} samples of its waveform row",
+            lengths, tf.fill(tf.shape(lengths), width),
+        )]):
+            lengths = tf.identity(lengths)
         if max_samples is not None:
-            checks.append(_assert_rows(
+            with tf.control_dependencies([_assert_rows(
                 lengths <= max_samples,
                 f"waveform[{{}}] is too long: {{}} samples; at most {max_seconds:g} s ({max_samples} samples at "
                 f"{config.sample_rate} Hz) are accepted (split longer recordings)",
                 lengths,
-            ))
-        with tf.control_dependencies(checks):
-            lengths = tf.identity(lengths)
+            )]):
+                lengths = tf.identity(lengths)
         return predict(waveform, lengths)
 
     @functools.partial(tf.function, autograph=False,
@@ -465,7 +496,7 @@ def _metadata(model, name, version, max_seconds):
             SERVE_WAV: {"inputs": {"audio_bytes": "string [batch] (16-bit PCM WAV)"}},
         },
         "outputs": {"probabilities": "float32 [batch, classes]", "class_id": "int64 [batch]",
-                    "class_name": "string [batch]"},
+                    "class_name": "string [batch]", "classes": "string [batch, classes]"},
         "keras_ser_version": keras_ser.__version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -507,13 +538,13 @@ def export(model, export_root, name, version=None, overwrite=False, warmup_files
 
     Example:
 
-    >>> path = export(model, "exports", "emotion")                        # doctest: +SKIP
+    >>> path = export(model, "exports", "ser")                        # doctest: +SKIP
     >>> sorted(os.listdir(path))                                          # doctest: +SKIP
     ['assets', 'assets.extra', 'fingerprint.pb', 'saved_model.pb', 'variables']
     """
     import keras
 
-    _check_name(name)
+    check_name(name)
     if version is not None:
         _check_version(version)
     model = _load_model(model)

@@ -23,9 +23,9 @@ Both clients have the same methods and return the same structures:
 Example:
 
 >>> from serving.client import GrpcClient
->>> client = GrpcClient("localhost", 8500, model_name="emotion")          # doctest: +SKIP
+>>> client = GrpcClient("localhost", 8500, model_name="ser")          # doctest: +SKIP
 >>> client.predict_files(["03a01Fa.wav"])                                 # doctest: +SKIP
-[{'file': '03a01Fa.wav', 'label': 'happiness', 'class_id': 4, 'probabilities': [...], 'model_version': 1}]
+[{'file': '03a01Fa.wav', 'label': 'happiness', 'class_id': 4, 'probabilities': {'anger': 0.01, ...}, 'model_version': 1}]
 """
 
 import base64
@@ -38,7 +38,7 @@ import urllib.request
 
 import numpy as np
 
-DEFAULT_MODEL_NAME = "emotion"
+DEFAULT_MODEL_NAME = "ser"
 DEFAULT_TIMEOUT = 60.0
 WAV_SIGNATURE = "serve_wav"
 WAVEFORM_SIGNATURE = "serving_default"
@@ -76,16 +76,24 @@ def _pad(waveforms):
     return batch, lengths
 
 
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
 def _results(outputs, version, names=None):
     probabilities = np.asarray(outputs["probabilities"], np.float32)
+    classes = outputs.get("classes")
     results = []
     for row in range(probabilities.shape[0]):
-        label = outputs["class_name"][row]
+        if classes is not None:
+            scores = {_text(c): float(p) for c, p in zip(classes[row], probabilities[row])}
+        else:  # a model exported without the `classes` output
+            scores = [float(p) for p in probabilities[row]]
         results.append({
             **({"file": names[row]} if names is not None else {}),
-            "label": label.decode("utf-8") if isinstance(label, bytes) else str(label),
+            "label": _text(outputs["class_name"][row]),
             "class_id": int(outputs["class_id"][row]),
-            "probabilities": [float(p) for p in probabilities[row]],
+            "probabilities": scores,
             "model_version": version,
         })
     return results
@@ -171,12 +179,12 @@ class GrpcClient(_Client):
     Args:
         host: str. Defaults to `"127.0.0.1"`.
         port: int. Defaults to `8500` (TF Serving's gRPC port).
-        model_name: str. Defaults to `"emotion"`.
+        model_name: str. Defaults to `"ser"`.
         timeout: float. Seconds per call. Defaults to `60`.
 
     Example:
 
-    >>> with GrpcClient("localhost", 8500, model_name="emotion") as client:   # doctest: +SKIP
+    >>> with GrpcClient("localhost", 8500, model_name="ser") as client:   # doctest: +SKIP
     ...     client.status()["model_version_status"][0]["state"]
     'AVAILABLE'
     """
@@ -266,7 +274,7 @@ class RestClient(_Client):
 
     Args:
         url: str. Server root, e.g. `"http://localhost:8501"`.
-        model_name: str. Defaults to `"emotion"`.
+        model_name: str. Defaults to `"ser"`.
         timeout: float. Seconds per call. Defaults to `60`.
 
     Example:
@@ -330,7 +338,7 @@ class RestClient(_Client):
                 columns[alias] = value.tolist()
         payload = {"signature_name": signature_name, "inputs": columns}
         response = self._request(self._target(version, version_label) + ":predict", payload)["outputs"]
-        outputs = {alias: np.asarray(value, dtype=object if alias == "class_name" else None)
+        outputs = {alias: np.asarray(value, dtype=object if alias in ("class_name", "classes") else None)
                    for alias, value in response.items()}
         return outputs, version
 
@@ -366,7 +374,7 @@ def predict_with_server(server, files, model_name=DEFAULT_MODEL_NAME, version=No
         server: str. `"host:port"` or `"grpc://host:port"` for gRPC,
             `"http://host:port"` for the REST API.
         files: list of paths.
-        model_name: str. Defaults to `"emotion"`.
+        model_name: str. Defaults to `"ser"`.
         version: int or None. A specific version (default: the server's
             latest, or the one the label names).
         version_label: str or None, e.g. `"stable"` or `"canary"`.
@@ -377,9 +385,10 @@ def predict_with_server(server, files, model_name=DEFAULT_MODEL_NAME, version=No
         list of dicts, one per file, in the order of `files`:
 
         - success: `{"file": str, "label": str, "class_id": int,
-          "probabilities": [float, ...] (in class_id order, the order of
-          the export's assets.extra/labels.txt), "model_version": int or
-          None (None over REST, whose response does not carry it)}`;
+          "probabilities": {class name: float} (in class_id order; the
+          format of `keras_ser.inference.predict_files`), "model_version":
+          int or None (None over REST, whose response does not carry
+          it)}`;
         - failure: `{"file": str, "error": str}`, the error being
           `"<gRPC status>: <server message>"`, e.g. `"INVALID_ARGUMENT:
           assertion failed: [audio_bytes[0] is a truncated WAV file: ...]"`.

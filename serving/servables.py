@@ -223,6 +223,9 @@ class Version:
             result = function(**feed)
         except tf.errors.OpError as error:
             raise ServingError(_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), tf_error_message(error)) from None
+        except UnicodeDecodeError:  # TF could not decode its own error text (raw bytes quoted from the input)
+            raise invalid(f"signature {signature_name} rejected the input with a message that is not UTF-8 text "
+                          "(it quotes raw input bytes: malformed input)") from None
         except (TypeError, ValueError) as error:
             raise invalid(str(error).splitlines()[0]) from None
         return signature_name, {alias: result[alias].numpy() for alias in outputs}
