@@ -75,7 +75,7 @@ def feature_images(corpus, indices=None, config=None):
     return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def corpus_channel_stats(corpus, indices, config=None):
+def corpus_channel_stats(corpus, indices=None, config=None):
     """Per-channel `ChannelStats` over the utterances at `indices`.
 
     Pass the training indices of a fold only: the statistics then never see

@@ -83,7 +83,3 @@ def quiet_tensorflow():
     """Silences TensorFlow's C++ start-up logging for console commands
     (set TF_CPP_MIN_LOG_LEVEL=0 to see it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-if __name__ == "__main__":
-    sys.exit(run())
