@@ -1,6 +1,7 @@
 """Training and leave-one-speaker-out evaluation of keras-ser models.
 
 Needs TensorFlow (the tf.data input pipeline); the models themselves do not.
+Names load lazily, so `keras_ser.training.config` imports without Keras.
 
 Example:
 
@@ -11,13 +12,31 @@ Example:
 >>> run_loso(corpus, config, "runs/emodb_paper", speakers=["03", "08"])     # doctest: +SKIP
 """
 
-from keras_ser.training.config import TrainConfig
-from keras_ser.training.final import train_final
-from keras_ser.training.loso import run_fold
-from keras_ser.training.loso import run_loso
-from keras_ser.training.recipes import FoldData
-from keras_ser.training.recipes import TrainResult
-from keras_ser.training.recipes import train
-from keras_ser.training.report import compare
-from keras_ser.training.report import compare_table
-from keras_ser.training.report import write_report
+import importlib
+
+_EXPORTS = {
+    "TrainConfig": "keras_ser.training.config",
+    "train_final": "keras_ser.training.final",
+    "run_fold": "keras_ser.training.loso",
+    "run_loso": "keras_ser.training.loso",
+    "FoldData": "keras_ser.training.recipes",
+    "TrainResult": "keras_ser.training.recipes",
+    "train": "keras_ser.training.recipes",
+    "compare": "keras_ser.training.report",
+    "compare_table": "keras_ser.training.report",
+    "write_report": "keras_ser.training.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'keras_ser.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
