@@ -107,6 +107,8 @@ def test_fast_layer_equals_rnn_of_cell_with_shared_weights_and_masks(return_sequ
     rnn.set_weights(sru.get_weights())
     c0 = rng.normal(size=(4, units)).astype("float32")
     for kwargs in ({}, {"mask": mask}, {"initial_state": [c0]}, {"mask": mask, "initial_state": [c0]}):
+        if "mask" in kwargs and keras.backend.backend() == "jax":
+            continue  # Keras' JAX RNN loop outputs states[0] (c) at masked steps: see SRUCell.
         fast_out, fast_c = sru(x, **kwargs)
         cell_out, cell_c = rnn(x, **kwargs)
         np.testing.assert_allclose(_numpy(fast_out), _numpy(cell_out), atol=1e-5, err_msg=str(list(kwargs)))

@@ -53,6 +53,12 @@ class SRUCell(keras.layers.Layer):
     uses a learned projection `W_h x_t` (a fourth block of `kernel`) instead
     of `x_t`, as the reference implementation does.
 
+    Masking caveat: on the JAX backend, `keras.layers.RNN` (with
+    `unroll=False`) fills the outputs of masked steps with `states[0]`,
+    assuming it is the previous output; for this cell it is `c`, not `h`.
+    The TensorFlow and PyTorch loops are not affected. For masked sequences
+    on JAX use `keras_ser.layers.SRU`, which is right on every backend.
+
     Args:
         units: int. Width of `c` and `h`.
         activation: activation `g` applied to `c_t`. Defaults to `"tanh"`.
@@ -125,22 +131,25 @@ class _SRURecurrenceCell(keras.layers.Layer):
     """The element-wise part of one SRU step, on projections computed beforehand.
 
     Input per step: `[f_t | u_t | r_t | highway_t]` (4 * units), with
-    `u_t = (1 - f_t) * x~_t`. State: `c`. Output: `h_t`.
+    `u_t = (1 - f_t) * x~_t`. Output: `h_t`. States: `[h, c]`, with `h`
+    first because Keras' JAX RNN loop repeats `states[0]` as the output of a
+    masked step (the TensorFlow and PyTorch loops keep the previous output
+    themselves); carrying `h` makes masking right on every backend.
     """
 
     def __init__(self, units, activation, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.activation = activation
-        self.state_size = units
+        self.state_size = [units, units]
         self.output_size = units
 
     def call(self, inputs, states, training=None):
-        c_prev = states[0] if tree.is_nested(states) else states
+        c_prev = states[1]
         f, u, r, highway = ops.split(inputs, 4, axis=-1)
         c = f * c_prev + u
         h = r * self.activation(c) + (1.0 - r) * highway
-        return h, ([c] if tree.is_nested(states) else c)
+        return h, [h, c]
 
 
 @keras.saving.register_keras_serializable(package="keras_ser")
@@ -258,9 +267,15 @@ class SRU(keras.layers.Layer):
         u = (1.0 - f) * x_tilde  # c_t = f_t * c_{t-1} + u_t
         # Only the element-wise recurrence runs step by step.
         steps = ops.concatenate([f, u, r, highway], axis=-1)
-        if initial_state is not None and not tree.is_nested(initial_state):
-            initial_state = [initial_state]
-        return self.recurrence(steps, initial_state=initial_state, mask=mask)
+        if initial_state is not None:
+            c0 = initial_state[0] if tree.is_nested(initial_state) else initial_state
+            c0 = ops.cast(c0, sequences.dtype)
+            initial_state = [ops.zeros_like(c0), c0]
+        result = self.recurrence(steps, initial_state=initial_state, mask=mask)
+        if self.return_state:
+            output, _, c_last = result
+            return output, c_last
+        return result
 
     def compute_mask(self, sequences, mask=None):
         output_mask = mask if self.return_sequences else None
