@@ -524,3 +524,47 @@ def test_serve_local_command(exported):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# --- configs -----------------------------------------------------------------------------------
+
+
+def test_configs_generated_and_checked_in(tmp_path):
+    """The checked-in configs are what the generator writes, and parse with TF Serving's own proto."""
+    from serving.config import ModelEntry
+    from serving.config import batching_config_text
+    from serving.config import main
+    from serving.config import models_config_text
+    from serving.config import read_batching_config
+    from serving.config import read_models_config
+
+    def body(path):
+        return "".join(line for line in open(path) if not line.startswith("#"))
+
+    assert main(["--stable", "1", "--canary", "2", "--out_dir", str(tmp_path)]) == 0
+    for name in ("models.config", "batching.config"):
+        assert body(os.path.join(ROOT, "serving", name)) == body(tmp_path / name), f"regenerate serving/{name}"
+    config = read_models_config(os.path.join(ROOT, "serving", "models.config"))
+    model = config.model_config_list.config[0]
+    assert (model.name, model.base_path, model.model_platform) == ("ser", "/models/ser", "tensorflow")
+    assert dict(model.version_labels) == {"stable": 1, "canary": 2}
+    assert list(model.model_version_policy.specific.versions) == [1, 2]
+    batching = read_batching_config(os.path.join(ROOT, "serving", "batching.config"))
+    assert batching["max_batch_size"] == 32 and batching["allowed_batch_sizes"][-1] == 32
+    assert batching["pad_variable_length_inputs"] is True
+
+    assert "latest {\n        num_versions: 1" in models_config_text([ModelEntry("ser", "/m")])
+    with pytest.raises(ValueError, match="canary needs a stable"):
+        ModelEntry("ser", "/m", canary=2)
+    with pytest.raises(ValueError, match="allowed_batch_sizes must increase and end at max_batch_size=8"):
+        batching_config_text(max_batch_size=8, allowed_batch_sizes=[1, 4])
+    (tmp_path / "bad.config").write_text("model_config_list { config { nme: 'x' } }")
+    with pytest.raises(ValueError, match="Error parsing text-format tensorflow.serving.ModelServerConfig"):
+        read_models_config(str(tmp_path / "bad.config"))
+
+    compose = open(os.path.join(ROOT, "serving", "docker-compose.gpu.yml")).read()
+    assert "image: tensorflow/serving:${TF_SERVING_VERSION:-2.21.0}-gpu" in compose
+    for flag in ("--model_config_file=/config/models.config", "--enable_batching=true",
+                 "--batching_parameters_file=/config/batching.config"):
+        assert flag in compose
+    assert "NOT exercised by the tests" in compose
