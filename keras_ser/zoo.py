@@ -15,6 +15,11 @@ Every model is a registered functional `keras.Model` subclass (keras-hub
 files: `class_names`, `feature_config` (a `tf_pipeline.config.FeatureConfig`),
 `n_segments`, and the training speakers' feature statistics in its first
 layer, `"standardize"` (see `keras_ser.set_channel_stats`).
+
+Mixed precision: build under a global policy such as `"mixed_bfloat16"`
+(or pass `dtype`); the input standardisation (and the `sru` model's
+masking) and the softmax head stay in float32, everything else computes
+in the policy's dtype.
 """
 
 import keras
@@ -71,6 +76,17 @@ def _resolve_feature_config(feature_config):
         "feature_config must be a tf_pipeline.config.FeatureConfig, its dict, or None. "
         f"Received: feature_config={feature_config!r}"
     )
+
+
+def _float32_if_mixed(dtype):
+    """float32 under a mixed-precision policy, else `dtype`.
+
+    For the layers that stay in float32 under mixed precision: the input
+    standardisation (raw log-Mel values need the mantissa) and the softmax
+    head (as Keras advises).
+    """
+    policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
+    return "float32" if policy.compute_dtype in ("float16", "bfloat16") else dtype
 
 
 def _check_dropout(dropout):
@@ -240,11 +256,11 @@ class CNNSRUClassifier(SERTask):
         class_names = _resolve_class_names(class_names, num_classes)
 
         # === Layers ===
-        standardize = ChannelStandardization(dtype=dtype, name="standardize")
+        standardize = ChannelStandardization(dtype=_float32_if_mixed(dtype), name="standardize")
         per_segment = keras.layers.TimeDistributed(backbone, name="backbone")
         sru = SRU(sru_units, dtype=dtype, name="sru")
         predictions = keras.layers.Dense(
-            num_classes, activation="softmax", dtype=dtype, name="predictions"
+            num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions"
         )
 
         # === Functional graph ===
@@ -323,12 +339,12 @@ class CNNClassifier(SERTask):
         class_names = _resolve_class_names(class_names, num_classes)
 
         # === Layers ===
-        standardize = ChannelStandardization(dtype=dtype, name="standardize")
+        standardize = ChannelStandardization(dtype=_float32_if_mixed(dtype), name="standardize")
         per_segment = keras.layers.TimeDistributed(backbone, name="backbone")
         feature_dim = backbone.output.shape[-1]
         squeeze = keras.layers.Reshape((feature_dim,), dtype=dtype, name="squeeze")
         predictions = keras.layers.Dense(
-            num_classes, activation="softmax", dtype=dtype, name="predictions"
+            num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions"
         )
 
         # === Functional graph ===
@@ -413,14 +429,14 @@ class SRUClassifier(SERTask):
         n_mels = feature_config.n_mels
 
         # === Layers ===
-        mask = keras.layers.Masking(mask_value=0.0, dtype=dtype, name="mask")
+        mask = keras.layers.Masking(mask_value=0.0, dtype=_float32_if_mixed(dtype), name="mask")
         standardize = ChannelStandardization(
-            features_per_channel=n_mels, dtype=dtype, name="standardize"
+            features_per_channel=n_mels, dtype=_float32_if_mixed(dtype), name="standardize"
         )
         sru = SRU(sru_units, dtype=dtype, name="sru")
         drop = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")
         predictions = keras.layers.Dense(
-            num_classes, activation="softmax", dtype=dtype, name="predictions"
+            num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions"
         )
 
         # === Functional graph ===

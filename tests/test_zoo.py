@@ -139,6 +139,22 @@ def test_compile_defaults():
     assert set(model.evaluate(x, np.arange(4), verbose=0, return_dict=True)) == {"loss", "uar"}
 
 
+@pytest.mark.parametrize("name", ["cnn_sru", "sru"])
+def test_mixed_precision_keeps_standardisation_and_head_in_float32(name):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = tiny_model(name, compile=False)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model.get_layer("sru").compute_dtype == "bfloat16"
+    assert model.get_layer("standardize").compute_dtype == "float32"
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    out = model(model_inputs(model, 2), training=False)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    np.testing.assert_allclose(_numpy(out).sum(axis=-1), 1.0, atol=1e-3)
+
+
 # -- save / load ------------------------------------------------------------------------------------
 
 # The models were compiled but never trained, so the saved optimizer has no slot variables yet.
