@@ -127,14 +127,33 @@ class SRUCell(keras.layers.Layer):
         return {**super().get_config(), **config}
 
 
-class _SRURecurrenceCell(keras.layers.Layer):
-    """The element-wise part of one SRU step, on projections computed beforehand.
+class _SRUMemoryCell(keras.layers.Layer):
+    """The sequential part of the SRU: `c_t = f_t * c_{t-1} + u_t`, nothing else.
 
-    Input per step: `[f_t | u_t | r_t | highway_t]` (4 * units), with
-    `u_t = (1 - f_t) * x~_t`. Output: `h_t`. States: `[h, c]`, with `h`
-    first because Keras' JAX RNN loop repeats `states[0]` as the output of a
-    masked step (the TensorFlow and PyTorch loops keep the previous output
-    themselves); carrying `h` makes masking right on every backend.
+    Input per step: `[f_t | u_t]` (2 * units) with `u_t = (1 - f_t) * x~_t`,
+    computed beforehand for all steps. State and output: `c_t`.
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+        self.output_size = units
+
+    def call(self, inputs, states, training=None):
+        f, u = ops.split(inputs, 2, axis=-1)
+        c = f * states[0] + u
+        return c, [c]
+
+
+class _SRUMaskedStepCell(keras.layers.Layer):
+    """One element-wise SRU step that also emits `h_t`, for masked sequences.
+
+    Input per step: `[f_t | u_t | r_t | highway_t]` (4 * units). Output:
+    `h_t`. States: `[h, c]`, with `h` first because Keras' JAX RNN loop
+    repeats `states[0]` as the output of a masked step (the TensorFlow and
+    PyTorch loops keep the previous output themselves); carrying `h` makes
+    masking right on every backend.
     """
 
     def __init__(self, units, activation, **kwargs):
@@ -145,9 +164,8 @@ class _SRURecurrenceCell(keras.layers.Layer):
         self.output_size = units
 
     def call(self, inputs, states, training=None):
-        c_prev = states[1]
         f, u, r, highway = ops.split(inputs, 4, axis=-1)
-        c = f * c_prev + u
+        c = f * states[1] + u
         h = r * self.activation(c) + (1.0 - r) * highway
         return h, [h, c]
 
@@ -161,9 +179,11 @@ class SRU(keras.layers.Layer):
     steps, and both gates, are computed for the whole sequence at once (a
     single matrix product `[batch * time, input_dim] x [input_dim,
     k * units]`); only the element-wise recurrence
-    `c_t = f_t * c_{t-1} + (1 - f_t) * x~_t`, `h_t = r_t * tanh(c_t) +
-    (1 - r_t) * x_t` runs step by step. The step loop is Keras' own RNN loop
-    (`keras.layers.RNN` over an element-wise cell without weights), so a
+    `c_t = f_t * c_{t-1} + (1 - f_t) * x~_t` runs step by step, and
+    `h_t = r_t * tanh(c_t) + (1 - r_t) * x_t` is then computed for all steps
+    at once (with a mask, `h_t` is computed inside the loop, so that masked
+    steps can repeat the previous output). The step loop is Keras' own RNN
+    loop (`keras.layers.RNN` over an element-wise cell without weights), so a
     static or dynamic (`None`) time axis, masking, `unroll` and `jit` (XLA on
     TensorFlow, JAX, PyTorch) work as for Keras' LSTM and GRU.
 
@@ -229,13 +249,22 @@ class SRU(keras.layers.Layer):
         self.unroll = bool(unroll)
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
-        self.recurrence = keras.layers.RNN(
-            _SRURecurrenceCell(units, self.activation, dtype=self.dtype_policy),
-            return_sequences=self.return_sequences,
-            return_state=self.return_state,
+        # The step loops have no weights: Keras' RNN loop (static or dynamic
+        # time, masks, unroll, jit on every backend) over element-wise cells.
+        self.memory_loop = keras.layers.RNN(
+            _SRUMemoryCell(units, dtype=self.dtype_policy),
+            return_sequences=True,
             unroll=self.unroll,
             dtype=self.dtype_policy,
-            name="recurrence",
+            name="memory_loop",
+        )
+        self.masked_loop = keras.layers.RNN(
+            _SRUMaskedStepCell(units, self.activation, dtype=self.dtype_policy),
+            return_sequences=self.return_sequences,
+            return_state=True,
+            unroll=self.unroll,
+            dtype=self.dtype_policy,
+            name="masked_loop",
         )
 
     def build(self, sequences_shape, initial_state_shape=None):
@@ -253,7 +282,9 @@ class SRU(keras.layers.Layer):
         self.bias = self.add_weight(
             name="bias", shape=(2 * self.units,), initializer=self.bias_initializer
         )
-        self.recurrence.build((sequences_shape[0], sequences_shape[1], 4 * self.units))
+        batch, time = sequences_shape[0], sequences_shape[1]
+        self.memory_loop.build((batch, time, 2 * self.units))
+        self.masked_loop.build((batch, time, 4 * self.units))
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
         # One matrix product for every projection of every time step.
@@ -265,17 +296,31 @@ class SRU(keras.layers.Layer):
         f = ops.sigmoid(f_pre + b_f)
         r = ops.sigmoid(r_pre + b_r)
         u = (1.0 - f) * x_tilde  # c_t = f_t * c_{t-1} + u_t
-        # Only the element-wise recurrence runs step by step.
-        steps = ops.concatenate([f, u, r, highway], axis=-1)
         if initial_state is not None:
             c0 = initial_state[0] if tree.is_nested(initial_state) else initial_state
             c0 = ops.cast(c0, sequences.dtype)
-            initial_state = [ops.zeros_like(c0), c0]
-        result = self.recurrence(steps, initial_state=initial_state, mask=mask)
+
+        if mask is None:
+            # Only c_t = f_t * c_{t-1} + u_t runs step by step; h for all steps at once.
+            c = self.memory_loop(
+                ops.concatenate([f, u], axis=-1),
+                initial_state=None if initial_state is None else [c0],
+            )
+            c_last = c[:, -1]
+            if self.return_sequences:
+                output = r * self.activation(c) + (1.0 - r) * highway
+            else:
+                output = r[:, -1] * self.activation(c_last) + (1.0 - r[:, -1]) * highway[:, -1]
+        else:
+            # Masked steps keep c and repeat the previous h: h is computed in the loop.
+            output, _, c_last = self.masked_loop(
+                ops.concatenate([f, u, r, highway], axis=-1),
+                initial_state=None if initial_state is None else [ops.zeros_like(c0), c0],
+                mask=mask,
+            )
         if self.return_state:
-            output, _, c_last = result
             return output, c_last
-        return result
+        return output
 
     def compute_mask(self, sequences, mask=None):
         output_mask = mask if self.return_sequences else None
