@@ -522,6 +522,16 @@ def build_model(
     standardise them in their first layer: set the training speakers'
     statistics with `keras_ser.set_channel_stats(model, mean, std)`.
 
+    Inputs (float32, raw features, not standardised):
+    - `cnn_sru`, `cnn`: `segments`, `[batch, n_segments, image_size,
+      image_size, 3]`: the feature image (channels log-Mel, delta,
+      delta-delta) cut into N segments along time, each resized
+      (`tf_pipeline.segment_and_resize`; `make_dataset(output="segments")`).
+    - `sru`: `frames`, `[batch, time, 3 * n_mels]`: per 10 ms frame the
+      concatenation `[log-Mel | delta | delta-delta]` (`n_mels` values each),
+      zero-padded at the end; all-zero frames are masked
+      (`make_dataset(output="frames")`).
+
     With `compile=True` the model is compiled with `model.compile()`'s
     defaults: Adam with learning rate 1e-4 (the optimiser of this project's
     reference calibration of the end-to-end model, DESIGN.md), sparse
