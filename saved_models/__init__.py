@@ -6,7 +6,7 @@ Serving is `<export_root>/<name>`). Exported artefacts are never committed.
 Example:
 
 >>> import saved_models
->>> path = saved_models.export(model, "exports", "emotion")   # doctest: +SKIP
+>>> path = saved_models.export(model, "exports", "ser")   # doctest: +SKIP
 >>> saved_models.audit_ops(path)                               # doctest: +SKIP
 []
 """

@@ -9,7 +9,7 @@ in the server. `audit_ops` reads the graph and names every such op.
 
 Example:
 
->>> problems = audit_ops("exports/emotion/1")       # doctest: +SKIP
+>>> problems = audit_ops("exports/ser/1")       # doctest: +SKIP
 >>> problems
 []
 """

@@ -8,8 +8,9 @@ for both signatures, at batch sizes 1 and 2 (rows of different lengths, and a
 
 Example:
 
->>> records = warmup_requests("emotion", n_segments=3)            # doctest: +SKIP
->>> write_warmup_file("exports/emotion/1/assets.extra/tf_serving_warmup_requests", records)  # doctest: +SKIP
+>>> wavs, waveforms = synthetic_audio()
+>>> requests = warmup_requests("ser", wavs, waveforms)                          # doctest: +SKIP
+>>> write_warmup_file("exports/ser/1/assets.extra/tf_serving_warmup_requests", requests)  # doctest: +SKIP
 """
 
 import io

@@ -27,7 +27,7 @@ not tuned or hardened for production traffic: use the real server for that
 Example:
 
 >>> from serving.server import DevServer
->>> with DevServer.for_model("emotion", "exports/emotion", port=0, rest_api_port=0) as server:  # doctest: +SKIP
+>>> with DevServer.for_model("ser", "exports/ser", port=0, rest_api_port=0) as server:  # doctest: +SKIP
 ...     print(server.grpc_address, server.rest_url)
 127.0.0.1:40123 http://127.0.0.1:40124
 """
@@ -261,7 +261,7 @@ class DevServer:
 
     Example:
 
-    >>> server = DevServer.for_model("emotion", "exports/emotion", port=0).start()   # doctest: +SKIP
+    >>> server = DevServer.for_model("ser", "exports/ser", port=0).start()   # doctest: +SKIP
     >>> server.grpc_port                                                              # doctest: +SKIP
     40123
     >>> server.stop()                                                                 # doctest: +SKIP
