@@ -102,6 +102,16 @@ class SERTask(keras.Model):
     (`compile()` with no arguments gives the recipe of `build_model`).
     Subclasses build their functional graph in `__init__` and call
     `super().__init__(inputs=..., outputs=..., ...)`.
+
+    Example:
+
+    >>> import keras_ser
+    >>> model = keras_ser.build_model("sru", num_classes=3, sru_units=8,
+    ...                               class_names=["anger", "neutral", "sadness"])
+    >>> isinstance(model, SERTask), model.class_names, model.n_segments
+    (True, ['anger', 'neutral', 'sadness'], None)
+    >>> model.feature_config.n_mels, type(model.optimizer).__name__
+    (60, 'Adam')
     """
 
     def __init__(

@@ -63,7 +63,13 @@ def register_backbone(name, factory):
 
 
 def get_backbone_factory(name):
-    """Returns the factory registered as `name`; a `ValueError` lists the known names."""
+    """Returns the factory registered as `name`; a `ValueError` lists the known names.
+
+    Example:
+
+    >>> get_backbone_factory("alexnet") is alexnet_backbone
+    True
+    """
     if name not in BACKBONES:
         raise ValueError(
             f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}"
