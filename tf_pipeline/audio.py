@@ -244,7 +244,7 @@ def load_audio(source, config=None):
     try:
         audio, rate = decode_wav(tf.constant(contents))
         audio, rate = audio.numpy(), int(rate.numpy())
-    except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as tf_error:
+    except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, UnicodeDecodeError) as tf_error:
         audio, rate = _read_with_soundfile(contents, what, tf_error)
     if audio.ndim == 2 and audio.shape[1] == 0:
         raise AudioDecodeError(f"Audio {what} has no channels")
