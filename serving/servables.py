@@ -8,7 +8,8 @@ same status codes and messages (taken from TF Serving's sources):
   directories, are ignored); the version policy (`latest { num_versions }`,
   `specific { versions }`, `all {}`; default: the highest version) picks
   the versions to serve; the base path is polled and new versions are
-  loaded while running, the new one before the old one is unloaded;
+  loaded while running, the new one before the old one is unloaded; a
+  failed load is retried up to 5 times, 5 s apart;
 - a version is loaded with `tf.saved_model.load`, then the warmup file
   `assets.extra/tf_serving_warmup_requests` is replayed through Predict;
   only then is it AVAILABLE (a failing warmup fails the load);
@@ -38,6 +39,9 @@ log = logging.getLogger("serving.servables")
 
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BATCH_SIZE = 64
+# A version that failed to load is tried again this many times, this many seconds apart.
+MAX_LOAD_RETRIES = 5
+LOAD_RETRY_SECONDS = 5.0
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 # ModelVersionStatus.State (get_model_status.proto).
@@ -98,6 +102,8 @@ class Version:
         self.state = START
         self.error = None  # (grpc.StatusCode, message) of a failed load
         self.warmup_records = 0
+        self.attempts = 0
+        self.failed_at = None
         self.loaded = None
         self.signature_defs = {}
 
@@ -126,6 +132,7 @@ class Version:
                      self.name, self.version, self.warmup_records)
 
     def _fail(self, code, message):
+        self.failed_at = time.monotonic()
         self.loaded = None
         self.error = (code, message)
         self.state = END
@@ -350,10 +357,17 @@ class Model:
         for number in sorted(aspired, reverse=True):
             with self.lock:
                 known = self.versions.get(number)
-            if known is not None and known.state in (LOADING, AVAILABLE) or (known is not None and known.error):
+            if known is not None and known.state in (LOADING, AVAILABLE):
                 continue
+            attempts = 0
+            if known is not None and known.error:
+                # As TF Serving (--max_num_load_retries=5): retry a failed load a few times, spaced out.
+                if known.attempts > MAX_LOAD_RETRIES or time.monotonic() - known.failed_at < LOAD_RETRY_SECONDS:
+                    continue
+                attempts = known.attempts
             version = Version(self.name, number, os.path.join(self.base_path, _dir_name(self.base_path, number)),
                               self.max_batch_size)
+            version.attempts = attempts + 1
             with self.lock:
                 self.versions[number] = version
             version.load()

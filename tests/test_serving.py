@@ -413,9 +413,13 @@ def _wait_for(condition, timeout=60.0):
     raise AssertionError("timed out")
 
 
-def test_new_version_is_picked_up_while_running(exported, tmp_path):
+def test_new_version_is_picked_up_while_running(exported, tmp_path, monkeypatch):
+    from serving import servables
     from serving.client import GrpcClient
+    from serving.client import ServingRequestError
     from serving.server import DevServer
+
+    monkeypatch.setattr(servables, "LOAD_RETRY_SECONDS", 0.3)
 
     base_path = str(tmp_path / "ser")
     shutil.copytree(exported.base_path, base_path)
@@ -428,6 +432,20 @@ def test_new_version_is_picked_up_while_running(exported, tmp_path):
         _wait_for(lambda: [s["state"] for s in client.status()["model_version_status"]] == ["END", "AVAILABLE"])
         assert [s["version"] for s in client.status()["model_version_status"]] == ["1", "2"]
         assert client.predict_waveforms([tone(1.0)])[0]["model_version"] == 2
+
+        # A version copied in place non-atomically fails to load at first, and is retried.
+        def state_of_3():
+            try:
+                return client.status(version=3)["model_version_status"][0]
+            except ServingRequestError:  # NOT_FOUND until the poller has seen it
+                return {"state": None}
+
+        os.makedirs(os.path.join(base_path, "3"))
+        _wait_for(lambda: state_of_3()["state"] == "END")
+        assert "Failed to load" in state_of_3()["status"]["error_message"]
+        shutil.copytree(os.path.join(base_path, "2"), os.path.join(base_path, "3"), dirs_exist_ok=True)
+        _wait_for(lambda: state_of_3()["state"] == "AVAILABLE")
+        assert client.predict_waveforms([tone(1.0)])[0]["model_version"] == 3
         client.close()
 
 
