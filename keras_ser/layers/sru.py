@@ -253,7 +253,7 @@ class SRU(keras.layers.Layer):
         # time, masks, unroll, jit on every backend) over element-wise cells.
         self.memory_loop = keras.layers.RNN(
             _SRUMemoryCell(units, dtype=self.dtype_policy),
-            return_sequences=True,
+            return_sequences=self.return_sequences,
             unroll=self.unroll,
             dtype=self.dtype_policy,
             name="memory_loop",
@@ -306,10 +306,11 @@ class SRU(keras.layers.Layer):
                 ops.concatenate([f, u], axis=-1),
                 initial_state=None if initial_state is None else [c0],
             )
-            c_last = c[:, -1]
-            if self.return_sequences:
+            if self.return_sequences:  # c: [batch, time, units]
+                c_last = c[:, -1]
                 output = r * self.activation(c) + (1.0 - r) * highway
-            else:
+            else:  # c: [batch, units], the last step's
+                c_last = c
                 output = r[:, -1] * self.activation(c_last) + (1.0 - r[:, -1]) * highway[:, -1]
         else:
             # Masked steps keep c and repeat the previous h: h is computed in the loop.
