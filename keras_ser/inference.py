@@ -19,8 +19,7 @@ def model_inputs(model, waveform):
 
     image = tf_pipeline.feature_image(waveform, model.feature_config)
     if model.n_segments is None:
-        frames = np.transpose(image.numpy(), (1, 2, 0)).reshape(image.shape[1], -1)
-        return frames[None]
+        return tf_pipeline.batch_frame_sequence(image[None]).numpy()
     size = tuple(model.input.shape[2:4])
     return tf_pipeline.segment_and_resize(image, model.n_segments, size=size).numpy()[None]
 

@@ -352,18 +352,13 @@ def _check_wav_row(contents, row, config, max_seconds):
 
 def _model_inputs(model, waveforms, num_samples):
     """Model input from padded waveforms, with the tf_pipeline batch functions."""
-    import tensorflow as tf
-
     import tf_pipeline
 
     config = model.feature_config
     images, num_frames = tf_pipeline.batch_feature_image(waveforms, num_samples, config)
     if model.n_segments is None:
-        # Frame-level model (`sru`): [B, T, 3 * n_mels], zero past each row's
-        # frames, laid out as tf_pipeline.make_dataset(output="frames") does.
-        batch = tf.shape(images)[0]
-        sequence = tf.transpose(images, [0, 2, 3, 1])  # [B, T, 3, n_mels]
-        return tf.reshape(sequence, [batch, -1, 3 * config.n_mels])
+        # Frame-level model (`sru`): [B, T, 3 * n_mels], zero past each row's frames.
+        return tf_pipeline.batch_frame_sequence(images)
     size = tuple(int(s) for s in model.input.shape[2:4])
     return tf_pipeline.batch_segment_and_resize(images, num_frames, model.n_segments, size)
 

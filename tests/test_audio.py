@@ -131,3 +131,19 @@ def test_batch_decode_equals_one_at_a_time():
         single = decode_to_waveform(item).numpy()
         np.testing.assert_array_equal(waveforms[row, : lengths[row]].numpy(), single)
         assert not np.any(waveforms[row, lengths[row]:].numpy())
+
+
+def test_long_audio_at_a_coprime_rate_resamples_without_overflow():
+    # 60 s at 7919 Hz: samples * up exceeds int32; memory stays bounded by chunking.
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 60 * 7919).astype(np.float32)
+    ours = tf.function(lambda w, r: resample(w, r, 16000))(x, tf.constant(7919)).numpy()
+    reference = scipy.signal.resample_poly(x.astype(np.float64), 16000, 7919)
+    assert ours.shape == reference.shape == (960000,)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_wav_with_non_utf8_chunk_ids_is_a_clear_error():
+    data = bytearray(wav_bytes(tone(0.1)))
+    data[12:16] = b"\xff\xfe\xfd\xfc"  # the fmt chunk id
+    with pytest.raises(AudioDecodeError, match="bytes"):
+        load_audio(bytes(data))

@@ -124,3 +124,11 @@ def test_integer_waveform_is_rejected():
 def test_stereo_waveform_is_rejected_with_shape():
     with pytest.raises(ValueError, match=r"mono signal .* \(1000, 2\)"):
         tf_pipeline.log_mel(np.zeros((1000, 2), np.float32))
+
+
+def test_frame_sequence_layout_is_channel_major():
+    image = tf_pipeline.feature_image(np.random.default_rng(3).uniform(-0.3, 0.3, 4000).astype(np.float32)).numpy()
+    frames = tf_pipeline.batch_frame_sequence(image[None]).numpy()[0]
+    assert frames.shape == (image.shape[1], 180)
+    np.testing.assert_array_equal(frames[:, :60], image[..., 0].T)
+    np.testing.assert_array_equal(frames[:, 120:], image[..., 2].T)

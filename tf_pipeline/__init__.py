@@ -37,6 +37,7 @@ _EXPORTS = {
     "feature_image": "tf_pipeline.features",
     "batch_log_mel": "tf_pipeline.features",
     "batch_feature_image": "tf_pipeline.features",
+    "batch_frame_sequence": "tf_pipeline.features",
     # segments
     "segment_and_resize": "tf_pipeline.segments",
     "batch_segment_and_resize": "tf_pipeline.segments",

@@ -90,6 +90,9 @@ def _polyphase_bank(up, down):
     return tf.cast(bank, tf.float32), taps
 
 
+_CHUNK = 4096  # resampler outputs computed per step
+
+
 def resample(waveform, rate_in, rate_out=16000):
     """Resamples a mono waveform with core TF ops (windowed-sinc polyphase).
 
@@ -98,7 +101,8 @@ def resample(waveform, rate_in, rate_out=16000):
     beta 5, filter half-length `10 * max(up, down)`, zero padding at the
     edges), to float32 precision. `rate_in` may be a tensor (e.g. the rate a
     WAV header declares), so this runs inside a SavedModel. Output length is
-    `ceil(samples * up / down)`.
+    `ceil(samples * up / down)`. Outputs are computed in chunks of 4096, so
+    memory stays small for long audio.
 
     Args:
         waveform: float32 `[samples]`.
@@ -126,18 +130,28 @@ def resample(waveform, rate_in, rate_out=16000):
         up = rate_out_t // g
         down = rate_in // g
         bank, taps = _polyphase_bank(up, down)
-        length = tf.shape(waveform)[0]
-        n_out = (length * up + down - 1) // down
-        m = tf.range(n_out) * down
-        phase = tf.math.floormod(m, up)
-        half_len = 10 * tf.maximum(up, down)
-        k_min = -tf.math.floordiv(half_len - m, up)
-        index = k_min[:, None] + tf.range(taps)[None, :]
-        valid = tf.logical_and(index >= 0, index < length)
-        samples = tf.gather(waveform, tf.clip_by_value(index, 0, tf.maximum(length - 1, 0)))
-        samples = tf.where(valid, samples, tf.zeros_like(samples))
-        weights = tf.gather(bank, phase)
-        return tf.reduce_sum(samples * weights, axis=1)
+        # Index arithmetic in int64: samples * up overflows int32 for long audio at co-prime rates.
+        up64, down64 = tf.cast(up, tf.int64), tf.cast(down, tf.int64)
+        half_len = 10 * tf.maximum(up64, down64)
+        length = tf.cast(tf.shape(waveform)[0], tf.int64)
+        n_out = (length * up64 + down64 - 1) // down64
+        # Zero padding on both sides stands for the signal's zero extension.
+        pad = half_len // up64 + 1
+        padded = tf.pad(waveform, [[pad, pad + tf.cast(taps, tf.int64)]])
+        num_chunks = (n_out + _CHUNK - 1) // _CHUNK
+
+        def chunk(start):
+            n = start + tf.range(_CHUNK, dtype=tf.int64)
+            m = n * down64
+            k_min = -tf.math.floordiv(half_len - m, up64)  # ceil((m - half_len) / up)
+            index = tf.clip_by_value(k_min + pad, 0, length + pad)[:, None] + tf.range(taps, dtype=tf.int64)[None, :]
+            weights = tf.gather(bank, tf.math.floormod(m, up64))
+            return tf.reduce_sum(tf.gather(padded, index) * weights, axis=1)
+
+        # Outputs in chunks bound the memory of the [outputs, taps] gathers.
+        chunks = tf.map_fn(chunk, tf.range(num_chunks, dtype=tf.int64) * _CHUNK,
+                           fn_output_signature=tf.TensorSpec([_CHUNK], tf.float32))
+        return tf.reshape(chunks, [-1])[:n_out]
 
     return tf.cond(tf.equal(rate_in, rate_out_t), lambda: tf.identity(waveform), _resample)
 

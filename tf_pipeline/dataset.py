@@ -168,9 +168,7 @@ def make_dataset(
         if output == "segments":
             return segments_lib.batch_segment_and_resize(images, frames, n_segments, image_size), labels
         if output == "frames":
-            batch = tf.shape(images)[0]
-            sequence = tf.transpose(images, [0, 2, 3, 1])  # [B, T, 3, n_mels]
-            return tf.reshape(sequence, [batch, -1, 3 * config.n_mels]), labels
+            return features.batch_frame_sequence(images), labels
         return (images, frames), labels
 
     dataset = dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)

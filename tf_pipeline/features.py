@@ -305,3 +305,23 @@ def batch_feature_image(waveforms, num_samples, config=None):
     d2 = _batch_deltas(d1, num_frames, config.delta_width)
     images = tf.stack([mel, d1, d2], axis=-1)  # [batch, frames, n_mels, 3]
     return tf.transpose(images, [0, 2, 1, 3]), num_frames
+
+
+def batch_frame_sequence(images):
+    """Feature images as frame sequences: `[B, n_mels, T, C] -> [B, T, C * n_mels]`.
+
+    The input of the frame-level `sru` model: each frame is the log-Mel
+    vector, then its delta, then its delta-delta (channel-major). Padded
+    frames stay zero.
+
+    Example:
+
+    >>> batch_frame_sequence(tf.zeros([2, 60, 97, 3])).shape
+    TensorShape([2, 97, 180])
+    """
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4:
+        raise ValueError(f"`images` must have shape [batch, n_mels, frames, channels]. Received shape: {images.shape}")
+    shape = tf.shape(images)
+    sequence = tf.transpose(images, [0, 2, 3, 1])  # [B, T, C, n_mels]
+    return tf.reshape(sequence, [shape[0], shape[2], shape[1] * shape[3]])
