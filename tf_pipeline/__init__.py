@@ -57,6 +57,8 @@ _EXPORTS = {
     "make_dataset": "tf_pipeline.dataset",
     "feature_images": "tf_pipeline.dataset",
     "corpus_channel_stats": "tf_pipeline.dataset",
+    "speaker_channel_stats": "tf_pipeline.dataset",
+    "augment": "tf_pipeline.augment",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pipeline import audio as audio_lib
+from tf_pipeline import augment as augment_lib
 from tf_pipeline import features
 from tf_pipeline import normalization
 from tf_pipeline import segments as segments_lib
@@ -87,6 +88,21 @@ def corpus_channel_stats(corpus, indices=None, config=None):
     )
 
 
+def speaker_channel_stats(corpus, speakers=None, config=None):
+    """Per-speaker `ChannelStats` (for per-speaker normalisation).
+
+    Each speaker's statistics come from all of that speaker's audio, labels
+    unused. For a test speaker that is its unlabelled test audio: an
+    option that results must name.
+
+    Returns:
+        dict `speaker -> ChannelStats`.
+    """
+    speakers = corpus.speakers if speakers is None else speakers
+    ids = corpus.speaker_ids
+    return {speaker: corpus_channel_stats(corpus, np.flatnonzero(ids == speaker), config) for speaker in speakers}
+
+
 def make_dataset(
     corpus,
     indices=None,
@@ -100,6 +116,9 @@ def make_dataset(
     seed=0,
     augment=None,
     drop_remainder=False,
+    speaker_stats=None,
+    label_mode="int",
+    mixup_alpha=0.0,
 ):
     """A batched tf.data pipeline of model inputs and integer labels.
 
@@ -122,8 +141,18 @@ def make_dataset(
             cache of the small feature images.
         seed: int, the shuffle seed. Defaults to `0`.
         augment: optional callable `(image, num_frames) -> (image, num_frames)`
-            applied per utterance on the small image when `training`.
+            applied per utterance on the small image when `training` (see
+            `tf_pipeline.augment.make_augment`).
         drop_remainder: bool. Defaults to `False`.
+        speaker_stats: optional dict `speaker -> ChannelStats`: standardise
+            each utterance with its own speaker's statistics (per-speaker
+            normalisation). For a test speaker this uses its unlabelled
+            audio; it is an option, off by default, and results using it
+            must say so.
+        label_mode: `"int"` (class ids) or `"one_hot"` (float vectors, for
+            label smoothing and mixup). Defaults to `"int"`.
+        mixup_alpha: float. When > 0 and `training`, mixup of each batch
+            with `Beta(alpha, alpha)` weights (labels become one-hot mixes).
 
     Returns:
         A `tf.data.Dataset` of `(inputs, labels)`.
@@ -139,6 +168,10 @@ def make_dataset(
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}. Received: output={output!r}")
+    if label_mode not in ("int", "one_hot"):
+        raise ValueError(f"label_mode must be 'int' or 'one_hot'. Received: label_mode={label_mode!r}")
+    if mixup_alpha < 0:
+        raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={mixup_alpha}")
     if output == "segments":
         n_segments = segments_lib.check_n_segments(n_segments)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -147,6 +180,16 @@ def make_dataset(
     indices = _check_indices(corpus, indices)
 
     dataset = feature_images(corpus, indices, config)
+    if speaker_stats is not None:
+        missing = sorted({corpus.records[i].speaker for i in indices} - set(speaker_stats))
+        if missing:
+            raise ValueError(f"speaker_stats has no statistics for speaker(s) {missing}")
+        means = np.array([speaker_stats[corpus.records[i].speaker].mean for i in indices], np.float32)
+        stds = np.array([speaker_stats[corpus.records[i].speaker].std for i in indices], np.float32)
+        dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices((means, stds)))).map(
+            lambda item, stats: ((item[0] - stats[0]) / stats[1], item[1], item[2]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     if cache is True:
         dataset = dataset.cache()
     elif cache:
@@ -172,4 +215,10 @@ def make_dataset(
         return (images, frames), labels
 
     dataset = dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    num_classes = corpus.num_classes
+    if training and mixup_alpha > 0:
+        dataset = dataset.map(lambda x, y: augment_lib.mixup(x, y, num_classes, mixup_alpha),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    elif label_mode == "one_hot":
+        dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -49,6 +49,21 @@ def define(flag_values):
     flags.DEFINE_enum("strategy", d.strategy, list(STRATEGIES),
                       "tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
                       "(MultiWorkerMirroredStrategy; each worker reads TF_CONFIG).", **F)
+    # Levers (issue 6): all off by default.
+    flags.DEFINE_integer("time_masks", d.time_masks, "SpecAugment: time masks per training utterance (0 = off).",
+                         lower_bound=0, **F)
+    flags.DEFINE_integer("time_width", d.time_width, "SpecAugment: maximum frames per time mask.", lower_bound=0, **F)
+    flags.DEFINE_integer("freq_masks", d.freq_masks, "SpecAugment: frequency masks per training utterance (0 = off).",
+                         lower_bound=0, **F)
+    flags.DEFINE_integer("freq_width", d.freq_width, "SpecAugment: maximum Mel bands per frequency mask.",
+                         lower_bound=0, **F)
+    flags.DEFINE_float("jitter", d.jitter, "Segment jitter: trim up to this share of frames at each end of a "
+                       "training utterance, moving the segment boundaries (0 = off; < 0.5).", **F)
+    flags.DEFINE_float("mixup_alpha", d.mixup_alpha, "Mixup of training batches, Beta(a, a) weights (0 = off).", **F)
+    flags.DEFINE_float("label_smoothing", d.label_smoothing, "Label smoothing of the cross-entropy (0 = off).", **F)
+    flags.DEFINE_boolean("speaker_norm", d.speaker_norm,
+                         "Per-speaker normalisation: standardise every speaker with its own statistics, the test "
+                         "speaker's from its UNLABELLED TEST AUDIO. Off by default; named in every report.", **F)
 
 
 def config_from(flag_values):

@@ -39,6 +39,16 @@ class TrainConfig:
         seed: seeds weights, shuffling and dropout.
         mixed_precision: `None`, `"mixed_float16"` or `"mixed_bfloat16"`.
         strategy: `"default"`, `"mirrored"` or `"multi_worker"` (tf.distribute).
+        time_masks, time_width, freq_masks, freq_width: SpecAugment-style
+            masks on training images (`tf_pipeline.augment.spec_augment`);
+            0 masks = off.
+        jitter: random trimming of up to this share of frames at each end of
+            training utterances, moving the segment boundaries; 0 = off.
+        mixup_alpha: mixup of training batches with `Beta(a, a)`; 0 = off.
+        label_smoothing: label smoothing of the cross-entropy; 0 = off.
+        speaker_norm: standardise every speaker with its own statistics,
+            the test speaker's computed from its unlabelled test audio. Off
+            by default; every report that uses it says so.
     """
 
     model: str = "cnn_sru"
@@ -65,6 +75,14 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = None
     strategy: str = "default"
+    time_masks: int = 0
+    time_width: int = 20
+    freq_masks: int = 0
+    freq_width: int = 8
+    jitter: float = 0.0
+    mixup_alpha: float = 0.0
+    label_smoothing: float = 0.0
+    speaker_norm: bool = False
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -86,6 +104,12 @@ class TrainConfig:
                 f"(a custom loop; Keras 3's fit does not support it). Received: recipe={self.recipe!r}, "
                 f"monitor={self.monitor!r}"
             )
+        if not 0 <= self.jitter < 0.5:
+            raise ValueError(f"jitter must be in [0, 0.5). Received: jitter={self.jitter}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing}")
+        if self.mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={self.mixup_alpha}")
         if self.recipe == "paper" and self.model != "cnn_sru":
             raise ValueError(f"The 'paper' recipe trains the cnn_sru model. Received: model={self.model!r}")
         if self.model == "cnn_sru" and not 1 <= self.n_segments <= 5:
@@ -104,6 +128,32 @@ class TrainConfig:
     def output(self):
         """The `make_dataset` output this model reads."""
         return "frames" if self.model == "sru" else "segments"
+
+    @property
+    def label_mode(self):
+        """`"one_hot"` when label smoothing or mixup needs soft labels."""
+        return "one_hot" if (self.mixup_alpha > 0 or self.label_smoothing > 0) else "int"
+
+    def augment(self):
+        """The per-utterance training augmentation, or None."""
+        from tf_pipeline.augment import make_augment
+
+        return make_augment(self.time_masks, self.time_width, self.freq_masks, self.freq_width, self.jitter)
+
+    def levers(self):
+        """Short names of the levers that are on (for reports)."""
+        on = []
+        if self.time_masks or self.freq_masks:
+            on.append(f"SpecAugment {self.time_masks}x{self.time_width} time, {self.freq_masks}x{self.freq_width} freq")
+        if self.jitter:
+            on.append(f"segment jitter {self.jitter}")
+        if self.mixup_alpha:
+            on.append(f"mixup {self.mixup_alpha}")
+        if self.label_smoothing:
+            on.append(f"label smoothing {self.label_smoothing}")
+        if self.speaker_norm:
+            on.append("PER-SPEAKER NORMALISATION (uses the test speaker's unlabelled audio)")
+        return on
 
     def model_kwargs(self):
         """Arguments of `keras_ser.build_model` (besides classes and features)."""

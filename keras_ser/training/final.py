@@ -5,7 +5,7 @@ import numpy as np
 from keras_ser.training.config import TrainConfig
 
 
-def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1, augment=None):
+def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
     """Trains one model on all speakers (no test speaker), ready to save or export.
 
     With `config.validation="next"` the last speaker (in sorted order) is held
@@ -40,5 +40,8 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1, au
     else:
         fold = Fold(None, np.arange(len(corpus)), np.zeros(0, np.int64))
     keras.utils.set_random_seed(config.seed)
-    data = make_fold_data(corpus, fold, config, feature_config, augment=augment)
+    if config.speaker_norm:
+        raise ValueError("speaker_norm needs each test speaker's audio at inference; a final model for serving "
+                         "cannot use it. Train the final model without speaker_norm.")
+    data = make_fold_data(corpus, fold, config, feature_config)
     return recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)

@@ -60,17 +60,28 @@ def versions():
     return info
 
 
-def make_fold_data(corpus, fold, config, feature_config=None, augment=None):
+def make_fold_data(corpus, fold, config, feature_config=None):
     """Builds the `FoldData` of one fold from a corpus with tf_pipeline.
 
-    Channel statistics come from `fold.train_indices` only.
+    Channel statistics come from `fold.train_indices` only, and the model's
+    `standardize` layer gets them. With `config.speaker_norm`, every speaker
+    is standardised with its own statistics instead (the test speaker's from
+    its unlabelled audio) and the model's layer is the identity.
     """
     import tensorflow as tf
 
     import tf_pipeline
     from keras_ser.training.recipes import FoldData
 
-    stats = tf_pipeline.corpus_channel_stats(corpus, fold.train_indices, feature_config)
+    speaker_stats = None
+    if config.speaker_norm:
+        speakers = sorted({corpus.records[i].speaker for part in (fold.train_indices, fold.validation_indices,
+                                                                  fold.test_indices) for i in part})
+        speaker_stats = tf_pipeline.speaker_channel_stats(corpus, speakers, feature_config)
+        stats = tf_pipeline.ChannelStats((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    else:
+        stats = tf_pipeline.corpus_channel_stats(corpus, fold.train_indices, feature_config)
+    augment = config.augment()
     parts = {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
     options = tf.data.Options()
     if config.strategy == "multi_worker":
@@ -88,6 +99,9 @@ def make_fold_data(corpus, fold, config, feature_config=None, augment=None):
             output=config.output,
             seed=config.seed,
             augment=augment,
+            speaker_stats=speaker_stats,
+            label_mode=config.label_mode,
+            mixup_alpha=config.mixup_alpha,
         ).with_options(options)
 
     labels = {part: corpus.labels[indices] for part, indices in parts.items()}
@@ -110,6 +124,8 @@ def _check_run_dir(run_dir, identity):
     if os.path.exists(path):
         with open(path) as handle:
             stored = json.load(handle)
+        # Fields added to TrainConfig since the run started take their defaults.
+        stored["config"] = TrainConfig.from_dict(stored.get("config", {})).to_dict()
         differences = [
             f"{key}: {stored.get(key)!r} (stored) vs {value!r} (now)"
             for key, value in identity.items()
@@ -123,15 +139,20 @@ def _check_run_dir(run_dir, identity):
     return path
 
 
-def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, augment=None):
-    """Trains and evaluates one fold; returns its result dict (not written)."""
+def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1):
+    """Trains and evaluates one fold.
+
+    Returns:
+        `(result, model)`: the fold's result dict (not written) and the
+        trained model.
+    """
     import keras
 
     from keras_ser.training import recipes
 
     keras.utils.set_random_seed(config.seed)
     start = time.time()
-    data = make_fold_data(corpus, fold, config, feature_config, augment=augment)
+    data = make_fold_data(corpus, fold, config, feature_config)
     result = recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)
     probabilities = result.model.predict(data.dataset("test", training=False), verbose=0)
     labels = data.labels["test"]
@@ -177,7 +198,6 @@ def run_loso(
     data_dir=None,
     verbose=1,
     command=None,
-    augment=None,
     log=print,
 ):
     """Runs (or resumes) a LOSO evaluation and writes its report.
@@ -193,7 +213,6 @@ def run_loso(
         data_dir: the corpus folder, recorded in the results.
         verbose: Keras progress output (1 bars, 2 one line per epoch, 0 none).
         command: the command line, recorded in the results.
-        augment: optional per-utterance augmentation for `make_dataset`.
         log: callable for progress lines.
 
     Returns:
@@ -233,7 +252,7 @@ def run_loso(
         held = f", validation speaker {fold.validation_speaker}" if fold.validation_speaker else ""
         log(f"{prefix}: training on {len(fold.train_indices)} utterances{held}, testing on {len(fold.test_indices)}")
         log_dir = os.path.join(run_dir, "tensorboard", f"fold_{fold.test_speaker}")
-        result, _ = run_fold(corpus, fold, config, feature_config, log_dir=log_dir, verbose=verbose, augment=augment)
+        result, _ = run_fold(corpus, fold, config, feature_config, log_dir=log_dir, verbose=verbose)
         write_json_atomic(path, result)
         log(f"{prefix}: WA {result['wa']:.3f}, UA {result['ua']:.3f} ({result['wall_time_s']:.0f} s)")
         keras.backend.clear_session()

@@ -23,7 +23,7 @@ class _History:
 def fit(model, strategy, train, epochs, validation=None, patience=None, verbose=1, log=print):
     """Trains a compiled model with a custom distributed loop.
 
-    The loss is the model's compiled loss (per example, averaged over the
+    The loss is the model's compiled loss object (per example, averaged over the
     global batch with `tf.nn.compute_average_loss`); the optimizer is the
     model's. With `validation`, the validation loss is computed after every
     epoch, training stops after `patience` epochs without improvement and the
@@ -42,10 +42,10 @@ def fit(model, strategy, train, epochs, validation=None, patience=None, verbose=
     Returns:
         An object with a Keras-like `history` dict (`loss`, `val_loss`).
     """
-    import keras
     import tensorflow as tf
 
-    loss_object = keras.losses.SparseCategoricalCrossentropy(reduction="none")
+    # The compiled loss, per example (averaged over the global batch below).
+    loss_object = model.loss.__class__.from_config({**model.loss.get_config(), "reduction": "none"})
     optimizer = model.optimizer
 
     def train_replica(batch):

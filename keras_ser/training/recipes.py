@@ -80,6 +80,17 @@ def build_for(config, data, feature_config=None, compile=False):
     return model
 
 
+def _loss_and_metrics(config, num_classes):
+    """Cross-entropy and WA/UA metrics matching the labels the data yields."""
+    if config.label_mode == "one_hot":
+        return (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                [keras.metrics.CategoricalAccuracy(name="wa"),
+                 keras_ser.metrics.UnweightedAccuracy(num_classes=num_classes, sparse_y_true=False, name="ua")])
+    return (keras.losses.SparseCategoricalCrossentropy(),
+            [keras.metrics.SparseCategoricalAccuracy(name="wa"),
+             keras_ser.metrics.UnweightedAccuracy(num_classes=num_classes, name="ua")])
+
+
 def _callbacks(config, data, log_dir, stage):
     callbacks = []
     if log_dir:
@@ -125,7 +136,9 @@ def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1)
     strategy = distribute.get_strategy(config.strategy)
     with precision_policy(config.mixed_precision), strategy.scope():
         model = build_for(config, data, feature_config)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+        loss, metrics = _loss_and_metrics(config, len(data.class_names))
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss,
+                      metrics=metrics)
     validation = data.dataset("validation", training=False) if data.has_validation else None
     if config.strategy == "multi_worker":
         # Keras 3's fit does not run under MultiWorkerMirroredStrategy (see multi_worker.py).
@@ -155,7 +168,7 @@ def _segment_dataset(dataset, num_segments, batch_size, shuffle, seed):
     def flatten(segments, labels):
         shape = tf.shape(segments)
         images = tf.reshape(segments, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
-        return images, tf.repeat(labels, shape[1])
+        return images, tf.repeat(labels, shape[1], axis=0)
 
     segments = dataset.map(flatten).unbatch()
     if shuffle:
@@ -195,10 +208,11 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
             name="stage1_cnn",
         )
         keras_ser.set_channel_stats(stage1, *data.channel_stats)
+        loss, metrics = _loss_and_metrics(config, num_classes)
         stage1.compile(
             optimizer=keras.optimizers.SGD(config.stage1_learning_rate, momentum=config.stage1_momentum),
-            loss="sparse_categorical_crossentropy",
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="wa")],
+            loss=loss,
+            metrics=metrics[:1],
         )
     n = config.n_segments
     history1 = stage1.fit(

@@ -121,9 +121,13 @@ def _protocol(config):
         f"backbone {config['backbone']} {config.get('backbone_variant') or ''} ({weights}), "
         f"N={config['n_segments'] if config['model'] == 'cnn_sru' else 1}, image {config['image_size']}px"
         + (f", backbone_kwargs {config['backbone_kwargs']}" if config.get("backbone_kwargs") else "") + ", ")
+    from keras_ser.training.config import TrainConfig
+
+    levers = TrainConfig.from_dict(config).levers()
     return (f"Protocol: {backbone}SRU {config['sru_units']} units, dropout {config['dropout']}, {training}, "
             f"batch {config['batch_size']}, {validation}, seed {config['seed']}"
-            + (f", {config['mixed_precision']}" if config.get("mixed_precision") else "") + ".")
+            + (f", {config['mixed_precision']}" if config.get("mixed_precision") else "")
+            + (f"; levers: {'; '.join(levers)}" if levers else "; no augmentation") + ".")
 
 
 def plot_confusion(summary, path):
