@@ -135,3 +135,23 @@ def test_compare_is_a_paired_t_test_on_shared_folds(tmp_path):
     write_fake_run(str(tmp_path / "c"), ["s9"], [0.5], [0.5])
     with pytest.raises(ValueError, match="at least 2 folds present in both runs"):
         report.compare(a, str(tmp_path / "c"))
+
+
+def test_ensemble_averages_probabilities_of_shared_folds(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    write_fake_run(a, ["s1", "s2"], [0.5, 0.5], [0.5, 0.5])
+    write_fake_run(b, ["s1", "s2", "s3"], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    for run, probs in ((a, [[0.9, 0.1], [0.6, 0.4]]), (b, [[0.2, 0.8], [0.1, 0.9]])):
+        for speaker in ("s1", "s2"):
+            path = os.path.join(run, f"fold_{speaker}.json")
+            fold = json.load(open(path))
+            for prediction, p in zip(fold["predictions"], probs):
+                prediction["probabilities"] = p
+            write_json_atomic(path, fold)
+    summary = report.ensemble([a, b], str(tmp_path / "ens"), log=None)
+    assert [fold["test_speaker"] for fold in summary["folds"]] == ["s1", "s2"]
+    fold = json.load(open(tmp_path / "ens" / "fold_s1.json"))
+    np.testing.assert_allclose([p["probabilities"] for p in fold["predictions"]], [[0.55, 0.45], [0.35, 0.65]])
+    assert [p["predicted"] for p in fold["predictions"]] == [0, 1]
+    assert fold["wa"] == 1.0 and summary["pooled"]["wa"] == 1.0
+    assert "ensemble of 2 runs" in open(tmp_path / "ens" / "results.md").read()

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "train": ("keras_ser.cli.train", "train one final model on every speaker of a corpus"),
     "predict": ("keras_ser.cli.predict", "emotion label and probabilities for audio files"),
     "compare": ("keras_ser.cli.compare", "paired t-test over folds between two LOSO runs"),
+    "ensemble": ("keras_ser.cli.ensemble", "average the per-utterance probabilities of LOSO runs (e.g. N=1..5)"),
     "export": ("keras_ser.cli.export", "export a .keras model as a versioned SavedModel for TF Serving"),
     "serve-local": ("keras_ser.cli.serve_local", "development gRPC/REST server for exported models (not production)"),
     "features": ("keras_ser.cli.features", "feature summary of a corpus (log-Mel images, frames, statistics)"),

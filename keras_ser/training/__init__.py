@@ -24,6 +24,7 @@ _EXPORTS = {
     "train": "keras_ser.training.recipes",
     "compare": "keras_ser.training.report",
     "compare_table": "keras_ser.training.report",
+    "ensemble": "keras_ser.training.report",
     "write_report": "keras_ser.training.report",
 }
 

@@ -37,6 +37,7 @@ def summarise(run_dir):
     confusion = scores.confusion_matrix(labels, predicted, len(class_names))
     return {
         "corpus": run["corpus"],
+        "ensemble_of": run.get("ensemble_of"),
         "data_dir": run.get("data_dir"),
         "command": run.get("command"),
         "config": run["config"],
@@ -67,12 +68,18 @@ def summarise(run_dir):
 def markdown(summary):
     """The human-readable table of a report."""
     config = summary["config"]
+    title = f"# LOSO on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)"
+    protocol = _protocol(config)
+    if summary.get("ensemble_of"):
+        title = f"# LOSO on {summary['corpus']}: ensemble of {len(summary['ensemble_of'])} runs"
+        protocol = ("Mean of the per-utterance probabilities of: " + ", ".join(summary["ensemble_of"])
+                    + f". First run's protocol: {protocol}")
     lines = [
-        f"# LOSO on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)",
+        title,
         "",
         f"Command: `{summary['command']}`",
         "",
-        _protocol(config),
+        protocol,
         "",
         "| Test speaker | Utterances | WA % | UA % | Epochs (best) | Time s |",
         "|---|---:|---:|---:|---|---:|",
@@ -232,3 +239,56 @@ def compare_table(result):
         lines.append(f"{speaker:8s} " + " ".join(
             f"{100 * v['a'][index]:7.1f} {100 * v['b'][index]:7.1f}" for v in result["metrics"].values()))
     return "\n".join(lines)
+
+
+def ensemble(run_dirs, out_dir, log=print):
+    """Averages the per-utterance probabilities of several LOSO runs.
+
+    Only folds finished in every run count; every run must hold the same
+    test utterances per fold (e.g. the same corpus run with N = 1..5). The
+    result is a run folder of its own (fold files and the usual report).
+
+    Returns:
+        The report dict.
+
+    Example:
+
+    >>> ensemble(["runs/n1", "runs/n2", "runs/n3"], "runs/ensemble_n123")   # doctest: +SKIP
+    """
+    from keras_ser.training.loso import write_json_atomic
+
+    if len(run_dirs) < 2:
+        raise ValueError(f"An ensemble needs at least 2 runs. Received: {list(run_dirs)}")
+    runs = [{fold["test_speaker"]: fold for fold in load_folds(run_dir)} for run_dir in run_dirs]
+    shared = sorted(set.intersection(*(set(run) for run in runs)))
+    if not shared:
+        raise ValueError(f"No fold is finished in all of {list(run_dirs)}")
+    with open(os.path.join(run_dirs[0], "run.json")) as handle:
+        first = json.load(handle)
+    os.makedirs(out_dir, exist_ok=True)
+    write_json_atomic(os.path.join(out_dir, "run.json"), {
+        **first, "ensemble_of": [os.path.abspath(r) for r in run_dirs],
+        "command": "ensemble of " + ", ".join(run_dirs)})
+    for speaker in shared:
+        folds = [run[speaker] for run in runs]
+        paths = [[p["path"] for p in fold["predictions"]] for fold in folds]
+        if any(p != paths[0] for p in paths):
+            raise ValueError(f"Fold {speaker}: the runs hold different test utterances; they cannot be averaged")
+        probabilities = np.mean([[p["probabilities"] for p in fold["predictions"]] for fold in folds], axis=0)
+        labels = np.array([p["label"] for p in folds[0]["predictions"]])
+        predicted = probabilities.argmax(axis=1)
+        num_classes = len(folds[0]["class_names"])
+        write_json_atomic(os.path.join(out_dir, f"fold_{speaker}.json"), {
+            **{key: folds[0][key] for key in ("test_speaker", "validation_speaker", "n_train", "n_test", "class_names")},
+            "wa": scores.weighted_accuracy(labels, predicted),
+            "ua": scores.unweighted_accuracy(labels, predicted, num_classes),
+            "confusion": scores.confusion_matrix(labels, predicted, num_classes).tolist(),
+            "predictions": [{"path": path, "label": int(label), "predicted": int(guess),
+                             "probabilities": [round(float(p), 6) for p in probs]}
+                            for path, label, guess, probs in zip(paths[0], labels, predicted, probabilities)],
+            "epochs_run": {f"run{i + 1}": sum(f["epochs_run"].values()) for i, f in enumerate(folds)},
+            "best_epoch": {f"run{i + 1}": sum(f["best_epoch"].values()) for i, f in enumerate(folds)},
+            "wall_time_s": round(sum(f["wall_time_s"] for f in folds), 2),
+            "versions": folds[0].get("versions", {}),
+        })
+    return write_report(out_dir, log=log)
