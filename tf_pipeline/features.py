@@ -188,14 +188,23 @@ def deltas(x, n=2, axis=0):
     rank = x.shape.rank
     axis = axis % rank
     length = tf.shape(x)[axis]
-    index = tf.range(length)
-    denominator = 2.0 * sum(k * k for k in range(1, n + 1))
-    result = tf.zeros_like(x)
-    for k in range(1, n + 1):
-        ahead = tf.gather(x, tf.minimum(index + k, length - 1), axis=axis)
-        behind = tf.gather(x, tf.maximum(index - k, 0), axis=axis)
-        result += float(k) * (ahead - behind)
-    return result / denominator
+    # Edge-replicated copy, n frames longer at each end: one gather, then slices.
+    extended = tf.gather(x, tf.clip_by_value(tf.range(-n, length + n), 0, length - 1), axis=axis)
+    return _regression(extended, length, n, axis)
+
+
+def _regression(extended, length, n, axis):
+    """HTK regression over an `axis` extended by `n` edge frames at each end."""
+
+    def shifted(k):
+        index = [slice(None)] * extended.shape.rank
+        index[axis] = slice(n + k, n + k + length)
+        return extended[tuple(index)]
+
+    result = shifted(1) - shifted(-1)
+    for k in range(2, n + 1):
+        result += float(k) * (shifted(k) - shifted(-k))
+    return result / (2.0 * sum(k * k for k in range(1, n + 1)))
 
 
 def _stack_image(mel, config, frame_axis):
@@ -249,6 +258,12 @@ def batch_log_mel(waveforms, num_samples, config=None):
         frames.
     """
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    mel, num_frames = _batch_log_mel(waveforms, num_samples, config)
+    return mel * _batch_mask(num_frames, tf.shape(mel)[1])[:, :, None], num_frames
+
+
+def _batch_log_mel(waveforms, num_samples, config):
+    """`batch_log_mel` without zeroing the frames past each row's end."""
     waveforms = _check_waveform(waveforms, "waveforms")
     num_samples = tf.cast(num_samples, tf.int32)
     checks = _assert_frames(tf.reduce_min(num_samples), config, what="every waveform of the batch")
@@ -259,24 +274,15 @@ def batch_log_mel(waveforms, num_samples, config=None):
     with tf.control_dependencies(checks):
         frames = tf.signal.frame(waveforms, config.n_fft, config.hop_length, pad_end=False)
     num_frames = 1 + (num_samples - config.n_fft) // config.hop_length
-    mask = _batch_mask(num_frames, tf.shape(frames)[1])
-    mel = tf.math.log(_power_mel(frames, config) + config.log_floor) * mask[:, :, None]
-    return mel, num_frames
+    return tf.math.log(_power_mel(frames, config) + config.log_floor), num_frames
 
 
 def _batch_deltas(x, num_frames, n):
-    """Deltas along axis 1 of [batch, frames, ...] with each row's own edge."""
+    """Deltas along axis 1 of [batch, frames, ...], each row replicating its own
+    edge frames (frames past a row's end are never read)."""
     length = tf.shape(x)[1]
-    index = tf.broadcast_to(tf.range(length)[None, :], [tf.shape(x)[0], length])
-    last = (num_frames - 1)[:, None]
-    denominator = 2.0 * sum(k * k for k in range(1, n + 1))
-    result = tf.zeros_like(x)
-    for k in range(1, n + 1):
-        ahead = tf.gather(x, tf.minimum(index + k, last), axis=1, batch_dims=1)
-        behind = tf.gather(x, tf.maximum(index - k, 0), axis=1, batch_dims=1)
-        result += float(k) * (ahead - behind)
-    mask = _batch_mask(num_frames, length)
-    return result / denominator * tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([tf.rank(x) - 2], tf.int32)], 0))
+    index = tf.minimum(tf.maximum(tf.range(-n, length + n)[None, :], 0), (num_frames - 1)[:, None])
+    return _regression(tf.gather(x, index, axis=1, batch_dims=1), length, n, axis=1)
 
 
 def batch_feature_image(waveforms, num_samples, config=None):
@@ -300,10 +306,11 @@ def batch_feature_image(waveforms, num_samples, config=None):
     (TensorShape([2, 60, 97, 3]), [97, 47])
     """
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
-    mel, num_frames = batch_log_mel(waveforms, num_samples, config)
+    mel, num_frames = _batch_log_mel(waveforms, num_samples, config)
     d1 = _batch_deltas(mel, num_frames, config.delta_width)
     d2 = _batch_deltas(d1, num_frames, config.delta_width)
-    images = tf.stack([mel, d1, d2], axis=-1)  # [batch, frames, n_mels, 3]
+    mask = _batch_mask(num_frames, tf.shape(mel)[1])[:, :, None, None]
+    images = tf.stack([mel, d1, d2], axis=-1) * mask  # [batch, frames, n_mels, 3]
     return tf.transpose(images, [0, 2, 1, 3]), num_frames
 
 
