@@ -21,8 +21,24 @@ TINY_FLAGS = [
 
 
 def run(args, **kwargs):
+    """The real console command, in a subprocess."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(KERAS_SER + args, capture_output=True, text=True, env=env, timeout=600, **kwargs)
+
+
+class Completed:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_here(args, capsys):
+    """The same entry point (`keras_ser.cli.main.run`) in this process: no interpreter start-up."""
+    from keras_ser.cli.main import run as entry
+
+    capsys.readouterr()
+    code = entry(["keras-ser"] + args)
+    out = capsys.readouterr()
+    return Completed(code, out.out, out.err)
 
 
 def test_help_lists_subcommands_and_flags():
@@ -48,12 +64,12 @@ def test_help_lists_subcommands_and_flags():
         (["--corpus=synthetic", "--backbone_kwargs={oops"], "--backbone_kwargs is not valid JSON"),
     ],
 )
-def test_bad_flags_stop_with_one_line_before_any_work(tmp_path, args, message):
+def test_bad_flags_stop_with_one_line_before_any_work(tmp_path, capsys, args, message):
     args = [arg.replace("{empty}", str(tmp_path)) for arg in args]
     run_dir = tmp_path / "run"
-    out = run(["loso", f"--run_dir={run_dir}", f"--data_dir={tmp_path / 'syn'}"] + args
+    out = run_here(["loso", f"--run_dir={run_dir}", f"--data_dir={tmp_path / 'syn'}"] + args
               if "--data_dir" not in " ".join(args) and "emodb" not in " ".join(args)
-              else ["loso", f"--run_dir={run_dir}"] + args)
+              else ["loso", f"--run_dir={run_dir}"] + args, capsys)
     assert out.returncode == 2
     errors = [line for line in out.stderr.splitlines() if line.startswith("keras-ser loso: error:")]
     assert len(errors) == 1 and message in errors[0], out.stderr
@@ -61,8 +77,8 @@ def test_bad_flags_stop_with_one_line_before_any_work(tmp_path, args, message):
     assert not run_dir.exists()
 
 
-def test_unknown_subcommand():
-    out = run(["fit"])
+def test_unknown_subcommand(capsys):
+    out = run_here(["fit"], capsys)
     assert out.returncode == 2 and "unknown subcommand 'fit'" in out.stderr
 
 
@@ -105,7 +121,7 @@ def test_loso_resumes_after_kill_9_without_retraining_finished_folds(tmp_path):
     assert other.returncode == 2 and "holds a run with another configuration" in other.stderr
 
 
-def test_predict_reports_unreadable_files_and_predicts_the_rest(tmp_path):
+def test_predict_reports_unreadable_files_and_predicts_the_rest(tmp_path, capsys):
     import keras_ser
 
     model = keras_ser.build_model(n_segments=2, num_classes=3, sru_units=8, image_size=67, class_names=["a", "b", "c"],
@@ -118,7 +134,7 @@ def test_predict_reports_unreadable_files_and_predicts_the_rest(tmp_path):
     bad.write_bytes(b"not audio at all" * 10)
     short = tmp_path / "short.wav"
     short.write_bytes(wav_bytes(tone(0.01)))
-    out = run(["predict", f"--model={path}", "--json", str(good), str(bad), str(short)])
+    out = run_here(["predict", f"--model={path}", "--json", str(good), str(bad), str(short)], capsys)
     assert out.returncode == 1, out.stderr[-2000:]
     results = json.loads(out.stdout)
     assert [r["file"] for r in results] == [str(good), str(bad), str(short)]
@@ -126,6 +142,6 @@ def test_predict_reports_unreadable_files_and_predicts_the_rest(tmp_path):
     assert sum(results[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert "not readable audio" in results[1]["error"]
     assert "too short" in results[2]["error"]
-    table = run(["predict", f"--model={path}", str(good), str(bad)])
+    table = run_here(["predict", f"--model={path}", str(good), str(bad)], capsys)
     assert "bad.wav" in table.stdout and "ERROR" in table.stdout
-    assert run(["predict", str(good)]).returncode == 2
+    assert run_here(["predict", str(good)], capsys).returncode == 2
