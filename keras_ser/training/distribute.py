@@ -11,7 +11,8 @@ def get_strategy(name="default"):
     created once, before TensorFlow runs any op: the training entry points
     call this first).
 
-    - `"default"`: the default strategy (one device).
+    - `"default"`: the default strategy (one device); on the JAX and PyTorch
+      backends a `NoStrategy` (no-op scope) and TensorFlow is not imported.
     - `"mirrored"`: `tf.distribute.MirroredStrategy()`, every local GPU (or
       the CPU when there is none).
     - `"multi_worker"`: `tf.distribute.MultiWorkerMirroredStrategy()`; each
@@ -30,7 +31,28 @@ def get_strategy(name="default"):
     return _STRATEGIES[name]
 
 
+class NoStrategy:
+    """The `"default"` strategy on the JAX and PyTorch backends: one device, a
+    no-op `scope()`, and no TensorFlow import (the GPU machines have none)."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 def _create(name):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        if name == "default":
+            return NoStrategy()
+        raise ValueError(
+            f"strategy={name!r} needs tf.distribute (the TensorFlow backend); the Keras backend is "
+            f"{keras.backend.backend()!r}. Use strategy='default'."
+        )
     import tensorflow as tf
 
     if name == "default":

@@ -57,6 +57,11 @@ def versions():
         info["gpus"] = [device.name for device in tf.config.list_physical_devices("GPU")]
     except ImportError:
         pass
+    if info["keras_backend"] == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        info.setdefault("gpus", [device.device_kind for device in jax.devices() if device.platform == "gpu"])
     return info
 
 
@@ -139,8 +144,12 @@ def _check_run_dir(run_dir, identity):
     return path
 
 
-def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1):
+def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold_data=None):
     """Trains and evaluates one fold.
+
+    `fold_data` is a callable `(corpus, fold, config, feature_config) ->
+    FoldData`; the default, `make_fold_data`, builds tf.data pipelines with
+    tf_pipeline (`keras_ser.training.arrays.fold_data_fn` needs no TensorFlow).
 
     Returns:
         `(result, model)`: the fold's result dict (not written) and the
@@ -152,7 +161,7 @@ def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1):
 
     keras.utils.set_random_seed(config.seed)
     start = time.time()
-    data = make_fold_data(corpus, fold, config, feature_config)
+    data = (fold_data or make_fold_data)(corpus, fold, config, feature_config)
     result = recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)
     probabilities = result.model.predict(data.dataset("test", training=False), verbose=0)
     labels = data.labels["test"]
@@ -199,6 +208,8 @@ def run_loso(
     verbose=1,
     command=None,
     log=print,
+    fold_data=None,
+    tensorboard=True,
 ):
     """Runs (or resumes) a LOSO evaluation and writes its report.
 
@@ -214,6 +225,11 @@ def run_loso(
         verbose: Keras progress output (1 bars, 2 one line per epoch, 0 none).
         command: the command line, recorded in the results.
         log: callable for progress lines.
+        fold_data: callable `(corpus, fold, config, feature_config) ->
+            FoldData` (default: `make_fold_data`, tf_pipeline). Without
+            TensorFlow: `keras_ser.training.arrays.fold_data_fn(arrays)`.
+        tensorboard: bool. Write `tensorboard/` logs (Keras' TensorBoard
+            callback needs TensorFlow). Defaults to `True`.
 
     Returns:
         The report dict (as written to `results.json`).
@@ -251,8 +267,9 @@ def run_loso(
             continue
         held = f", validation speaker {fold.validation_speaker}" if fold.validation_speaker else ""
         log(f"{prefix}: training on {len(fold.train_indices)} utterances{held}, testing on {len(fold.test_indices)}")
-        log_dir = os.path.join(run_dir, "tensorboard", f"fold_{fold.test_speaker}")
-        result, _ = run_fold(corpus, fold, config, feature_config, log_dir=log_dir, verbose=verbose)
+        log_dir = os.path.join(run_dir, "tensorboard", f"fold_{fold.test_speaker}") if tensorboard else None
+        result, _ = run_fold(corpus, fold, config, feature_config, log_dir=log_dir, verbose=verbose,
+                             fold_data=fold_data)
         write_json_atomic(path, result)
         log(f"{prefix}: WA {result['wa']:.3f}, UA {result['ua']:.3f} ({result['wall_time_s']:.0f} s)")
         keras.backend.clear_session()

@@ -31,12 +31,17 @@ class FoldData:
             (unshuffled).
         class_names: list of str.
         channel_stats: `(mean, std)` of the training speakers' features.
+        segment_dataset: optional callable `(part, training) -> dataset` of
+            single segments `[B, H, W, C]`, each labelled with its
+            utterance's emotion (stage 1 of the paper recipe). None: made
+            from `dataset` with tf.data.
     """
 
     dataset: object
     labels: dict
     class_names: list
     channel_stats: tuple
+    segment_dataset: object = None
 
     @property
     def has_validation(self):
@@ -214,16 +219,16 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
             loss=loss,
             metrics=metrics[:1],
         )
-    n = config.n_segments
+
+    def segments(part, training):
+        if data.segment_dataset is not None:
+            return data.segment_dataset(part, training)
+        return _segment_dataset(data.dataset(part, training=training), config.n_segments * len(data.labels[part]),
+                                config.batch_size, training, config.seed)
+
     history1 = stage1.fit(
-        _segment_dataset(data.dataset("train", training=True), n * len(data.labels["train"]), config.batch_size,
-                         True, config.seed),
-        validation_data=(
-            _segment_dataset(data.dataset("validation", training=False), n * len(data.labels["validation"]),
-                             config.batch_size, False, config.seed)
-            if data.has_validation
-            else None
-        ),
+        segments("train", True),
+        validation_data=segments("validation", False) if data.has_validation else None,
         epochs=config.stage1_epochs,
         shuffle=False,  # the dataset shuffles itself
         callbacks=_callbacks(_loss_monitor(config), data, log_dir, "stage1"),

@@ -169,7 +169,7 @@ def plot_confusion(summary, path):
 
 
 def write_report(run_dir, log=print):
-    """Writes results.json, results.md and confusion.png; returns the report dict."""
+    """Writes results.json, results.md and confusion.png (when matplotlib is installed); returns the report dict."""
     from keras_ser.training.loso import write_json_atomic
 
     summary = summarise(run_dir)
@@ -179,7 +179,13 @@ def write_report(run_dir, log=print):
     with open(tmp, "w") as handle:
         handle.write(text)
     os.replace(tmp, os.path.join(run_dir, "results.md"))
-    plot_confusion(summary, os.path.join(run_dir, "confusion.png"))
+    try:
+        import matplotlib  # noqa: F401  (optional: the GPU machines have none)
+    except ImportError:
+        if log:
+            log("confusion.png not written: matplotlib is not installed")
+    else:
+        plot_confusion(summary, os.path.join(run_dir, "confusion.png"))
     if log:
         log(text)
     return summary
