@@ -155,3 +155,33 @@ def test_ensemble_averages_probabilities_of_shared_folds(tmp_path):
     assert [p["predicted"] for p in fold["predictions"]] == [0, 1]
     assert fold["wa"] == 1.0 and summary["pooled"]["wa"] == 1.0
     assert "ensemble of 2 runs" in open(tmp_path / "ens" / "results.md").read()
+
+
+def test_paper_recipe_with_stage1_epochs_0_keeps_the_backbone_frozen(synthetic_corpus):
+    """stage1_epochs=0: no stage 1; the backbone keeps its built weights, only SRU + softmax train."""
+    import keras
+
+    assert TrainConfig(recipe="paper", stage1_epochs=0).stage1_epochs == 0
+    with pytest.raises(ValueError, match="stage1_epochs must be a non-negative integer.*Received: stage1_epochs=-1"):
+        TrainConfig(recipe="paper", stage1_epochs=-1)
+    with pytest.raises(ValueError, match="stage2_epochs must be a positive integer"):
+        TrainConfig(recipe="paper", stage1_epochs=0, stage2_epochs=0)
+    corpus = synthetic_corpus
+    fold = tf_pipeline.loso_folds(corpus, validation="next")[0]
+    config = TrainConfig(recipe="paper", n_segments=2, stage1_epochs=0, stage2_epochs=3, validation="next",
+                         patience=5, **TINY)
+    data = make_fold_data(corpus, fold, config)
+    keras.utils.set_random_seed(0)
+    fresh = recipes.build_for(config, data)
+    keras.utils.set_random_seed(0)
+    result = recipes.train(config, data, verbose=0)
+    assert result.epochs_run["stage1"] == 0 and result.best_epoch["stage1"] == 0
+    assert result.history["stage1"] == {}
+    assert 1 <= result.epochs_run["stage2"] <= 3 and len(result.history["stage2"]["loss"]) == result.epochs_run["stage2"]
+    for before, after in zip(fresh.get_layer("backbone").get_weights(), result.model.get_layer("backbone").get_weights()):
+        np.testing.assert_array_equal(before, after)  # same seed, same build: the frozen backbone is untouched
+    for layer in ("sru", "predictions"):
+        before, after = fresh.get_layer(layer).get_weights(), result.model.get_layer(layer).get_weights()
+        assert any(not np.allclose(a, b) for a, b in zip(before, after)), layer
+    probabilities = result.model.predict(data.dataset("test", training=False), verbose=0)
+    assert probabilities.shape == (len(fold.test_indices), corpus.num_classes)

@@ -29,6 +29,9 @@ class TrainConfig:
             the FC7 features extracted once).
         epochs, learning_rate: the `end_to_end` recipe (Adam).
         stage1_epochs, stage1_learning_rate, stage1_momentum: stage 1 (SGD).
+            `stage1_epochs=0` skips stage 1: the backbone stays frozen as
+            built (e.g. ImageNet weights, or random weights as a control)
+            and only the SRU + softmax are trained on its features.
         stage2_epochs, stage2_learning_rate: stage 2 (Adam).
         batch_size: utterances per batch (stage 1: segments per batch).
         validation: `"none"` (fixed epochs) or `"next"` (hold out the next
@@ -114,10 +117,14 @@ class TrainConfig:
             raise ValueError(f"The 'paper' recipe trains the cnn_sru model. Received: model={self.model!r}")
         if self.model == "cnn_sru" and not 1 <= self.n_segments <= 5:
             raise ValueError(f"n_segments must be between 1 and 5. Received: n_segments={self.n_segments}")
-        for name in ("epochs", "stage1_epochs", "stage2_epochs", "batch_size", "image_size", "sru_units"):
+        for name in ("epochs", "stage2_epochs", "batch_size", "image_size", "sru_units"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        value = self.stage1_epochs  # 0: frozen backbone (stage 1 skipped)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"stage1_epochs must be a non-negative integer (0 = frozen backbone). Received: stage1_epochs={value!r}")
 
     @property
     def segments(self):

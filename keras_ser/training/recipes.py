@@ -194,6 +194,10 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
     sequences (Adam at `config.stage2_learning_rate`). The two trained parts
     are then one `CNNSRUClassifier`, evaluated end to end.
 
+    With `config.stage1_epochs=0` stage 1 is skipped: the backbone keeps
+    the weights it was built with (frozen; ImageNet weights, or random ones
+    as a control) and only the SRU + softmax are trained on its features.
+
     Returns:
         A `TrainResult` with `epochs_run` and `best_epoch` per stage.
     """
@@ -226,15 +230,19 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
         return _segment_dataset(data.dataset(part, training=training), config.n_segments * len(data.labels[part]),
                                 config.batch_size, training, config.seed)
 
-    history1 = stage1.fit(
-        segments("train", True),
-        validation_data=segments("validation", False) if data.has_validation else None,
-        epochs=config.stage1_epochs,
-        shuffle=False,  # the dataset shuffles itself
-        callbacks=_callbacks(_loss_monitor(config), data, log_dir, "stage1"),
-        verbose=verbose,
-    )
-    epochs1, best1 = _summarise(history1, _loss_monitor(config), data)
+    if config.stage1_epochs:
+        history1 = stage1.fit(
+            segments("train", True),
+            validation_data=segments("validation", False) if data.has_validation else None,
+            epochs=config.stage1_epochs,
+            shuffle=False,  # the dataset shuffles itself
+            callbacks=_callbacks(_loss_monitor(config), data, log_dir, "stage1"),
+            verbose=verbose,
+        )
+        epochs1, best1 = _summarise(history1, _loss_monitor(config), data)
+        history1 = _history(history1)
+    else:  # frozen backbone: no stage 1
+        epochs1, best1, history1 = 0, 0, {}
 
     # === Stage 2: features once, then SRU + softmax on the sequences ===
     features_model = keras.Model(model.input, model.get_layer("backbone").output, name="segment_features")
@@ -274,7 +282,7 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
         model,
         {"stage1": epochs1, "stage2": epochs2},
         {"stage1": best1, "stage2": best2},
-        {"stage1": _history(history1), "stage2": _history(history2)},
+        {"stage1": history1, "stage2": _history(history2)},
     )
 
 
