@@ -1,0 +1,262 @@
+"""experiments/reproduce.py: grids, reading run folders, tables, paired tests, docs/results.md blocks."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from keras_ser.training import scores
+from keras_ser.training.config import TrainConfig
+from keras_ser.training.loso import write_json_atomic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLASSES = ["anger", "boredom", "neutral"]
+SPEAKERS = ["03", "08", "09", "10"]
+
+
+def _reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", os.path.join(ROOT, "experiments", "reproduce.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+reproduce = _reproduce()
+
+
+def fake_predictions(speaker, correct, n=6, seed=0):
+    """n utterances of speaker with `correct` of them right; labels cycle through the classes."""
+    rng = np.random.default_rng(seed + int(speaker))
+    labels = np.arange(n) % len(CLASSES)
+    predicted = labels.copy()
+    wrong = rng.choice(n, n - correct, replace=False)
+    predicted[wrong] = (labels[wrong] + 1) % len(CLASSES)
+    probabilities = np.full((n, len(CLASSES)), 0.1)
+    probabilities[np.arange(n), predicted] = 0.8
+    return labels, predicted, probabilities
+
+
+def write_train_run(run_dir, corrects, config=None, speakers=SPEAKERS, seed=0):
+    os.makedirs(run_dir, exist_ok=True)
+    config = config or TrainConfig(**reproduce.PRESETS["cpu"]["base"]).to_dict()
+    write_json_atomic(os.path.join(run_dir, "run.json"), {
+        "config": config, "corpus": "emodb", "command": f"python experiments/reproduce.py --fake {run_dir[-6:]}",
+        "feature_config": {}, "class_names": CLASSES, "data_dir": None, "num_utterances": 24})
+    for speaker, correct in zip(speakers, corrects):
+        labels, predicted, probabilities = fake_predictions(speaker, correct, seed=seed)
+        write_json_atomic(os.path.join(run_dir, f"fold_{speaker}.json"), {
+            "test_speaker": speaker, "validation_speaker": None, "n_train": 18, "n_test": len(labels),
+            "wa": scores.weighted_accuracy(labels, predicted),
+            "ua": scores.unweighted_accuracy(labels, predicted, len(CLASSES)),
+            "confusion": scores.confusion_matrix(labels, predicted, len(CLASSES)).tolist(),
+            "class_names": CLASSES,
+            "predictions": [{"path": f"{speaker}_{i}.wav", "label": int(l), "predicted": int(p),
+                             "probabilities": pr.tolist()}
+                            for i, (l, p, pr) in enumerate(zip(labels, predicted, probabilities))],
+            "epochs_run": {"end_to_end": 7}, "best_epoch": {"end_to_end": 2}, "wall_time_s": 30.0,
+            "versions": {"platform": "Linux-x86_64", "cpu_count": 2, "tensorflow": "2.21.0", "keras_backend": "tensorflow",
+                         "gpus": []}})
+
+
+def write_baseline_run(run_dir, corrects, speaker_norm=False):
+    """A run folder in experiments/baselines.py's format (results.json + folds/fold-<speaker>.json)."""
+    os.makedirs(os.path.join(run_dir, "folds"), exist_ok=True)
+    folds = []
+    for speaker, correct in zip(SPEAKERS, corrects):
+        labels, predicted, _ = fake_predictions(speaker, correct, seed=7)
+        fold = {"test_speaker": speaker, "n_test": len(labels), "wa": scores.weighted_accuracy(labels, predicted),
+                "ua": scores.unweighted_accuracy(labels, predicted, len(CLASSES)), "wall_time_s": 1.0,
+                "predictions": [{"index": i, "true": CLASSES[l], "predicted": CLASSES[p], "file": f"{speaker}_{i}.wav"}
+                                for i, (l, p) in enumerate(zip(labels, predicted))]}
+        write_json_atomic(os.path.join(run_dir, "folds", f"fold-{speaker}.json"), fold)
+        folds.append({key: fold[key] for key in ("test_speaker", "n_test", "wa", "ua", "wall_time_s")})
+    write_json_atomic(os.path.join(run_dir, "results.json"), {
+        "class_names": CLASSES, "folds": folds, "uses_test_speaker_audio": speaker_norm,
+        "versions": {}, "machine": {"platform": "Linux", "cpu_count": 2}})
+
+
+@pytest.fixture()
+def fake_runs(tmp_path):
+    root = str(tmp_path / "runs" / "cpu")
+    baselines = str(tmp_path / "baselines")
+    write_train_run(os.path.join(root, "cnn_sru_n3"), [5, 4, 6, 3])
+    write_train_run(os.path.join(root, "cnn"), [3, 3, 4, 2])
+    write_train_run(os.path.join(root, "sru"), [2, 3], speakers=["03", "08"])  # a subset of folds
+    config = TrainConfig(**{**reproduce.PRESETS["cpu"]["base"], "speaker_norm": True}).to_dict()
+    write_train_run(os.path.join(root, "lever_speaker_norm"), [6, 5, 6, 4], config=config)
+    for n in (1, 2, 4, 5):
+        write_train_run(os.path.join(root, f"cnn_sru_n{n}"), [4, 4, 5, 3], seed=n)
+    write_baseline_run(os.path.join(baselines, "emodb-is09-train"), [4, 4, 5, 3])
+    write_baseline_run(os.path.join(baselines, "emodb-is10-train"), [5, 5, 5, 4])
+    write_baseline_run(os.path.join(baselines, "emodb-is10-speaker"), [6, 6, 6, 5], speaker_norm=True)
+    return root, baselines
+
+
+def test_load_run_reads_both_formats_into_the_same_scores(fake_runs):
+    root, baselines = fake_runs
+    run = reproduce.load_run(os.path.join(root, "cnn_sru_n3"))
+    assert run.speakers == SPEAKERS and run.class_names == CLASSES and not run.uses_test_audio
+    wa, ua, n = reproduce.pooled(run)
+    assert n == 24 and wa == pytest.approx(18 / 24)
+    labels = np.concatenate([run.folds[s]["labels"] for s in SPEAKERS])
+    predicted = np.concatenate([run.folds[s]["predicted"] for s in SPEAKERS])
+    assert ua == pytest.approx(scores.unweighted_accuracy(labels, predicted, 3))
+    assert reproduce.fold_stats(run, "wa") == pytest.approx(
+        (np.mean([5 / 6, 4 / 6, 1, 3 / 6]), np.std([5 / 6, 4 / 6, 1, 3 / 6], ddof=1)))
+    baseline = reproduce.load_run(os.path.join(baselines, "emodb-is10-train"))
+    assert baseline.speakers == SPEAKERS and reproduce.pooled(baseline)[0] == pytest.approx(19 / 24)
+    assert reproduce.load_run(os.path.join(baselines, "emodb-is10-speaker")).uses_test_audio
+    assert reproduce.load_run(os.path.join(root, "lever_speaker_norm")).uses_test_audio
+    assert reproduce.load_run(os.path.join(root, "absent")) is None
+
+
+def test_paired_test_is_scipy_ttest_rel_on_shared_folds(fake_runs):
+    root, baselines = fake_runs
+    a = reproduce.load_run(os.path.join(root, "cnn"))
+    b = reproduce.load_run(os.path.join(root, "cnn_sru_n3"))
+    test = reproduce.paired(a, b)
+    expected = stats.ttest_rel([5 / 6, 4 / 6, 1, 3 / 6], [3 / 6, 3 / 6, 4 / 6, 2 / 6])
+    assert test["speakers"] == SPEAKERS
+    assert test["wa"]["t"] == pytest.approx(expected.statistic) and test["wa"]["p"] == pytest.approx(expected.pvalue)
+    assert test["wa"]["difference"] == pytest.approx(np.mean([2, 1, 2, 1]) / 6)
+    assert test["wa"]["pooled_a"] == pytest.approx(12 / 24) and test["wa"]["pooled_b"] == pytest.approx(18 / 24)
+    # Only the folds both runs finished count; below two there is no test.
+    sru = reproduce.load_run(os.path.join(root, "sru"))
+    assert reproduce.paired(sru, b)["speakers"] == ["03", "08"]
+    one = os.path.join(root, "one")
+    write_train_run(one, [3], speakers=["03"])
+    assert reproduce.paired(reproduce.load_run(one), b) is None
+    # A baseline (experiments/baselines.py format) pairs with a training run.
+    is10 = reproduce.load_run(os.path.join(baselines, "emodb-is10-train"))
+    assert reproduce.paired(is10, b)["speakers"] == SPEAKERS
+
+
+def test_tables_show_ours_next_to_the_paper_and_label_test_speaker_audio(fake_runs, tmp_path):
+    root, baselines = fake_runs
+    results = str(tmp_path / "results.md")
+    text = reproduce.write_results(results, list(reproduce.TABLES), "cpu", root, SPEAKERS, baselines)
+    assert text.startswith("# Reproducing Jiang, Fu & Tao (2019)")
+    # Table II: N=3 (the reference) with the paper's 82.5 / 80.6; pooled WA 75.0 of 24 utterances, all 4 folds.
+    block = text[text.index("<!-- reproduce:begin table=II runs=cpu -->"):text.index("<!-- reproduce:end table=II runs=cpu -->")]
+    n3 = next(line for line in block.splitlines() if line.startswith("| CNN+SRU, N=3"))
+    assert "| all 4 | **75.0** |" in n3 and "| 82.5 / 80.6 |" in n3 and "CPU, 2 cores (TF 2.21.0)" in n3
+    n1 = next(line for line in block.splitlines() if line.startswith("| CNN+SRU, N=1"))
+    assert "| 78.9 / 76.1 |" in n1
+    assert "ensemble over N" in block and "not run" in block  # the ensemble is built by main, not here
+    assert "Protocols:" in block  # protocol text comes from each run's config
+    assert "Adam lr 0.001 up to 20 epochs, batch 16, early stopping on the next training speaker" in block
+    # Table III: the SRU ran 2 folds; its Δ vs the reference is on those 2 folds only.
+    block = text[text.index("table=III runs=cpu -->"):text.index("<!-- reproduce:end table=III")]
+    sru = next(line for line in block.splitlines() if line.startswith("| SRU alone"))
+    assert "| 2: 03,08 |" in sru and "(2 folds)" in sru and "| 64.2 / 61.5 |" in sru
+    # Table V reads the baselines; per-speaker normalisation is labelled; IS09 per-speaker is absent.
+    block = text[text.index("table=V runs=cpu -->"):text.index("<!-- reproduce:end table=V")]
+    assert "| openSMILE IS10 + linear SVM, standardised on the training speakers | all 4 | **79.2** |" in block
+    speaker = next(line for line in block.splitlines() if "IS10 + linear SVM, PER-SPEAKER" in line)
+    assert "[uses test-speaker audio]" in speaker
+    assert next(line for line in block.splitlines() if "IS09 + linear SVM, PER-SPEAKER" in line).count("not run") == 1
+    # Levers: speaker_norm labelled; the others not run yet, with the command that makes them.
+    block = text[text.index("table=levers runs=cpu -->"):text.index("<!-- reproduce:end table=levers")]
+    assert "PER-SPEAKER NORMALISATION" in block and "[uses test-speaker audio]" in block
+    assert "`python experiments/reproduce.py --table=levers --preset=cpu`" in block
+    # Table IV: cnn vs cnn_sru_n3 with scipy's p.
+    block = text[text.index("table=IV runs=cpu -->"):text.index("<!-- reproduce:end table=IV")]
+    expected = stats.ttest_rel([5 / 6, 4 / 6, 1, 3 / 6], [3 / 6, 3 / 6, 4 / 6, 2 / 6])
+    row = next(line for line in block.splitlines() if line.startswith("| cnn | cnn_sru_n3 |"))
+    assert f"| {expected.statistic:.2f} | {expected.pvalue:.3f} |" in row
+    assert any(line.startswith("| IS09+SVM | IS10+SVM | 4 |") for line in block.splitlines())
+    assert any(line.startswith("| cnn_sru_n3 | ensemble_n1-5 | < 2 |") for line in block.splitlines())
+
+
+def test_results_md_keeps_hand_written_text_and_replaces_blocks(tmp_path):
+    path = str(tmp_path / "results.md")
+    reproduce.update_results_md(path, {"table=II runs=cpu": "first\n"})
+    with open(path, "a") as handle:
+        handle.write("\n## Analysis written by hand\n\nkeep me\n")
+    reproduce.update_results_md(path, {"table=II runs=cpu": "second\n", "table=III runs=cpu": "third\n"})
+    text = open(path).read()
+    assert "first" not in text and "second" in text and "third" in text and "keep me" in text
+    assert text.index("second") < text.index("keep me") < text.index("third")
+    again = reproduce.update_results_md(path, {"table=II runs=cpu": "second\n", "table=III runs=cpu": "third\n"})
+    assert again == text  # idempotent
+
+
+def test_report_only_builds_the_ensemble_over_n_and_logs_nothing_trained(fake_runs, tmp_path, capsys):
+    root, baselines = fake_runs
+    results = str(tmp_path / "results.md")
+    wavs = tmp_path / "wav"
+    wavs.mkdir()
+    for speaker in SPEAKERS:
+        (wavs / f"{speaker}a01Wa.wav").write_bytes(b"")
+    assert reproduce.main(["--table=II", "--report_only", f"--run_root={root}", f"--results={results}",
+                           f"--baselines_dir={baselines}", f"--data_dir={wavs}"]) == 0
+    ensemble = reproduce.load_run(os.path.join(root, "ensemble_n1-5"))
+    assert ensemble.speakers == SPEAKERS
+    text = open(results).read()
+    assert "| ensemble over N = 1..5 (mean probabilities) | all 4 |" in text
+    assert not os.path.exists(os.path.join(root, "invocations.jsonl"))  # nothing ran
+
+
+def test_grid_configs_levers_and_overrides():
+    trains, ensembles = reproduce.grid(["II", "III", "levers", "imagenet", "IV"], "cpu", {})
+    names = [name for name, _ in trains]
+    assert len(names) == len(set(names)) == 14 and [row.name for row in ensembles] == ["ensemble_n1-5"]
+    configs = dict(trains)
+    base = configs["cnn_sru_n3"].to_dict()
+    assert base["validation"] == "next" and base["image_size"] == 67 and base["recipe"] == "end_to_end"
+    for lever, (_, overrides) in reproduce.LEVERS.items():
+        changed = {k: v for k, v in configs[f"lever_{lever}"].to_dict().items() if base[k] != v}
+        assert changed == {k: v for k, v in overrides.items() if base[k] != v}, lever
+    frozen = configs["effnet_imagenet_frozen"]
+    assert frozen.recipe == "paper" and frozen.stage1_epochs == 0 and frozen.backbone_weights == "imagenet"
+    control = configs["effnet_random_frozen"]
+    assert control.backbone_weights is None and {
+        k for k, v in control.to_dict().items() if frozen.to_dict()[k] != v} == {"backbone_weights"}
+    assert configs["cnn"].model == "cnn" and configs["sru"].model == "sru"
+    # --epochs scales every row: end_to_end epochs, the paper recipe's stage 2; the run folder says so.
+    scaled = dict(reproduce.grid(["imagenet"], "cpu", {"epochs": 2})[0])
+    assert scaled["cnn_sru_n3"].epochs == 2 and scaled["effnet_imagenet_frozen"].stage2_epochs == 2
+    assert scaled["effnet_imagenet_frozen"].stage1_epochs == 0
+    assert reproduce.run_root_name("cpu", {}) == "cpu"
+    assert reproduce.run_root_name("cpu", {"epochs": 2, "patience": 1}) == "cpu_epochs2_patience1"
+    paper = dict(reproduce.grid(["II", "imagenet"], "paper", {})[0])
+    assert paper["cnn_sru_n3"].image_size == 227 and paper["cnn_sru_n3"].sru_units == 4096
+    assert paper["effnet_imagenet_finetune"].stage1_epochs == 40
+
+
+def test_device_command_fits_the_device_tool():
+    command = reproduce.device_command(["--table=II", "--preset=paper", "--print_device_command", "--results=x"])
+    assert "--print_device_command" not in command and "--results=x" not in command
+    assert "--features=.gpu_data/emodb.npz" in command and "KERAS_BACKEND=jax" in command
+    assert "--table=II --preset=paper" in command and len(command) <= 2000
+
+
+def test_help_and_tiny_end_to_end_run(tmp_path, synthetic_corpus, monkeypatch):
+    """A tiny table III on the synthetic corpus (EMO-DB file names) through the real runner, then resumed."""
+    import keras
+
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    data_dir = os.path.dirname(synthetic_corpus.records[0].path)
+    root, results = str(tmp_path / "runs"), str(tmp_path / "results.md")
+    tiny = json.dumps({"backbone_kwargs": {"filters": [4, 4, 4, 4, 4], "fc_units": 8}, "sru_units": 8, "patience": 1})
+    argv = ["--table=III", f"--data_dir={data_dir}", "--folds=01,02", "--epochs=1", f"--override={tiny}",
+            f"--run_root={root}", f"--results={results}", "--verbose=0"]
+    assert reproduce.main(argv) == 0
+    for name in ("cnn_sru_n3", "cnn", "sru"):
+        assert {"fold_01.json", "fold_02.json", "run.json"} <= set(os.listdir(os.path.join(root, name)))
+        fold = json.load(open(os.path.join(root, name, "fold_01.json")))
+        assert fold["config"]["epochs"] == 1 and fold["config"]["validation"] == "next"
+        assert fold["validation_speaker"] not in (None, "01")
+    text = open(results).read()
+    assert "| CNN+SRU, N=3 (ref) | 2: 01,02 |" in text and "### Commands that ran" in text
+    log = [json.loads(line) for line in open(os.path.join(root, "invocations.jsonl"))]
+    assert log[0]["folds_trained"] == 6 and "--table=III" in log[0]["command"]
+    assert reproduce.main(argv) == 0  # resumed: nothing left to train
+    log = [json.loads(line) for line in open(os.path.join(root, "invocations.jsonl"))]
+    assert log[1]["folds_trained"] == 0
