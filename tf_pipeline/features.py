@@ -121,8 +121,16 @@ def _power_mel(frames, config):
     """[..., frames, n_fft] framed signal -> [..., frames, n_mels] Mel power."""
     window = tf.constant(_frame_window_np(config.win_length, config.n_fft))
     spectrum = tf.signal.rfft(frames * window, fft_length=[config.n_fft])
-    power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
-    return tf.tensordot(power, tf.constant(mel_filterbank(config)), axes=1)
+    # (re, im) pairs without a copy; squaring them and a filterbank with every row
+    # repeated sums re^2 + im^2 inside the matmul.
+    pairs = tf.bitcast(spectrum, tf.float32)  # [..., bins, 2]
+    bins = config.n_fft // 2 + 1
+    squares = tf.reshape(tf.square(pairs), tf.concat([tf.shape(spectrum)[:-1], [2 * bins]], 0))
+    return tf.tensordot(squares, tf.constant(_paired_filterbank(config)), axes=1)
+
+
+def _paired_filterbank(config):
+    return np.repeat(mel_filterbank(config), 2, axis=0)
 
 
 def log_mel(waveform, config=None):
