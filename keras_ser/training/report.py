@@ -125,7 +125,8 @@ def _protocol(config):
                   f"({config['monitor']}, patience {config['patience']})"
                   if config["validation"] == "next" else "no validation speaker, last epoch kept")
     backbone = "" if config["model"] == "sru" else (
-        f"backbone {config['backbone']} {config.get('backbone_variant') or ''} ({weights}), "
+        f"backbone {config['backbone']}{' ' + config['backbone_variant'] if config.get('backbone_variant') else ''} "
+        f"({weights}), "
         f"N={config['n_segments'] if config['model'] == 'cnn_sru' else 1}, image {config['image_size']}px"
         + (f", backbone_kwargs {config['backbone_kwargs']}" if config.get("backbone_kwargs") else "") + ", ")
     from keras_ser.training.config import TrainConfig
