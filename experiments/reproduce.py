@@ -210,10 +210,13 @@ def make_config(preset, overrides, global_overrides=None):
     """The `TrainConfig` of a row: preset base, then the row's overrides, then the command's."""
     from keras_ser.training.config import TrainConfig
 
-    values = {**PRESETS[preset]["base"], **(overrides or {})}
+    base = PRESETS[preset]["base"]
+    values = {**base, **(overrides or {})}
     for key, value in (global_overrides or {}).items():
         if key == "epochs" and values.get("recipe") == "paper":
             values["stage2_epochs"] = value  # --epochs scales the trained part of every row
+        elif key == "backbone_kwargs" and values.get("backbone") != base["backbone"]:
+            continue  # widths of the preset's backbone (AlexNet) do not apply to another backbone
         else:
             values[key] = value
     return TrainConfig.from_dict(values)
@@ -368,11 +371,16 @@ def machine_label(versions):
     versions = versions or {}
     gpus = versions.get("gpus")
     backend = versions.get("keras_backend")
-    library = f"TF {versions['tensorflow']}" if versions.get("tensorflow") else (backend or "?")
+    if backend == "tensorflow" and versions.get("tensorflow"):
+        library = f"TF {versions['tensorflow']}"
+    elif backend == "jax" and versions.get("jax"):
+        library = f"JAX {versions['jax']}"
+    else:
+        library = backend
     if gpus:
-        return f"GPU {', '.join(str(g) for g in gpus)} ({library})"
+        return f"GPU {', '.join(str(g) for g in gpus)}" + (f" ({library})" if library else "")
     cores = versions.get("cpu_count", "?")
-    return f"CPU, {cores} cores" + (f" ({library})" if library != "?" else "")
+    return f"CPU, {cores} cores" + (f" ({library})" if library else "")
 
 
 def protocol_text(config):
@@ -381,7 +389,7 @@ def protocol_text(config):
         return "see docs/baselines.md"
     from keras_ser.training.report import _protocol
 
-    text = _protocol(config)
+    text = _protocol(config).removeprefix("Protocol: ")
     if config.get("recipe") == "paper" and config.get("stage1_epochs") == 0:
         text = text.replace(f"stage 1 SGD lr {config['stage1_learning_rate']} up to 0 epochs, ",
                             "no stage 1 (backbone frozen as built), ")

@@ -220,6 +220,9 @@ def test_grid_configs_levers_and_overrides():
     scaled = dict(reproduce.grid(["imagenet"], "cpu", {"epochs": 2})[0])
     assert scaled["cnn_sru_n3"].epochs == 2 and scaled["effnet_imagenet_frozen"].stage2_epochs == 2
     assert scaled["effnet_imagenet_frozen"].stage1_epochs == 0
+    tiny = dict(reproduce.grid(["imagenet"], "cpu", {"backbone_kwargs": {"filters": [4] * 5, "fc_units": 8}})[0])
+    assert tiny["cnn_sru_n3"].backbone_kwargs == {"filters": [4] * 5, "fc_units": 8}
+    assert tiny["effnet_imagenet_frozen"].backbone_kwargs is None  # AlexNet widths stay off EfficientNet
     assert reproduce.run_root_name("cpu", {}) == "cpu"
     assert reproduce.run_root_name("cpu", {"epochs": 2, "patience": 1}) == "cpu_epochs2_patience1"
     paper = dict(reproduce.grid(["II", "imagenet"], "paper", {})[0])
