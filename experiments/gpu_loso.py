@@ -95,6 +95,7 @@ def parse_args(argv=None):
     train.add_argument("--stage1_learning_rate", type=float, default=1e-3)
     train.add_argument("--stage2_epochs", type=int, default=100)
     train.add_argument("--stage2_learning_rate", type=float, default=1e-3)
+    train.add_argument("--stage2_dropout", type=float, default=0.0)
     train.add_argument("--batch_size", type=int, default=30)
     train.add_argument("--validation", default="none", choices=["none", "next"])
     train.add_argument("--patience", type=int, default=10)
@@ -150,7 +151,7 @@ def parse_args(argv=None):
 
 BASE_FIELDS = ("model", "backbone", "backbone_variant", "backbone_weights", "backbone_kwargs", "sru_units", "dropout",
                "image_size", "recipe", "epochs", "learning_rate", "stage1_epochs", "stage1_learning_rate",
-               "stage2_epochs", "stage2_learning_rate", "batch_size", "validation", "patience", "monitor", "seed",
+               "stage2_epochs", "stage2_learning_rate", "stage2_dropout", "batch_size", "validation", "patience", "monitor", "seed",
                "time_masks", "time_width", "freq_masks", "freq_width", "jitter", "mixup_alpha", "label_smoothing",
                "speaker_norm")
 
@@ -170,7 +171,7 @@ def default_name(corpus_name, config):
         parts.append("bf16" if "bfloat16" in config.mixed_precision else "fp16")
     if config.time_masks or config.freq_masks:
         parts.append(f"masks{config.time_masks}x{config.time_width}-{config.freq_masks}x{config.freq_width}")
-    for field, short in (("jitter", "jit"), ("mixup_alpha", "mix"), ("label_smoothing", "ls")):
+    for field, short in (("jitter", "jit"), ("mixup_alpha", "mix"), ("label_smoothing", "ls"), ("stage2_dropout", "fd")):
         if getattr(config, field):
             parts.append(f"{short}{getattr(config, field)}")
     if config.speaker_norm:

@@ -203,7 +203,7 @@ def test_report_only_builds_the_ensemble_over_n_and_logs_nothing_trained(fake_ru
 def test_grid_configs_levers_and_overrides():
     trains, ensembles = reproduce.grid(["II", "III", "levers", "imagenet", "IV"], "cpu", {})
     names = [name for name, _ in trains]
-    assert len(names) == len(set(names)) == 14 and [row.name for row in ensembles] == ["ensemble_n1-5"]
+    assert len(names) == len(set(names)) == 15 and [row.name for row in ensembles] == ["ensemble_n1-5"]
     configs = dict(trains)
     base = configs["cnn_sru_n3"].to_dict()
     assert base["validation"] == "next" and base["image_size"] == 67 and base["recipe"] == "end_to_end"
@@ -215,6 +215,8 @@ def test_grid_configs_levers_and_overrides():
     control = configs["effnet_random_frozen"]
     assert control.backbone_weights is None and {
         k for k, v in control.to_dict().items() if frozen.to_dict()[k] != v} == {"backbone_weights"}
+    regularised = configs["effnet_imagenet_frozen_fd"]
+    assert {k for k, v in regularised.to_dict().items() if frozen.to_dict()[k] != v} == {"stage2_dropout"}
     assert configs["cnn"].model == "cnn" and configs["sru"].model == "sru"
     # --epochs scales every row: end_to_end epochs, the paper recipe's stage 2; the run folder says so.
     scaled = dict(reproduce.grid(["imagenet"], "cpu", {"epochs": 2})[0])

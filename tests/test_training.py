@@ -185,3 +185,31 @@ def test_paper_recipe_with_stage1_epochs_0_keeps_the_backbone_frozen(synthetic_c
         assert any(not np.allclose(a, b) for a, b in zip(before, after)), layer
     probabilities = result.model.predict(data.dataset("test", training=False), verbose=0)
     assert probabilities.shape == (len(fold.test_indices), corpus.num_classes)
+
+
+def test_stage2_dropout_regularises_the_frozen_head_only_in_training(synthetic_corpus):
+    """stage2_dropout: dropout on the features stage 2 trains on; the assembled model has no extra layer."""
+    import keras
+
+    with pytest.raises(ValueError, match=r"stage2_dropout must be in \[0, 1\). Received: stage2_dropout=1.0"):
+        TrainConfig(recipe="paper", stage2_dropout=1.0)
+    corpus = synthetic_corpus
+    fold = tf_pipeline.loso_folds(corpus, validation="none")[0]
+    results = {}
+    for rate in (0.0, 0.5):
+        config = TrainConfig(recipe="paper", n_segments=2, stage1_epochs=0, stage2_epochs=2, stage2_dropout=rate,
+                             **TINY)
+        data = make_fold_data(corpus, fold, config)
+        keras.utils.set_random_seed(0)
+        result = recipes.train(config, data, verbose=0)
+        assert "feature_dropout" not in [layer.name for layer in result.model.layers]
+        results[rate] = result
+    # Same seed and data: only the dropout differs, so the training losses and the trained SRU differ.
+    assert results[0.0].history["stage2"]["loss"] != results[0.5].history["stage2"]["loss"]
+    assert any(not np.allclose(a, b) for a, b in zip(results[0.0].model.get_layer("sru").get_weights(),
+                                                      results[0.5].model.get_layer("sru").get_weights()))
+    config = TrainConfig(recipe="paper", stage1_epochs=0, stage2_dropout=0.5).to_dict()
+    text = report._protocol(config)
+    assert "no stage 1 (backbone frozen as built)" in text and "feature dropout 0.5" in text
+    assert "dropout 0.5, " not in text.replace("feature dropout 0.5", "")  # the backbone's dropout does not act
+    assert ", dropout 0.5," in report._protocol(TrainConfig(recipe="paper").to_dict())

@@ -37,6 +37,8 @@ def define(flag_values):
     flags.DEFINE_float("stage1_momentum", d.stage1_momentum, "paper: stage 1 SGD momentum.", **F)
     flags.DEFINE_integer("stage2_epochs", d.stage2_epochs, "paper: stage 2 maximum epochs (the paper: 100).", **F)
     flags.DEFINE_float("stage2_learning_rate", d.stage2_learning_rate, "paper: stage 2 Adam learning rate.", **F)
+    flags.DEFINE_float("stage2_dropout", d.stage2_dropout, "paper: dropout on the segment features the SRU reads in "
+                       "stage 2 (0 = off; the regulariser of a frozen backbone's head).", **F)
     flags.DEFINE_integer("batch_size", d.batch_size, "Batch size (the paper: 30).", **F)
     flags.DEFINE_enum("validation", d.validation, list(VALIDATION),
                       "none: train the full epochs, keep the last. next: hold out the next training speaker for "

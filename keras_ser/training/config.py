@@ -33,6 +33,10 @@ class TrainConfig:
             built (e.g. ImageNet weights, or random weights as a control)
             and only the SRU + softmax are trained on its features.
         stage2_epochs, stage2_learning_rate: stage 2 (Adam).
+        stage2_dropout: dropout on the segment features the SRU reads in
+            stage 2 (training only; 0 = off). The backbone's own `dropout`
+            acts only where the backbone trains, so with a frozen backbone
+            (`stage1_epochs=0`) this is the only regulariser of stage 2.
         batch_size: utterances per batch (stage 1: segments per batch).
         validation: `"none"` (fixed epochs) or `"next"` (hold out the next
             training speaker; early stopping and best-epoch choice there).
@@ -71,6 +75,7 @@ class TrainConfig:
     stage1_momentum: float = 0.9
     stage2_epochs: int = 100
     stage2_learning_rate: float = 1e-3
+    stage2_dropout: float = 0.0
     batch_size: int = 30
     validation: str = "none"
     patience: int = 10
@@ -111,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"jitter must be in [0, 0.5). Received: jitter={self.jitter}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing}")
+        if not 0 <= self.stage2_dropout < 1:
+            raise ValueError(f"stage2_dropout must be in [0, 1). Received: stage2_dropout={self.stage2_dropout}")
         if self.mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={self.mixup_alpha}")
         if self.recipe == "paper" and self.model != "cnn_sru":

@@ -191,7 +191,8 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
     `config.stage1_learning_rate`, momentum `config.stage1_momentum`).
     Stage 2 extracts the CNN features (FC7 for AlexNet) of every segment
     once, in inference mode, and trains the SRU and softmax on those
-    sequences (Adam at `config.stage2_learning_rate`). The two trained parts
+    sequences (Adam at `config.stage2_learning_rate`, dropout
+    `config.stage2_dropout` on those features). The two trained parts
     are then one `CNNSRUClassifier`, evaluated end to end.
 
     With `config.stage1_epochs=0` stage 1 is skipped: the backbone keeps
@@ -255,7 +256,10 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
         sequence = keras.Input(shape=features["train"].shape[1:], name="segment_features")
         sru = model.get_layer("sru").__class__.from_config(model.get_layer("sru").get_config())
         head_out = model.get_layer("predictions").__class__.from_config(model.get_layer("predictions").get_config())
-        head = keras.Model(sequence, head_out(sru(sequence)), name="stage2_sru")
+        inputs = sequence
+        if config.stage2_dropout:  # training only: the assembled model carries no extra layer
+            inputs = keras.layers.Dropout(config.stage2_dropout, seed=config.seed, name="feature_dropout")(sequence)
+        head = keras.Model(sequence, head_out(sru(inputs)), name="stage2_sru")
         head.compile(
             optimizer=keras.optimizers.Adam(config.stage2_learning_rate),
             loss="sparse_categorical_crossentropy",

@@ -116,9 +116,12 @@ def markdown(summary):
 
 def _protocol(config):
     weights = config.get("backbone_weights") or "random init (no pretrained weights)"
+    frozen = config["recipe"] == "paper" and config.get("stage1_epochs") == 0
     if config["recipe"] == "paper":
-        training = (f"stage 1 SGD lr {config['stage1_learning_rate']} up to {config['stage1_epochs']} epochs, "
-                    f"stage 2 Adam lr {config['stage2_learning_rate']} up to {config['stage2_epochs']} epochs")
+        stage1 = ("no stage 1 (backbone frozen as built), " if frozen else
+                  f"stage 1 SGD lr {config['stage1_learning_rate']} up to {config['stage1_epochs']} epochs, ")
+        training = (stage1 + f"stage 2 Adam lr {config['stage2_learning_rate']} up to {config['stage2_epochs']} epochs"
+                    + (f", feature dropout {config['stage2_dropout']}" if config.get("stage2_dropout") else ""))
     else:
         training = f"Adam lr {config['learning_rate']} up to {config['epochs']} epochs"
     validation = ("early stopping on the next training speaker "
@@ -132,7 +135,8 @@ def _protocol(config):
     from keras_ser.training.config import TrainConfig
 
     levers = TrainConfig.from_dict(config).levers()
-    return (f"Protocol: {backbone}SRU {config['sru_units']} units, dropout {config['dropout']}, {training}, "
+    dropout = "" if frozen else f", dropout {config['dropout']}"  # the backbone's dropout acts only where it trains
+    return (f"Protocol: {backbone}SRU {config['sru_units']} units{dropout}, {training}, "
             f"batch {config['batch_size']}, {validation}, seed {config['seed']}"
             + (f", {config['mixed_precision']}" if config.get("mixed_precision") else "")
             + (f"; levers: {'; '.join(levers)}" if levers else "; no augmentation") + ".")
