@@ -151,9 +151,9 @@ def parse_args(argv=None):
 
 BASE_FIELDS = ("model", "backbone", "backbone_variant", "backbone_weights", "backbone_kwargs", "sru_units", "dropout",
                "image_size", "recipe", "epochs", "learning_rate", "stage1_epochs", "stage1_learning_rate",
-               "stage2_epochs", "stage2_learning_rate", "stage2_dropout", "batch_size", "validation", "patience", "monitor", "seed",
-               "time_masks", "time_width", "freq_masks", "freq_width", "jitter", "mixup_alpha", "label_smoothing",
-               "speaker_norm")
+               "stage2_epochs", "stage2_learning_rate", "stage2_dropout", "batch_size", "validation", "patience",
+               "monitor", "seed", "time_masks", "time_width", "freq_masks", "freq_width", "jitter", "mixup_alpha",
+               "label_smoothing", "speaker_norm")
 
 
 def default_name(corpus_name, config):
@@ -171,7 +171,8 @@ def default_name(corpus_name, config):
         parts.append("bf16" if "bfloat16" in config.mixed_precision else "fp16")
     if config.time_masks or config.freq_masks:
         parts.append(f"masks{config.time_masks}x{config.time_width}-{config.freq_masks}x{config.freq_width}")
-    for field, short in (("jitter", "jit"), ("mixup_alpha", "mix"), ("label_smoothing", "ls"), ("stage2_dropout", "fd")):
+    short_names = (("jitter", "jit"), ("mixup_alpha", "mix"), ("label_smoothing", "ls"), ("stage2_dropout", "fd"))
+    for field, short in short_names:
         if getattr(config, field):
             parts.append(f"{short}{getattr(config, field)}")
     if config.speaker_norm:
