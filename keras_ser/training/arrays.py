@@ -458,7 +458,33 @@ class _Source:
         return labels
 
 
-class ArrayDataset(keras.utils.PyDataset):
+class _Batches(keras.utils.PyDataset):
+    """What `ArrayDataset` and `SegmentDataset` share: a `_Source`, a batch count, the seeded
+    order of the items of each batch, mixup of training batches and the epoch counter."""
+
+    @property
+    def num_batches(self):
+        return self._num_batches
+
+    def __len__(self):
+        return self._num_batches
+
+    def _items(self, index, count):
+        """Indices (into `count` items in this epoch's order) of batch `index`."""
+        if not 0 <= index < self._num_batches:
+            raise IndexError(f"batch index {index} out of range [0, {self._num_batches})")
+        return self.source.order(count)[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def _mix(self, inputs, labels, index):
+        if self.mixup_alpha > 0:
+            inputs, labels = mixup(inputs, labels, self.source.rng(3 << 20, index), self.mixup_alpha)
+        return inputs, labels
+
+    def on_epoch_end(self):
+        self.source.epoch += 1
+
+
+class ArrayDataset(_Batches):
     """Batches of `(inputs, labels)` from feature images, for `model.fit`/`predict`.
 
     The numpy counterpart of `tf_pipeline.make_dataset`: when `training`, the
@@ -520,33 +546,18 @@ class ArrayDataset(keras.utils.PyDataset):
         if self._num_batches == 0:
             raise ValueError(f"drop_remainder with {count} utterances and batch_size={batch_size} leaves no batch")
 
-    @property
-    def num_batches(self):
-        return self._num_batches
-
-    def __len__(self):
-        return self._num_batches
-
     def __getitem__(self, index):
-        if not 0 <= index < self._num_batches:
-            raise IndexError(f"batch index {index} out of range [0, {self._num_batches})")
         source = self.source
-        rows = source.order(len(source.labels))[index * self.batch_size : (index + 1) * self.batch_size]
+        rows = self._items(index, len(source.labels))
         images = [source.image(i) for i in rows]
         if self.output == "segments":
             inputs = batch_segment_and_resize(images, self.n_segments, self.image_size)
         else:
             inputs = frame_sequences(images)
-        labels = source.targets(rows, self.one_hot)
-        if self.mixup_alpha > 0:
-            inputs, labels = mixup(inputs, labels, source.rng(3 << 20, index), self.mixup_alpha)
-        return inputs, labels
-
-    def on_epoch_end(self):
-        self.source.epoch += 1
+        return self._mix(inputs, source.targets(rows, self.one_hot), index)
 
 
-class SegmentDataset(keras.utils.PyDataset):
+class SegmentDataset(_Batches):
     """Batches of single segments `[B, height, width, C]`, each labelled with its
     utterance's emotion (stage 1 of the paper recipe).
 
@@ -573,29 +584,14 @@ class SegmentDataset(keras.utils.PyDataset):
         self._count = len(self.source.labels) * self.n_segments
         self._num_batches = -(-self._count // batch_size)
 
-    @property
-    def num_batches(self):
-        return self._num_batches
-
-    def __len__(self):
-        return self._num_batches
-
     def __getitem__(self, index):
-        if not 0 <= index < self._num_batches:
-            raise IndexError(f"batch index {index} out of range [0, {self._num_batches})")
         source = self.source
-        items = source.order(self._count)[index * self.batch_size : (index + 1) * self.batch_size]
+        items = self._items(index, self._count)
         rows, segment = items // self.n_segments, items % self.n_segments
         utterances = np.unique(rows)
         resized = batch_segment_and_resize([source.image(i) for i in utterances], self.n_segments, self.image_size)
         inputs = resized[np.searchsorted(utterances, rows), segment]
-        labels = source.targets(rows, self.one_hot)
-        if self.mixup_alpha > 0:
-            inputs, labels = mixup(inputs, labels, source.rng(3 << 20, index), self.mixup_alpha)
-        return inputs, labels
-
-    def on_epoch_end(self):
-        self.source.epoch += 1
+        return self._mix(inputs, source.targets(rows, self.one_hot), index)
 
 
 # ---------------------------------------------------------------------------
