@@ -23,6 +23,17 @@ Tables:
               stage1_epochs=0: only SRU + softmax train on its features), vs
               the same network with random weights frozen (control), vs the
               AlexNet CNN+SRU trained end to end.
+    speech    a pretrained speech encoder (GE2E speaker encoder, weights
+              shipped with keras-ser, frozen): mean + std of its LSTM
+              layers' frames with a logistic-regression probe (C chosen by
+              leave-one-speaker-out over the training speakers), on raw
+              audio and with the encoder's -30 dBFS volume normalisation;
+              its frames in N=3 segments under an SRU head trained with
+              Adam; against IS10 + SVM, the CNN+SRU (N=3) and the frozen
+              ImageNet EfficientNet-Lite0 rows of the preset: paired
+              t-tests, per-class recall and time per fold. Its encoder rows
+              are TrainConfigs of their own (not the preset's CNN base) and
+              need the WAV files (skipped with --features).
     IV        paired t-tests between the main configurations (trains what
               its pairs need and is missing, except the N=1..5 ensemble).
     all       every table above, in that order.
@@ -41,13 +52,25 @@ Presets scale the protocol (`--folds`, `--epochs`, `--override` scale it further
 
 The LOSO rules hold for every row: the test speaker is never in training, in
 the feature statistics or in model selection (early stopping, when on, watches
-the next training speaker). Only the `speaker_norm` row uses the test
-speaker's unlabelled audio, and it says so wherever it appears.
+the next training speaker). Only the per-speaker normalisation rows (the
+`speaker_norm` lever, the baselines' `speaker` normalisation) use the test
+speaker's unlabelled audio, and they say so wherever they appear.
+
+Besides the Markdown, every refresh writes a machine-readable leaderboard next
+to it (`docs/results.json`: one object per system with pooled and per-fold
+WA / UA, folds, command, machine and protocol). Entries are keyed by run
+folder: a refresh replaces the entries of the run folders it finds and keeps
+the others, and a generated block of docs/results.md is not replaced when that
+would turn a row with results into "not run" (run folders are not kept in git,
+so a checkout may lack them). Without a results.json, the first refresh seeds
+it from the generated blocks of docs/results.md.
 
 Examples:
 
     .venv/bin/python experiments/reproduce.py --table=III --preset=cpu
     .venv/bin/python experiments/reproduce.py --table=levers --folds=03,08,09,11,13
+    .venv/bin/python experiments/reproduce.py --table=III --rows=cnn_sru_n3   # one row of a table
+    .venv/bin/python experiments/reproduce.py --table=speech --folds=03
     .venv/bin/python experiments/reproduce.py --table=all --report_only      # refresh docs/results.md
     .venv/bin/python experiments/reproduce.py --table=II --preset=paper --print_device_command
 
@@ -79,9 +102,10 @@ PAPER_TABLE_III = {"cnn": (72.1, 70.1), "sru": (64.2, 61.5), "cnn_sru": (82.5, 8
 PAPER_TABLE_V = {"IS09": (75.5, 74.0), "IS10": (78.1, 76.7)}
 GOAL_UA = 80.6  # the paper's CNN+SRU; our goal without test-speaker statistics (issue 6)
 
-TABLES = ("II", "III", "V", "levers", "imagenet", "IV")
+TABLES = ("II", "III", "V", "levers", "imagenet", "speech", "IV")
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "emodb", "wav")
 DEFAULT_RESULTS = os.path.join(ROOT, "docs", "results.md")
+EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
 DEFAULT_BASELINES = os.path.join(ROOT, "runs", "baselines")
 
 # A small AlexNet that learns EMO-DB in minutes on 2 CPU cores (as keras_ser/cli/demo.py's DEMO_MODEL).
@@ -133,6 +157,30 @@ class Row:
     members: tuple = ()  # run names (kind "ensemble")
     paper: tuple = None  # (WA, UA) the paper reports, or None
     uses_test_audio: bool = False
+    features: dict = None  # feature-config fields passed to run_loso as `feature_config` (None: the model's default)
+    standalone: bool = False  # `overrides` is a whole TrainConfig (on its defaults), not changes to the preset's base
+
+
+# The speech-encoder rows: TrainConfigs of their own, the same under every preset.
+SPEECH_PROBE = dict(model="encoder_stats", recipe="probe", validation="none", batch_size=16, seed=0)
+SPEECH_SRU = dict(model="encoder_sru", n_segments=3, recipe="frozen", validation="next", epochs=60, learning_rate=1e-3,
+                  batch_size=32, dropout=0.3, patience=10, monitor="val_loss", seed=0)
+
+
+def speech_rows():
+    """The pretrained speech-encoder rows, by name."""
+    return {
+        "encoder_stats_probe": Row(
+            "encoder_stats_probe", "GE2E encoder, mean + std of each layer (1536-d), logistic-regression probe, "
+            "raw audio", overrides=dict(SPEECH_PROBE), standalone=True),
+        "encoder_stats_probe_vol30": Row(
+            "encoder_stats_probe_vol30", "GE2E encoder, mean + std of each layer, logistic-regression probe, "
+            "volume normalised to -30 dBFS", overrides=dict(SPEECH_PROBE), features={"volume_dbfs": -30.0},
+            standalone=True),
+        "encoder_sru_frozen": Row(
+            "encoder_sru_frozen", "GE2E encoder, N=3 segments (mean + std each), SRU 256 + softmax trained with Adam",
+            overrides=dict(SPEECH_SRU), standalone=True),
+    }
 
 
 def train_rows(preset):
@@ -166,6 +214,7 @@ def train_rows(preset):
         rows["effnet_imagenet_e2e"] = Row(
             "effnet_imagenet_e2e", "EfficientNet-Lite0, ImageNet weights, end_to_end fine-tuning",
             overrides=dict(imagenet, backbone_weights="imagenet", recipe="end_to_end"))
+    rows.update(speech_rows())
     return rows
 
 
@@ -195,6 +244,14 @@ def table_rows(table, preset, baselines_dir=DEFAULT_BASELINES):
         chosen += [rows[name] for name in ("effnet_imagenet_finetune", "effnet_imagenet_e2e") if name in rows]
         return chosen + [Row("cnn_sru_n3", "AlexNet CNN+SRU (N=3), random init, trained end to end",
                              overrides=rows["cnn_sru_n3"].overrides, paper=rows["cnn_sru_n3"].paper)]
+    if table == "speech":
+        is10 = Row(os.path.join(baselines_dir, "emodb-is10-train"),
+                   "openSMILE IS10 + linear SVM, standardised on the training speakers", kind="baseline",
+                   paper=PAPER_TABLE_V["IS10"])
+        cnn = Row("cnn_sru_n3", f"AlexNet CNN+SRU (N=3), random init, trained end to end (preset `{preset}`)",
+                  overrides=rows["cnn_sru_n3"].overrides, paper=rows["cnn_sru_n3"].paper)
+        return [rows[name] for name in speech_rows()] + [is10, cnn, rows["effnet_imagenet_frozen"],
+                                                          rows["effnet_imagenet_frozen_fd"]]
     if table == "IV":
         return [rows[name] for name in ("cnn_sru_n3", "cnn", "sru", "effnet_imagenet_frozen", "effnet_random_frozen")]
     raise ValueError(f"table must be one of {TABLES}. Received: table={table!r}")
@@ -209,12 +266,22 @@ def table_iv_pairs(baselines_dir=DEFAULT_BASELINES):
             ("cnn_sru_n3", "effnet_imagenet_frozen"), (is10, "effnet_imagenet_frozen"), (is09, is10)]
 
 
-def make_config(preset, overrides, global_overrides=None):
-    """The `TrainConfig` of a row: preset base, then the row's overrides, then the command's."""
+def speech_pairs(baselines_dir=DEFAULT_BASELINES):
+    """`(A, B)` paired tests of the speech table (B - A reported): each other system against the reference probe."""
+    reference = "encoder_stats_probe"
+    others = [os.path.join(baselines_dir, "emodb-is10-train"), "cnn_sru_n3", "effnet_imagenet_frozen",
+              "effnet_imagenet_frozen_fd"]
+    return [(other, reference) for other in others] + [(reference, "encoder_stats_probe_vol30"),
+                                                       (reference, "encoder_sru_frozen")]
+
+
+def make_config(preset, overrides, global_overrides=None, standalone=False):
+    """The `TrainConfig` of a row: preset base (or, `standalone`, TrainConfig's defaults), then the row's
+    overrides, then the command's."""
     from keras_ser.training.config import TrainConfig
 
     base = PRESETS[preset]["base"]
-    values = {**base, **(overrides or {})}
+    values = dict(overrides or {}) if standalone else {**base, **(overrides or {})}
     for key, value in (global_overrides or {}).items():
         if key == "epochs" and values.get("recipe") == "paper":
             values["stage2_epochs"] = value  # --epochs scales the trained part of every row
@@ -246,6 +313,9 @@ class RunScores:
     versions: dict = None
     command: str = None
     uses_test_audio: bool = False
+    feature_config: dict = None
+    corpus: str = "emodb"
+    baseline: dict = None  # experiments/baselines.py runs: their results.json's config and labels
 
     @property
     def speakers(self):
@@ -273,8 +343,15 @@ def load_run(path):
         machine = results.get("machine", {})
         versions.setdefault("platform", machine.get("platform", machine.get("system", "?")))
         versions.setdefault("cpu_count", machine.get("cpu_count", "?"))
-        return RunScores(path, folds, names, config=None, versions=versions, command=None,
-                         uses_test_audio=bool(results.get("uses_test_speaker_audio")))
+        provenance = results.get("provenance", {})
+        baseline = {**results.get("config", {}), "label": results.get("label"),
+                    "dimension": results.get("data", {}).get("dimension")}
+        command = provenance.get("command")
+        if command and not command.startswith("python"):
+            command = "python " + command
+        return RunScores(path, folds, names, config=None, versions=versions, command=command,
+                         uses_test_audio=bool(results.get("uses_test_speaker_audio")),
+                         corpus=provenance.get("corpus", "emodb"), baseline=baseline)
     fold_files = sorted(glob.glob(os.path.join(path, "fold_*.json")))
     if not fold_files or not os.path.isfile(os.path.join(path, "run.json")):
         return None
@@ -292,10 +369,12 @@ def load_run(path):
             "predicted": np.array([p["predicted"] for p in fold["predictions"]]),
             "wall_time_s": fold.get("wall_time_s"),
             "epochs": fold.get("epochs_run"),
+            "probe_c": ((fold.get("history") or {}).get("probe") or {}).get("C"),
         }
     config = run.get("config")
     return RunScores(path, folds, names, config=config, versions=versions, command=run.get("command"),
-                     uses_test_audio=bool(config and config.get("speaker_norm")))
+                     uses_test_audio=bool(config and config.get("speaker_norm")),
+                     feature_config=run.get("feature_config"), corpus=run.get("corpus") or "emodb")
 
 
 def pooled(run, speakers=None):
@@ -386,13 +465,46 @@ def machine_label(versions):
     return f"CPU, {cores} cores" + (f" ({library})" if library else "")
 
 
-def protocol_text(config):
+def protocol_text(config, feature_config=None):
     """The protocol sentence of a run's config (as in each run's results.md)."""
     if config is None:
         return "see docs/baselines.md"
+    if config.get("model") in ("encoder_stats", "encoder_sru"):
+        return encoder_protocol_text(config, feature_config)
     from keras_ser.training.report import _protocol
 
     return _protocol(config).removeprefix("Protocol: ")
+
+
+def encoder_protocol_text(config, feature_config=None):
+    """The protocol sentence of a speech-encoder run (`encoder_stats` / `encoder_sru`)."""
+    from keras_ser.training.frozen import PROBE_C_GRID
+
+    features = feature_config or {}
+    volume = features.get("volume_dbfs")
+    audio = ("raw audio (no volume normalisation)" if volume is None else
+             f"each utterance raised to {volume:g} dBFS RMS (never lowered) before the spectrum, in the graph")
+    frames = (f"{features.get('n_mels', 40)}-band Mel power frames ({features.get('n_fft', 400)}-sample window every "
+              f"{features.get('hop_length', 160)} samples at {features.get('sample_rate', 16000)} Hz)")
+    encoder = f"GE2E speaker encoder (3 LSTM layers of 256 units, offline weights, frozen) over {frames}, {audio}"
+    if config["model"] == "encoder_stats":
+        pooling = "mean and std over time of each layer's frames (1536 features)"
+    else:
+        pooling = (f"each layer's frames cut in N={config['n_segments']} segments, mean and std per segment "
+                   f"(1536 features each), dropout {config['dropout']}, SRU {config['sru_units']} units over the "
+                   "segments")
+    if config["recipe"] == "probe":
+        grid = ", ".join(f"{c:g}" for c in PROBE_C_GRID)
+        training = ("features standardised on the training speakers, multinomial logistic regression (L-BFGS), "
+                    f"C from {{{grid}}} chosen by leave-one-speaker-out over the training speakers (mean UA), "
+                    "then refitted on all of them")
+    else:
+        validation = ("early stopping on the next training speaker "
+                      f"({config['monitor']}, patience {config['patience']}, best epoch restored)"
+                      if config["validation"] == "next" else "no validation speaker, last epoch kept")
+        training = (f"softmax head trained on the features extracted once, Adam lr {config['learning_rate']:g} up to "
+                    f"{config['epochs']} epochs, batch {config['batch_size']}, {validation}")
+    return f"{encoder}; {pooling}; {training}; seed {config['seed']}."
 
 
 def _seconds_per_fold(run):
@@ -401,7 +513,8 @@ def _seconds_per_fold(run):
 
 
 def _epochs(run):
-    values = [sum(f["epochs"].values()) for f in run.folds.values() if isinstance(f.get("epochs"), dict)]
+    values = [sum(v for k, v in f["epochs"].items() if k != "probe")  # the probe's count is not epochs
+              for f in run.folds.values() if isinstance(f.get("epochs"), dict) and set(f["epochs"]) != {"probe"}]
     return f"{sum(values) / len(values):.1f}" if values else ""
 
 
@@ -465,12 +578,44 @@ def table_iv_markdown(runs, pairs, names):
     return lines
 
 
+def per_class_recall(run, speakers=None):
+    """`{class name: (recall or None, utterances)}` pooled over the folds `speakers` (default: every finished fold)."""
+    import numpy as np
+
+    speakers = run.speakers if speakers is None else speakers
+    labels = np.concatenate([run.folds[s]["labels"] for s in speakers])
+    predicted = np.concatenate([run.folds[s]["predicted"] for s in speakers])
+    recall = {}
+    for index, name in enumerate(run.class_names):
+        support = int(np.sum(labels == index))
+        recall[name] = (float(np.mean(predicted[labels == index] == index)) if support else None, support)
+    return recall
+
+
+def recall_markdown(rows, runs, all_speakers):
+    """One row per system that has results, one column per class: recall in %, pooled over its folds."""
+    shown = [(row, runs.get(row.name)) for row in rows if runs.get(row.name) is not None and runs[row.name].folds]
+    if not shown:
+        return []
+    classes = []
+    for _, run in shown:
+        classes += [name for name in run.class_names if name not in classes]
+    lines = ["| system | folds | " + " | ".join(classes) + " | UA |", "|---|---|" + "---:|" * (len(classes) + 1)]
+    for row, run in shown:
+        recall = per_class_recall(run)
+        cells = [_pct(recall[name][0]) if recall.get(name, (None,))[0] is not None else "-" for name in classes]
+        lines.append(f"| {row.label} | {folds_label(run, all_speakers)} | " + " | ".join(cells)
+                     + f" | {_pct(pooled(run)[1])} |")
+    return lines
+
+
 TITLES = {
     "II": "Table II: CNN+SRU for N = 1..5 segments, and the ensemble over N",
     "III": "Table III: CNN alone, SRU alone, CNN+SRU",
     "V": "Table V: openSMILE functionals + SVM against CNN+SRU",
     "levers": "Levers: each one on vs off, same folds",
     "imagenet": "ImageNet features for spectrograms: EfficientNet-Lite0 ImageNet vs random init vs AlexNet",
+    "speech": "Pretrained speech encoder (GE2E, offline weights)",
     "IV": "Table IV style: paired t-tests between the main configurations",
 }
 
@@ -484,6 +629,15 @@ def load_runs(run_root, baselines_dir=DEFAULT_BASELINES, preset="cpu"):
             if row.kind == "baseline":
                 runs[row.name] = load_run(row.name)
     return runs
+
+
+def _probe_choices(run):
+    """` C chosen per fold: 1 (6 folds), 0.3 (4 folds).` for probe runs, '' otherwise."""
+    chosen = [f["probe_c"] for f in run.folds.values() if f.get("probe_c") is not None]
+    if not chosen:
+        return ""
+    counts = {c: chosen.count(c) for c in sorted(set(chosen), reverse=True)}
+    return " C chosen per fold: " + ", ".join(f"{c:g} ({n} fold{'s' if n > 1 else ''})" for c, n in counts.items()) + "."
 
 
 def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DEFAULT_BASELINES):
@@ -502,19 +656,46 @@ def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DE
                       "\"no\" means not shown, not \"equal\"."]
         return "\n".join(lines) + "\n"
     reference = {"II": "cnn_sru_n3", "III": "cnn_sru_n3", "V": "cnn_sru_n3", "levers": "cnn_sru_n3",
-                 "imagenet": "effnet_random_frozen"}[table]
+                 "imagenet": "effnet_random_frozen", "speech": "encoder_stats_probe"}[table]
     table_lines, missing = table_markdown(table, rows, runs, all_speakers, reference=reference)
     lines += table_lines
     lines += ["", "WA = accuracy, UA = mean per-class recall, in %; *pooled* over every test utterance of the "
                   "folds run; mean ± std over those folds (ddof=1). Δ vs ref: pooled difference on the folds both "
                   "rows ran; p: paired t-test over those folds' per-fold WA / UA. Epochs: mean epochs run per fold "
                   "(all stages). s / fold: mean wall time of a fold.", ""]
+    if table == "speech":
+        ref_run = runs.get(reference)
+        if ref_run is not None and ref_run.folds:
+            ua = pooled(ref_run)[1]
+            lines += [f"Goal: UA >= {GOAL_UA} (the paper's CNN+SRU, ImageNet AlexNet) without statistics of the test "
+                      f"speaker. The reference reaches UA {_pct(ua)} pooled over {len(ref_run.speakers)} "
+                      f"fold{'s' if len(ref_run.speakers) > 1 else ''}: "
+                      f"{'at or above' if 100 * ua >= GOAL_UA else 'below'} the goal on those folds. "
+                      "The probe has no epochs (its C is chosen per fold, below); the first fold of an encoder row "
+                      "also extracts the encoder features of the whole corpus once, so its s / fold is mostly that "
+                      "first fold.", ""]
+        names = {row.name: row.name for row in rows}
+        names[os.path.join(baselines_dir, "emodb-is10-train")] = "IS10+SVM"
+        lines += ["Paired t-tests (B - A; A = each other system, B = the reference probe on raw audio; then the "
+                  "two variants against the reference):", ""]
+        lines += table_iv_markdown(runs, speech_pairs(baselines_dir), names)
+        recall = recall_markdown(rows, runs, all_speakers)
+        if recall:
+            lines += ["", "Per-class recall in %, pooled over the test utterances of the folds each system ran "
+                          "(UA is their mean):", ""] + recall
+        lines += [""]
     protocols = []
     for row in rows:
         run = runs.get(row.name)
         if run is None or not run.folds:
             continue
-        if row.kind == "ensemble":
+        if row.features:
+            protocols.append(f"- `{row.name}` (feature config `{json.dumps(row.features, sort_keys=True)}`): "
+                             + protocol_text(run.config, run.feature_config) + _probe_choices(run))
+        elif row.kind == "train" and run.config and run.config.get("model") in ("encoder_stats", "encoder_sru"):
+            protocols.append(f"- `{row.name}` (feature config: defaults): "
+                             + protocol_text(run.config, run.feature_config) + _probe_choices(run))
+        elif row.kind == "ensemble":
             protocols.append(f"- `{row.name}`: mean of the per-utterance probabilities of "
                              + ", ".join(f"`{m}`" for m in row.members) + " on the folds all of them finished.")
         elif row.kind == "baseline":
@@ -562,8 +743,33 @@ statistic of the test speaker.
 """
 
 
-def update_results_md(path, blocks):
-    """Replaces (or appends) the generated blocks `{key: markdown}` of `path`, keeping everything else."""
+def _table_rows_of(body):
+    """`{key: line}` of the data rows of every Markdown table in `body` (key: the first cell, or the first two
+    where the table's header starts with `A | B`, as Table IV's pairs)."""
+    rows, header = {}, None
+    for line in body.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+        elif not line.startswith("|---"):
+            key = tuple(cells[:2]) if header[:2] == ["A", "B"] else (cells[0],)
+            rows[(tuple(header[:2]),) + key] = line
+    return rows
+
+
+def _rows_with_results(body):
+    return {key for key, line in _table_rows_of(body).items() if "not run" not in line and "< 2" not in line}
+
+
+def update_results_md(path, blocks, protect=True, log=None):
+    """Replaces (or appends) the generated blocks `{key: markdown}` of `path`, keeping everything else.
+
+    With `protect`, a block that exists is kept as it is when the new one would show a row that has results
+    in it without them (a checkout without that row's run folders); `log` says so.
+    """
     text = open(path).read() if os.path.isfile(path) else TEMPLATE
     for key, body in blocks.items():
         begin, end = BEGIN.format(key=key), END.format(key=key)
@@ -571,6 +777,14 @@ def update_results_md(path, blocks):
         if begin in text and end in text:
             start = text.index(begin)
             stop = text.index(end, start) + len(end)
+            if protect:
+                lost = _rows_with_results(text[start + len(begin):stop - len(end)]) - _rows_with_results(body)
+                if lost:
+                    if log:
+                        log(f"kept the block '{key}' of {path} as it was: its rows "
+                            + ", ".join(repr(" | ".join(k[1:])) for k in sorted(lost))
+                            + " have results there but no run folder here (delete the block to rewrite it)")
+                    continue
             text = text[:start] + block + text[stop:]
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
@@ -582,17 +796,271 @@ def update_results_md(path, blocks):
     return text
 
 
-def write_results(path, tables, preset, run_root, all_speakers, baselines_dir=DEFAULT_BASELINES):
-    """Refreshes the blocks of `tables` (and the invocation log) of one run root in `path`."""
+def _merge_invocations(old_body, new_body):
+    """The invocation table of `new_body` with the rows of `old_body` it lacks, in order of start time."""
+    def data_lines(body):
+        return [line for line in body.splitlines()
+                if line.startswith("|") and not line.startswith(("|---", "| started (UTC) |"))]
+
+    new = data_lines(new_body)
+    lines = new + [line for line in data_lines(old_body) if line not in new]
+    if len(lines) == len(new):
+        return new_body
+    lines.sort(key=lambda line: line.strip("|").split("|")[0].strip())
+    head = [line for line in new_body.splitlines() if line.startswith("|")][:2]
+    prefix = new_body[:new_body.index(head[0])]
+    return prefix + "\n".join(head + lines) + "\n"
+
+
+def _existing_block(path, key):
+    if not os.path.isfile(path):
+        return None
+    text = open(path).read()
+    begin, end = BEGIN.format(key=key), END.format(key=key)
+    if begin not in text or end not in text:
+        return None
+    start = text.index(begin) + len(begin)
+    return text[start:text.index(end, start)]
+
+
+def write_results(path, tables, preset, run_root, all_speakers, baselines_dir=DEFAULT_BASELINES, json_path=None,
+                  log=None):
+    """Refreshes the blocks of `tables` (and the invocation log) of one run root in `path`, and the
+    leaderboard `json_path` (default: `path` with `.json`) from every run folder of the run root."""
+    json_path = json_path or os.path.splitext(path)[0] + ".json"
+    previous = load_results_json(json_path)
+    if previous is None:  # first refresh: seed the leaderboard from the blocks as they stand
+        previous = entries_from_results_md(open(path).read()) if os.path.isfile(path) else []
     runs = load_runs(run_root, baselines_dir, preset)
     tag = os.path.basename(os.path.normpath(run_root))
     blocks = {f"table={table} runs={tag}": block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir)
               for table in tables}
-    log = invocations_markdown(run_root)
-    if log:
-        blocks[f"invocations runs={tag}"] = (f"### Commands that ran (run folders `{os.path.relpath(run_root, ROOT)}/`)"
-                                            "\n\n" + log)
-    return update_results_md(path, blocks)
+    log_md = invocations_markdown(run_root)
+    if log_md:
+        key = f"invocations runs={tag}"
+        body = f"### Commands that ran (run folders `{os.path.relpath(run_root, ROOT)}/`)\n\n" + log_md
+        old = _existing_block(path, key)
+        blocks[key] = _merge_invocations(old, body) if old else body
+    text = update_results_md(path, blocks, log=log)
+    entries = merge_entries(previous, system_entries(preset, run_root, runs, all_speakers, baselines_dir))
+    write_results_json(json_path, entries)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The leaderboard: docs/results.json
+
+REQUIRED_KEYS = ("system", "table", "run", "corpus", "folds", "ua_pooled", "wa_pooled", "per_fold",
+                 "uses_test_speaker_audio", "command", "machine", "protocol")
+
+
+def _run_key(path):
+    """A run folder as the leaderboard names it: relative to the repository when inside it."""
+    path = os.path.abspath(path)
+    inside = os.path.commonpath([path, ROOT]) == ROOT
+    return os.path.relpath(path, ROOT) if inside else path
+
+
+def public_command(command):
+    """A command as the leaderboard shows it: the EMO-DB folder of the machine it ran on is a placeholder."""
+    if not command:
+        return command
+    return re.sub(r"--data_dir(=|\s+)\S+", r"--data_dir\1<EMO-DB wav folder>", command)
+
+
+def table_command(table, preset, folds=None, all_speakers=None):
+    """The reproduce.py command that trains (resumably) and reports a row of `table` on `folds`."""
+    command = f"python experiments/reproduce.py --table={table}" + (f" --preset={preset}" if preset != "cpu" else "")
+    if folds and (not all_speakers or sorted(folds) != sorted(all_speakers)):
+        command += " --folds=" + ",".join(folds)
+    return command
+
+
+def baseline_command(run_name):
+    """The experiments/baselines.py command of one baselines run folder (`emodb-<set>-<normalisation>`)."""
+    _, feature_set, normalization = os.path.basename(run_name).split("-")
+    return (f"python experiments/baselines.py --data_dir=<EMO-DB wav folder> --feature_set={feature_set.upper()} "
+            f"--normalization={normalization} --run_dir={_run_key(os.path.dirname(run_name))}")
+
+
+def _round(value):
+    return None if value is None else round(100 * value, 2)
+
+
+def _system_name(row, preset):
+    label = row.label.replace(" (ref)", "")
+    return label if row.kind == "baseline" or row.standalone else f"{label} (preset {preset})"
+
+
+def _baseline_protocol(row, run):
+    info = run.baseline or {}
+    grid = ", ".join(f"{c:g}" for c in info.get("c_grid", []))
+    return (f"{row.label}: openSMILE {info.get('feature_set', '?')} functionals ({info.get('dimension', '?')} "
+            f"features), {info.get('kernel', 'linear')} SVM, C from {{{grid}}} chosen by leave-one-speaker-out over "
+            f"the training speakers (maximising {info.get('selection_metric', 'ua').upper()}); docs/baselines.md.")
+
+
+def system_entries(preset, run_root, runs, all_speakers=None, baselines_dir=DEFAULT_BASELINES):
+    """Leaderboard entries of every row of every table whose run folder has finished folds (one per run folder;
+    `tables` lists every table that shows it)."""
+    entries = {}
+    for table in TABLES:
+        if table == "IV":
+            continue
+        for row in table_rows(table, preset, baselines_dir):
+            run = runs.get(row.name)
+            if run is None or not run.folds:
+                continue
+            path = row.name if row.kind == "baseline" else os.path.join(run_root, row.name)
+            key = _run_key(path)
+            if key in entries:
+                entries[key]["tables"].append(table)
+                continue
+            wa, ua, n = pooled(run)
+            wa_mean, wa_std = fold_stats(run, "wa")
+            ua_mean, ua_std = fold_stats(run, "ua")
+            times = [f["wall_time_s"] for f in run.folds.values() if f.get("wall_time_s")]
+            if row.kind == "baseline":
+                command, protocol = run.command or baseline_command(row.name), _baseline_protocol(row, run)
+            elif row.kind == "ensemble":
+                command = table_command(table, preset, run.speakers, all_speakers)
+                protocol = ("mean of the per-utterance probabilities of "
+                            + ", ".join(row.members) + " on the folds all of them finished")
+            else:
+                command = run.command or table_command(table, preset, run.speakers, all_speakers)
+                protocol = protocol_text(run.config, run.feature_config)
+                if row.features:
+                    protocol = f"feature config {json.dumps(row.features, sort_keys=True)}; " + protocol
+            recall = per_class_recall(run)
+            entries[key] = {
+                "system": _system_name(row, preset),
+                "table": table,
+                "tables": [table],
+                "run": key,
+                "corpus": run.corpus or "emodb",
+                "preset": None if row.kind == "baseline" or row.standalone else preset,
+                "folds": run.speakers,
+                "n_utterances": n,
+                "wa_pooled": _round(wa),
+                "ua_pooled": _round(ua),
+                "wa_mean": _round(wa_mean), "wa_std": _round(wa_std),
+                "ua_mean": _round(ua_mean), "ua_std": _round(ua_std),
+                "per_fold": [{"speaker": s, "wa": _round(run.folds[s]["wa"]), "ua": _round(run.folds[s]["ua"])}
+                             for s in run.speakers],
+                "per_class_recall": {name: _round(value) for name, (value, _) in recall.items()},
+                "s_per_fold": round(sum(times) / len(times), 1) if times else None,
+                "paper": {"wa": row.paper[0], "ua": row.paper[1]} if row.paper else None,
+                "uses_test_speaker_audio": bool(row.uses_test_audio or run.uses_test_audio),
+                "command": public_command(command),
+                "machine": machine_label(run.versions),
+                "protocol": protocol,
+                "source": "run folder",
+            }
+    return list(entries.values())
+
+
+def _number(cell):
+    cell = cell.replace("*", "").strip()
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _mean_std(cell):
+    parts = [part.strip() for part in cell.split("±")]
+    return (_number(parts[0]), _number(parts[1])) if len(parts) == 2 else (None, None)
+
+
+def entries_from_results_md(text, baselines_dir=DEFAULT_BASELINES, speakers=EMODB_SPEAKERS):
+    """Leaderboard entries read from the generated table blocks of a docs/results.md (figures as printed there).
+
+    Per-fold figures are not in those blocks (`per_fold` is None); the command is the one the block lists
+    for the row's table when there is one, else the table's reproduce.py command on the row's folds.
+    """
+    pattern = re.compile(r"<!-- reproduce:begin table=(\S+) runs=(\S+) -->\n(.*?)<!-- reproduce:end table=\1 "
+                         r"runs=\2 -->", re.S)
+    found = {}
+    for table, _, body in pattern.findall(text):
+        if table not in TABLES or table == "IV":
+            continue
+        heading = re.search(r"\(preset `([^`]+)`, run folders `([^`]+)`\)", body)
+        if not heading:
+            continue
+        preset, run_root = heading.group(1), heading.group(2).rstrip("/")
+        rows = {row.label: row for row in table_rows(table, preset, baselines_dir)}
+        protocols = dict(re.findall(r"^- `([^`]+)`(?: \([^)]*\))?: (.*)$", body, re.M))
+        commands = re.findall(r"^- `(python [^`]+)`$", body, re.M)
+        for line in _table_rows_of(body).values():
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            label = cells[0].replace(" **[uses test-speaker audio]**", "").removesuffix(" (ref)")
+            row = rows.get(label)
+            if row is None or len(cells) < 12 or cells[1] == "not run" or row.kind not in ("train", "ensemble",
+                                                                                          "baseline"):
+                continue
+            folds_cell = cells[1]
+            if folds_cell.startswith("all "):
+                folds = list(speakers) if int(folds_cell[4:]) == len(speakers) else None
+            else:
+                folds = folds_cell.split(":", 1)[1].strip().split(",")
+            name = _run_key(row.name) if row.kind == "baseline" else row.name
+            key = name if row.kind == "baseline" else os.path.normpath(os.path.join(run_root, row.name))
+            wa_mean, wa_std = _mean_std(cells[4])
+            ua_mean, ua_std = _mean_std(cells[5])
+            entry = found.setdefault(key, {
+                "system": _system_name(row, preset), "table": table, "tables": [], "run": key, "corpus": "emodb",
+                "preset": None if row.kind == "baseline" or row.standalone else preset, "folds": folds,
+                "n_utterances": None, "wa_pooled": _number(cells[2]), "ua_pooled": _number(cells[3]),
+                "wa_mean": wa_mean, "wa_std": wa_std, "ua_mean": ua_mean, "ua_std": ua_std, "per_fold": None,
+                "per_class_recall": None, "s_per_fold": _number(cells[10]),
+                "paper": {"wa": row.paper[0], "ua": row.paper[1]} if row.paper else None,
+                "uses_test_speaker_audio": bool(row.uses_test_audio or "[uses test-speaker audio]" in cells[0]),
+                "command": None, "machine": cells[11], "protocol": None, "source": "docs/results.md",
+                "_candidates": None})
+            entry["tables"].append(table)
+            if row.kind == "baseline":
+                entry["command"] = baseline_command(row.name)
+                entry["protocol"] = protocols.get(name, f"{row.label}; protocol and command in docs/baselines.md")
+                continue
+            if entry["protocol"] is None and name in protocols:
+                entry["protocol"] = protocols[name].replace("`", "")
+            # Commands of this block for a table that shows the row; the row's command is the one every block agrees on.
+            showing = {t for t in TABLES if t != "IV" and any(r.name == row.name for r in table_rows(t, preset))}
+            mine = {c for c in commands if (re.search(r"--table[= ](\S+)", c) or [None, None])[1] in showing}
+            entry["_candidates"] = mine if entry["_candidates"] is None else entry["_candidates"] & mine
+    entries = []
+    for entry in found.values():
+        candidates = entry.pop("_candidates")
+        if entry["command"] is None:
+            entry["command"] = (sorted(candidates)[0] if candidates and len(candidates) == 1 else
+                                table_command(entry["table"], entry["preset"] or "cpu", entry["folds"], speakers))
+            entry["command"] = public_command(entry["command"])
+        entries.append(entry)
+    return entries
+
+
+def load_results_json(path):
+    """The leaderboard entries of `path`, or None when there is no such file."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def merge_entries(old, new):
+    """`old` with every entry whose `run` is in `new` replaced by the new one, then the new runs."""
+    fresh = {entry["run"]: entry for entry in new}
+    merged = [fresh.pop(entry["run"], entry) for entry in old]
+    return merged + [entry for entry in new if entry["run"] in fresh]
+
+
+def write_results_json(path, entries):
+    tmp = f"{path}.tmp{os.getpid()}"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(tmp, "w") as handle:
+        json.dump(entries, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -608,7 +1076,7 @@ def parse_args(argv=None):
                         help="Test speakers, comma-separated (default: all). Use the same subset for every table "
                              "so that comparisons are paired.")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="Epochs of every row (end_to_end: epochs; paper recipe: stage2_epochs). Changes the run "
+                        help="Epochs of every row (end_to_end, frozen: epochs; paper recipe: stage2_epochs). Changes the run "
                              "folder (e.g. runs/reproduce/cpu_epochs3).")
     parser.add_argument("--override", default=None,
                         help='JSON dict of TrainConfig fields for every row, e.g. \'{"patience": 3}\'. Changes the '
@@ -620,8 +1088,13 @@ def parse_args(argv=None):
     parser.add_argument("--run_root", default=None, help="Folder of the run folders (default: runs/reproduce/<preset>"
                         "[_<overrides>]).")
     parser.add_argument("--baselines_dir", default=DEFAULT_BASELINES, help="Run folders of experiments/baselines.py.")
-    parser.add_argument("--results", default=DEFAULT_RESULTS, help="Markdown file to refresh ('' = none).")
-    parser.add_argument("--report_only", action="store_true", help="Train nothing; refresh the tables only.")
+    parser.add_argument("--results", default=DEFAULT_RESULTS,
+                        help="Markdown file to refresh ('' = none); the leaderboard goes next to it (.json).")
+    parser.add_argument("--rows", default=None,
+                        help="Train (and ensemble) only these rows of the tables, comma-separated run folder names "
+                             "(e.g. cnn_sru_n3); the report still shows every row.")
+    parser.add_argument("--report_only", action="store_true",
+                        help="Train nothing; refresh the tables (and the results.json next to them) only.")
     parser.add_argument("--order", default="config", choices=["config", "fold"],
                         help="config: every fold of a row before the next row; fold: each fold for every row in turn.")
     parser.add_argument("--budget_s", type=float, default=None,
@@ -636,6 +1109,14 @@ def parse_args(argv=None):
                              "and exit.")
     args = parser.parse_args(argv)
     args.folds = [s.strip() for s in args.folds.split(",") if s.strip()] if args.folds else None
+    args.rows = [s.strip() for s in args.rows.split(",") if s.strip()] if args.rows else None
+    if args.rows:
+        tables = list(TABLES) if args.table == "all" else [args.table]
+        known = row_names(tables, args.preset, args.baselines_dir)
+        unknown = [name for name in args.rows if name not in known]
+        if unknown:
+            parser.error(f"--rows names rows that --table={args.table} does not have: {unknown}; "
+                         f"it has {sorted(set(known))}")
     overrides = {}
     if args.override:
         try:
@@ -664,18 +1145,40 @@ def device_command(argv):
             '--budget_s=480 --order=fold 2>&1 | tee $OUT/reproduce.log')
 
 
-def grid(tables, preset, global_overrides, baselines_dir=DEFAULT_BASELINES):
-    """`[(name, TrainConfig)]` to train, in table order, without duplicates; and the ensembles to build."""
+@dataclasses.dataclass
+class Train:
+    """One training row of the grid: its run folder name, TrainConfig, feature-config override and row."""
+
+    name: str
+    config: object
+    features: dict
+    row: Row
+
+
+def grid(tables, preset, global_overrides, baselines_dir=DEFAULT_BASELINES, only=None):
+    """`[Train]` to train, in table order, without duplicates; and the ensembles to build.
+
+    `only`: row names to keep (None: every row of the tables).
+    """
     trains, ensembles, seen = [], [], set()
     for table in tables:
         for row in table_rows(table, preset, baselines_dir):
-            if row.kind == "train" and row.name not in seen:
+            if row.name in seen or (only is not None and row.name not in only):
+                continue
+            if row.kind == "train":
                 seen.add(row.name)
-                trains.append((row.name, make_config(preset, row.overrides, global_overrides)))
-            elif row.kind == "ensemble" and row.name not in seen:
+                config = make_config(preset, row.overrides, global_overrides, standalone=row.standalone)
+                trains.append(Train(row.name, config, row.features, row))
+            elif row.kind == "ensemble":
                 seen.add(row.name)
                 ensembles.append(row)
     return trains, ensembles
+
+
+def row_names(tables, preset, baselines_dir=DEFAULT_BASELINES):
+    """Names of the training and ensemble rows of `tables` (what --rows accepts)."""
+    return [row.name for table in tables for row in table_rows(table, preset, baselines_dir)
+            if row.kind in ("train", "ensemble")]
 
 
 def load_corpus(args):
@@ -714,14 +1217,21 @@ def main(argv=None):
     def log(text):
         print(f"[{time.time() - start:7.1f} s] {text}", flush=True)
 
-    trains, ensembles = grid(tables, args.preset, args.global_overrides, args.baselines_dir)
+    trains, ensembles = grid(tables, args.preset, args.global_overrides, args.baselines_dir, only=args.rows)
     log(f"tables {', '.join(tables)}; preset {args.preset}; run root {args.run_root}; {len(trains)} training "
         f"row(s), {len(ensembles)} ensemble(s)")
     base = make_config(args.preset, {}, args.global_overrides).to_dict()
     log(f"  base: {json.dumps(base, sort_keys=True)}")
-    for name, config in trains:
-        changed = {key: value for key, value in config.to_dict().items() if base.get(key) != value}
-        log(f"  {name}: {json.dumps(changed, sort_keys=True)}")
+    for train in trains:
+        if train.row.standalone:  # a TrainConfig of its own: its changes from TrainConfig's defaults
+            from keras_ser.training.config import TrainConfig
+
+            reference, prefix = {f.name: f.default for f in dataclasses.fields(TrainConfig)}, "own config, "
+        else:
+            reference, prefix = base, ""
+        changed = {key: value for key, value in train.config.to_dict().items() if reference.get(key) != value}
+        features = f", feature config {json.dumps(train.features, sort_keys=True)}" if train.features else ""
+        log(f"  {train.name}: {prefix}{json.dumps(changed, sort_keys=True)}{features}")
     if args.dry_run:
         return 0
 
@@ -739,17 +1249,23 @@ def main(argv=None):
         if unknown:
             raise SystemExit(f"error: --folds names unknown speakers {unknown}; {corpus.name} has {all_speakers}")
         os.makedirs(args.run_root, exist_ok=True)
+        if args.features:  # the .npz holds log-Mel images, not the Mel power frames the speech encoder reads
+            skipped = [t.name for t in trains if t.config.uses_encoder]
+            if skipped:
+                log(f"skipped (the speech encoder reads the WAV files; run without --features): {', '.join(skipped)}")
+            trains = [t for t in trains if not t.config.uses_encoder]
         if args.order == "config":
-            schedule = [(name, config, s) for name, config in trains for s in speakers]
+            schedule = [(t, s) for t in trains for s in speakers]
         else:
-            schedule = [(name, config, s) for s in speakers for name, config in trains]
+            schedule = [(t, s) for s in speakers for t in trains]
         last_fold_s = None
 
         def run_log(text):
             if "\n" not in text and not text.startswith("confusion.png not written"):
                 log(text)
 
-        for name, config, speaker in schedule:
+        for train, speaker in schedule:
+            name, config = train.name, train.config
             run_dir = os.path.join(args.run_root, name)
             if os.path.exists(loso.fold_path(run_dir, speaker)):
                 continue
@@ -763,7 +1279,8 @@ def main(argv=None):
                 break
             log(f"{name}: fold {speaker}")
             fold_start = time.time()
-            loso.run_loso(corpus, config, run_dir, speakers=[speaker], feature_config=feature_config,
+            loso.run_loso(corpus, config, run_dir, speakers=[speaker],
+                          feature_config=train.features if train.features is not None else feature_config,
                           data_dir=None if args.features else args.data_dir, verbose=args.verbose, command=command,
                           log=run_log, fold_data=fold_data, tensorboard=args.tensorboard and not args.features)
             last_fold_s = time.time() - fold_start
@@ -790,8 +1307,8 @@ def main(argv=None):
     if all_speakers is None:
         all_speakers = _speakers_of(args)
     if args.results:
-        write_results(args.results, tables, args.preset, args.run_root, all_speakers, args.baselines_dir)
-        log(f"refreshed {args.results}")
+        write_results(args.results, tables, args.preset, args.run_root, all_speakers, args.baselines_dir, log=log)
+        log(f"refreshed {args.results} and {os.path.splitext(args.results)[0]}.json")
     log(f"done: {trained} fold(s) trained in {wall:.0f} s")
     return 0
 

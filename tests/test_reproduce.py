@@ -39,12 +39,13 @@ def fake_predictions(speaker, correct, n=6, seed=0):
     return labels, predicted, probabilities
 
 
-def write_train_run(run_dir, corrects, config=None, speakers=SPEAKERS, seed=0):
+def write_train_run(run_dir, corrects, config=None, speakers=SPEAKERS, seed=0, feature_config=None, history=None,
+                    epochs_run=None):
     os.makedirs(run_dir, exist_ok=True)
     config = config or TrainConfig(**reproduce.PRESETS["cpu"]["base"]).to_dict()
     write_json_atomic(os.path.join(run_dir, "run.json"), {
         "config": config, "corpus": "emodb", "command": f"python experiments/reproduce.py --fake {run_dir[-6:]}",
-        "feature_config": {}, "class_names": CLASSES, "data_dir": None, "num_utterances": 24})
+        "feature_config": feature_config or {}, "class_names": CLASSES, "data_dir": None, "num_utterances": 24})
     for speaker, correct in zip(speakers, corrects):
         labels, predicted, probabilities = fake_predictions(speaker, correct, seed=seed)
         write_json_atomic(os.path.join(run_dir, f"fold_{speaker}.json"), {
@@ -56,7 +57,8 @@ def write_train_run(run_dir, corrects, config=None, speakers=SPEAKERS, seed=0):
             "predictions": [{"path": f"{speaker}_{i}.wav", "label": int(l), "predicted": int(p),
                              "probabilities": pr.tolist()}
                             for i, (l, p, pr) in enumerate(zip(labels, predicted, probabilities))],
-            "epochs_run": {"end_to_end": 7}, "best_epoch": {"end_to_end": 2}, "wall_time_s": 30.0,
+            "epochs_run": epochs_run or {"end_to_end": 7}, "best_epoch": {"end_to_end": 2}, "wall_time_s": 30.0,
+            "history": history or {},
             "versions": {"platform": "Linux-x86_64", "cpu_count": 2, "tensorflow": "2.21.0", "keras_backend": "tensorflow",
                          "gpus": []}})
 
@@ -202,9 +204,9 @@ def test_report_only_builds_the_ensemble_over_n_and_logs_nothing_trained(fake_ru
 
 def test_grid_configs_levers_and_overrides():
     trains, ensembles = reproduce.grid(["II", "III", "levers", "imagenet", "IV"], "cpu", {})
-    names = [name for name, _ in trains]
+    names = [train.name for train in trains]
     assert len(names) == len(set(names)) == 15 and [row.name for row in ensembles] == ["ensemble_n1-5"]
-    configs = dict(trains)
+    configs = {train.name: train.config for train in trains}
     base = configs["cnn_sru_n3"].to_dict()
     assert base["validation"] == "next" and base["image_size"] == 67 and base["recipe"] == "end_to_end"
     for lever, (_, overrides) in reproduce.LEVERS.items():
@@ -219,17 +221,21 @@ def test_grid_configs_levers_and_overrides():
     assert {k for k, v in regularised.to_dict().items() if frozen.to_dict()[k] != v} == {"stage2_dropout"}
     assert configs["cnn"].model == "cnn" and configs["sru"].model == "sru"
     # --epochs scales every row: end_to_end epochs, the paper recipe's stage 2; the run folder says so.
-    scaled = dict(reproduce.grid(["imagenet"], "cpu", {"epochs": 2})[0])
+    scaled = _configs(reproduce.grid(["imagenet"], "cpu", {"epochs": 2})[0])
     assert scaled["cnn_sru_n3"].epochs == 2 and scaled["effnet_imagenet_frozen"].stage2_epochs == 2
     assert scaled["effnet_imagenet_frozen"].stage1_epochs == 0
-    tiny = dict(reproduce.grid(["imagenet"], "cpu", {"backbone_kwargs": {"filters": [4] * 5, "fc_units": 8}})[0])
+    tiny = _configs(reproduce.grid(["imagenet"], "cpu", {"backbone_kwargs": {"filters": [4] * 5, "fc_units": 8}})[0])
     assert tiny["cnn_sru_n3"].backbone_kwargs == {"filters": [4] * 5, "fc_units": 8}
     assert tiny["effnet_imagenet_frozen"].backbone_kwargs is None  # AlexNet widths stay off EfficientNet
     assert reproduce.run_root_name("cpu", {}) == "cpu"
     assert reproduce.run_root_name("cpu", {"epochs": 2, "patience": 1}) == "cpu_epochs2_patience1"
-    paper = dict(reproduce.grid(["II", "imagenet"], "paper", {})[0])
+    paper = _configs(reproduce.grid(["II", "imagenet"], "paper", {})[0])
     assert paper["cnn_sru_n3"].image_size == 227 and paper["cnn_sru_n3"].sru_units == 4096
     assert paper["effnet_imagenet_finetune"].stage1_epochs == 40
+
+
+def _configs(trains):
+    return {train.name: train.config for train in trains}
 
 
 def test_device_command_fits_the_device_tool():
@@ -265,3 +271,178 @@ def test_help_and_tiny_end_to_end_run(tmp_path, synthetic_corpus, monkeypatch):
     assert reproduce.main(argv) == 0  # resumed: nothing left to train
     log = [json.loads(line) for line in open(os.path.join(root, "invocations.jsonl"))]
     assert log[1]["folds_trained"] == 0
+
+
+def write_speech_runs(root):
+    """Fake run folders of the speech table's encoder rows (probe on raw audio and at -30 dBFS, SRU head)."""
+    probe = TrainConfig(**reproduce.SPEECH_PROBE).to_dict()
+    history = {"probe": {"C": 0.3, "inner_ua": {"0.3": 0.8}}}
+    write_train_run(os.path.join(root, "encoder_stats_probe"), [6, 5, 6, 5], config=probe, history=history,
+                    epochs_run={"probe": 1}, feature_config={"sample_rate": 16000, "n_mels": 40, "volume_dbfs": None})
+    write_train_run(os.path.join(root, "encoder_stats_probe_vol30"), [6, 5, 5, 5], config=probe, history=history,
+                    epochs_run={"probe": 1}, feature_config={"sample_rate": 16000, "n_mels": 40, "volume_dbfs": -30.0})
+    write_train_run(os.path.join(root, "encoder_sru_frozen"), [5, 5], speakers=["03", "08"],
+                    config=TrainConfig(**reproduce.SPEECH_SRU).to_dict(), epochs_run={"frozen": 12})
+
+
+def _block(text, key):
+    return text[text.index(f"<!-- reproduce:begin {key} -->"):text.index(f"<!-- reproduce:end {key} -->")]
+
+
+def test_speech_rows_are_configs_of_their_own_with_feature_overrides():
+    trains, ensembles = reproduce.grid(["speech"], "cpu", {})
+    by_name = {train.name: train for train in trains}
+    assert list(by_name) == ["encoder_stats_probe", "encoder_stats_probe_vol30", "encoder_sru_frozen", "cnn_sru_n3",
+                             "effnet_imagenet_frozen", "effnet_imagenet_frozen_fd"] and not ensembles
+    # Not the preset's CNN base: exactly the row's fields on TrainConfig's defaults.
+    assert by_name["encoder_stats_probe"].config == TrainConfig(**reproduce.SPEECH_PROBE)
+    assert by_name["encoder_stats_probe"].config.image_size == TrainConfig().image_size
+    assert by_name["encoder_stats_probe"].features is None
+    assert by_name["encoder_stats_probe_vol30"].config == by_name["encoder_stats_probe"].config
+    assert by_name["encoder_stats_probe_vol30"].features == {"volume_dbfs": -30.0}
+    sru = by_name["encoder_sru_frozen"].config
+    assert (sru.model, sru.recipe, sru.n_segments, sru.epochs, sru.batch_size, sru.sru_units) == (
+        "encoder_sru", "frozen", 3, 60, 32, 256)
+    assert by_name["cnn_sru_n3"].config == reproduce.make_config("cpu", {})  # the CNN row stays the preset's
+    # --epochs reaches the SRU head; the preset's AlexNet widths stay off the encoder rows.
+    scaled = {t.name: t.config for t in reproduce.grid(["speech"], "cpu", {"epochs": 2, "backbone_kwargs": {
+        "filters": [4] * 5, "fc_units": 8}})[0]}
+    assert scaled["encoder_sru_frozen"].epochs == 2 and scaled["encoder_stats_probe"].backbone_kwargs is None
+    # --rows keeps the named rows only.
+    only = reproduce.grid(["speech"], "cpu", {}, only=["encoder_stats_probe"])[0]
+    assert [train.name for train in only] == ["encoder_stats_probe"]
+    assert reproduce.parse_args(["--table=III", "--rows=cnn_sru_n3"]).rows == ["cnn_sru_n3"]
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--table=III", "--rows=encoder_stats_probe"])
+
+
+def test_speech_table_with_t_tests_per_class_recall_and_missing_rows(fake_runs, tmp_path):
+    root, baselines = fake_runs
+    write_speech_runs(root)
+    results = str(tmp_path / "results.md")
+    text = reproduce.write_results(results, ["speech"], "cpu", root, SPEAKERS, baselines)
+    block = _block(text, "table=speech runs=cpu")
+    assert "### Pretrained speech encoder (GE2E, offline weights)" in block
+    lines = block.splitlines()
+    reference = next(line for line in lines if line.startswith("| GE2E encoder, mean + std of each layer (1536-d)"))
+    assert "(ref)" in reference and "| all 4 | **91.7** |" in reference
+    is10 = next(line for line in lines if line.startswith("| openSMILE IS10 + linear SVM"))
+    assert "| 78.1 / 76.7 |" in is10 and "| all 4 | **79.2** |" in is10
+    cnn = next(line for line in lines if line.startswith("| AlexNet CNN+SRU (N=3)"))
+    assert "| 82.5 / 80.6 |" in cnn
+    assert any(line.startswith("| EfficientNet-Lite0, ImageNet weights, frozen (SRU") and "not run" in line
+               for line in lines)
+    assert "Not run yet: `effnet_imagenet_frozen`, `effnet_imagenet_frozen_fd`" in block
+    # Paired t-tests against the reference (scipy), IS10 first; the SRU head ran 2 folds.
+    expected = stats.ttest_rel([6 / 6, 5 / 6, 6 / 6, 5 / 6], [5 / 6, 5 / 6, 5 / 6, 4 / 6])
+    row = next(line for line in lines if line.startswith("| IS10+SVM | encoder_stats_probe | 4 |"))
+    assert f"| {expected.statistic:.2f} | {expected.pvalue:.3f} |" in row
+    assert any(line.startswith("| encoder_stats_probe | encoder_sru_frozen | 2 |") for line in lines)
+    assert any(line.startswith("| effnet_imagenet_frozen | encoder_stats_probe | < 2 |") for line in lines)
+    # Per-class recall: a column per class, pooled over the folds; UA is their mean.
+    assert "| system | folds | anger | boredom | neutral | UA |" in block
+    run = reproduce.load_run(os.path.join(root, "encoder_stats_probe"))
+    recall = reproduce.per_class_recall(run)
+    assert sum(r for r, _ in recall.values()) / 3 == pytest.approx(reproduce.pooled(run)[1])
+    recall_row = next(line for line in lines if line.startswith("| GE2E encoder, mean + std of each layer (1536-d)")
+                      and "| all 4 | " + " | ".join(reproduce._pct(recall[c][0]) for c in CLASSES) in line)
+    assert recall_row.endswith(f"| {reproduce._pct(reproduce.pooled(run)[1])} |")
+    # Protocols: the encoder's text, the feature-config override, the probe's C per fold; no epochs for the probe.
+    assert "- `encoder_stats_probe_vol30` (feature config `{\"volume_dbfs\": -30.0}`): GE2E speaker encoder" in block
+    assert "raised to -30 dBFS RMS" in block and "raw audio (no volume normalisation)" in block
+    assert "C chosen per fold: 0.3 (4 folds)." in block
+    assert "SRU 256 units over the segments" in block and "Adam lr 0.001 up to 60 epochs, batch 32" in block
+    assert "| 91.7 ± " in reference and reference.split("|")[10].strip() == ""  # epochs column empty
+    assert "Goal: UA >= 80.6" in block
+
+
+def test_results_json_has_the_required_keys_marks_test_speaker_audio_and_merges(fake_runs, tmp_path):
+    root, baselines = fake_runs
+    write_speech_runs(root)
+    results = str(tmp_path / "docs" / "results.md")
+    reproduce.write_results(results, list(reproduce.TABLES), "cpu", root, SPEAKERS, baselines)
+    path = str(tmp_path / "docs" / "results.json")
+    entries = json.load(open(path))
+    by_run = {entry["run"]: entry for entry in entries}
+    assert len(by_run) == len(entries)  # one entry per run folder, even when several tables show it
+    for entry in entries:
+        assert set(reproduce.REQUIRED_KEYS) <= set(entry), entry["run"]
+        assert entry["corpus"] == "emodb" and entry["source"] == "run folder"
+    n3 = by_run[os.path.join(root, "cnn_sru_n3")]
+    assert n3["wa_pooled"] == 75.0 and n3["folds"] == SPEAKERS and n3["table"] == "II"
+    assert n3["tables"] == ["II", "III", "V", "levers", "imagenet", "speech"]
+    assert n3["per_fold"][1] == {"speaker": "08", "wa": round(100 * 4 / 6, 2), "ua": n3["per_fold"][1]["ua"]}
+    assert n3["command"].startswith("python experiments/reproduce.py") and "CPU, 2 cores" in n3["machine"]
+    assert "SRU 64 units" in n3["protocol"] and n3["paper"] == {"wa": 82.5, "ua": 80.6}
+    assert not n3["uses_test_speaker_audio"]
+    assert by_run[os.path.join(root, "lever_speaker_norm")]["uses_test_speaker_audio"] is True
+    assert by_run[os.path.join(baselines, "emodb-is10-speaker")]["uses_test_speaker_audio"] is True
+    assert by_run[os.path.join(baselines, "emodb-is10-train")]["uses_test_speaker_audio"] is False
+    probe = by_run[os.path.join(root, "encoder_stats_probe_vol30")]
+    assert probe["table"] == "speech" and '{"volume_dbfs": -30.0}' in probe["protocol"]
+    assert probe["per_class_recall"].keys() == set(CLASSES) and probe["preset"] is None
+    # Merge: a refresh replaces the entries of the run folders it finds and keeps the others.
+    entries.append({**n3, "run": "runs/elsewhere/kept", "system": "an older system"})
+    cnn_ua = by_run[os.path.join(root, "cnn")]["ua_pooled"]
+    by_run[os.path.join(root, "cnn")]["ua_pooled"] = -1.0
+    with open(path, "w") as handle:
+        json.dump(entries, handle)
+    import shutil
+
+    shutil.rmtree(os.path.join(root, "sru"))  # its run folder is gone: keep its entry and its Table III row
+    text = reproduce.write_results(results, ["III"], "cpu", root, SPEAKERS, baselines)
+    merged = {entry["run"]: entry for entry in json.load(open(path))}
+    assert merged["runs/elsewhere/kept"]["system"] == "an older system"
+    assert merged[os.path.join(root, "cnn")]["ua_pooled"] == cnn_ua  # replaced from its run folder
+    assert merged[os.path.join(root, "sru")]["folds"] == ["03", "08"]
+    assert "| SRU alone (frame-level log-Mel + deltas, 180-d) | 2: 03,08 |" in _block(text, "table=III runs=cpu")
+
+
+def test_results_json_is_seeded_from_the_generated_blocks_of_results_md(fake_runs, tmp_path):
+    root, baselines = fake_runs
+    results = str(tmp_path / "results.md")
+    reproduce.write_results(results, list(reproduce.TABLES), "cpu", root, SPEAKERS, baselines)
+    fresh = {entry["run"]: entry for entry in json.load(open(str(tmp_path / "results.json")))}
+    text = open(results).read()
+    os.remove(str(tmp_path / "results.json"))
+    run_root = os.path.relpath(root, reproduce.ROOT)
+    # The blocks name their run folders relative to the repository; read them as they are printed.
+    seeded = {entry["run"]: entry for entry in reproduce.entries_from_results_md(text, baselines, SPEAKERS)}
+    relative = {reproduce._run_key(run): entry for run, entry in fresh.items()}
+    assert set(seeded) == {os.path.normpath(os.path.join(run_root, os.path.basename(run))) if "baselines" not in run
+                           else reproduce._run_key(run) for run in fresh}
+    for run, entry in seeded.items():
+        original = relative.get(reproduce._run_key(os.path.join(reproduce.ROOT, run)))
+        assert set(reproduce.REQUIRED_KEYS) <= set(entry) and entry["per_fold"] is None
+        assert entry["source"] == "docs/results.md"
+        assert entry["ua_pooled"] == round(original["ua_pooled"], 1) and entry["folds"] == original["folds"]
+        assert entry["uses_test_speaker_audio"] == original["uses_test_speaker_audio"]
+        assert entry["machine"] == original["machine"] and entry["command"].startswith("python experiments/")
+    speaker = next(e for run, e in seeded.items() if run.endswith("lever_speaker_norm"))
+    assert speaker["uses_test_speaker_audio"] is True and "PER-SPEAKER NORMALISATION" in speaker["protocol"]
+    assert next(e for run, e in seeded.items() if run.endswith("emodb-is10-speaker"))["uses_test_speaker_audio"]
+    # Without a results.json, a refresh seeds it from the Markdown first: a run folder gone keeps its entry.
+    import shutil
+
+    shutil.rmtree(os.path.join(root, "cnn"))
+    reproduce.write_results(results, ["II"], "cpu", root, SPEAKERS, baselines)
+    kept = {entry["run"]: entry for entry in json.load(open(str(tmp_path / "results.json")))}
+    cnn = kept[os.path.normpath(os.path.join(run_root, "cnn"))]
+    assert cnn["source"] == "docs/results.md" and cnn["per_fold"] is None
+    assert kept[os.path.join(root, "cnn_sru_n3")]["source"] == "run folder"
+
+
+def test_a_refresh_never_turns_a_row_with_results_into_not_run(tmp_path):
+    path = str(tmp_path / "results.md")
+    table = "| configuration | folds | WA |\n|---|---|---:|\n| a | all 10 | **50.0** |\n| b | {b} | |\n"
+    reproduce.update_results_md(path, {"table=II runs=cpu": table.format(b="all 10")})
+    messages = []
+    text = reproduce.update_results_md(path, {"table=II runs=cpu": table.format(b="not run")}, log=messages.append)
+    assert "| b | all 10 |" in text and "not run" not in text and "'b'" in messages[0]
+    text = reproduce.update_results_md(path, {"table=II runs=cpu": table.replace("50.0", "51.0").format(b="all 10")})
+    assert "**51.0**" in text  # new results replace the old ones
+    # The invocation log keeps the lines of commands whose run folders this checkout lacks.
+    old = "### Commands\n\n| started (UTC) | command |\n|---|---|\n| 2026-01-01 10:00 | `a` |\n"
+    new = "### Commands\n\n| started (UTC) | command |\n|---|---|\n| 2026-02-01 10:00 | `b` |\n"
+    merged = reproduce._merge_invocations(old, new)
+    assert merged.index("`a`") < merged.index("`b`") and merged.startswith("### Commands\n\n| started (UTC) |")
