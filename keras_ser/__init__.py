@@ -7,7 +7,7 @@ Example:
 
 >>> import keras_ser
 >>> list(keras_ser.list_models())
-['cnn_sru', 'cnn', 'sru']
+['cnn_sru', 'cnn', 'sru', 'encoder_stats', 'encoder_sru']
 >>> model = keras_ser.build_model(n_segments=3)                     # doctest: +SKIP
 >>> keras_ser.set_channel_stats(model, train_mean, train_std)       # doctest: +SKIP
 >>> model.fit(train_ds, validation_data=val_ds, epochs=30)          # doctest: +SKIP
@@ -17,6 +17,8 @@ from keras_ser import backbones
 from keras_ser import layers
 from keras_ser import metrics
 from keras_ser import weights
+from keras_ser.encoder_models import EncoderSRUClassifier
+from keras_ser.encoder_models import EncoderStatsClassifier
 from keras_ser.layers.standardization import get_channel_stats
 from keras_ser.layers.standardization import set_channel_stats
 from keras_ser.zoo import MAX_SEGMENTS
@@ -32,6 +34,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CNNClassifier",
     "CNNSRUClassifier",
+    "EncoderSRUClassifier",
+    "EncoderStatsClassifier",
     "MAX_SEGMENTS",
     "SERTask",
     "SRUClassifier",

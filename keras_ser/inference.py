@@ -13,10 +13,13 @@ def model_inputs(model, waveform):
     """The model input of one mono 16 kHz waveform (`[1, ...]` numpy).
 
     `segments` models get `[1, N, H, W, 3]`; the frame-level `sru` model gets
-    `[1, frames, 3 * n_mels]`.
+    `[1, frames, 3 * n_mels]`; the speech-encoder entries `[1, frames, n_mels]`
+    Mel power frames.
     """
     import tf_pipeline
 
+    if model.INPUT_LAYOUT == "mel_frames":
+        return tf_pipeline.mel_frames(waveform, model.feature_config).numpy()[None]
     image = tf_pipeline.feature_image(waveform, model.feature_config)
     if model.n_segments is None:
         return tf_pipeline.batch_frame_sequence(image[None]).numpy()

@@ -67,13 +67,13 @@ def _resolve_class_names(class_names, num_classes):
     return class_names
 
 
-def _resolve_feature_config(feature_config):
+def _resolve_feature_config(feature_config, config_class=FeatureConfig):
     if feature_config is None:
-        return FeatureConfig()
-    if isinstance(feature_config, (FeatureConfig, dict)):
-        return FeatureConfig.from_dict(feature_config)
+        return config_class()
+    if isinstance(feature_config, (config_class, dict)):
+        return config_class.from_dict(feature_config)
     raise ValueError(
-        "feature_config must be a tf_pipeline.config.FeatureConfig, its dict, or None. "
+        f"feature_config must be a tf_pipeline.config.{config_class.__name__}, its dict, or None. "
         f"Received: feature_config={feature_config!r}"
     )
 
@@ -114,6 +114,12 @@ class SERTask(keras.Model):
     (60, 'Adam')
     """
 
+    # The class of `feature_config`, and the layout of the model input:
+    # "segments" [B, N, H, W, 3], "frames" [B, T, 3 * n_mels] or
+    # "mel_frames" [B, T, n_mels] (Mel power, padded with -1).
+    FEATURE_CONFIG_CLASS = FeatureConfig
+    INPUT_LAYOUT = "segments"
+
     def __init__(
         self,
         inputs,
@@ -126,7 +132,7 @@ class SERTask(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         num_classes = self.outputs[0].shape[-1]
         self._class_names = _resolve_class_names(class_names, num_classes)
-        self._feature_config = _resolve_feature_config(feature_config)
+        self._feature_config = _resolve_feature_config(feature_config, self.FEATURE_CONFIG_CLASS)
         self._n_segments = n_segments
 
     @property
@@ -420,6 +426,8 @@ class SRUClassifier(SERTask):
     (2, 7)
     """
 
+    INPUT_LAYOUT = "frames"
+
     def __init__(
         self,
         num_classes=7,
@@ -491,7 +499,18 @@ MODELS = {
     "cnn_sru": "CNN+SRU of Jiang, Fu & Tao (2019): CNN per segment (N=1..5), SRU over segments, softmax.",
     "cnn": "CNN baseline: the CNN alone on one segment (the whole utterance image), softmax on FC7.",
     "sru": "SRU baseline: SRU over frame-level log-Mel/delta/delta-delta vectors (variable length, masked).",
+    "encoder_stats": "Pretrained GE2E speech encoder (frozen), mean+std over time of each LSTM layer, softmax.",
+    "encoder_sru": "Pretrained GE2E speech encoder, mean+std of its frames in N segments, SRU over segments, softmax.",
 }
+# Zoo entries on a speech encoder (Mel power frames in), and their default backbone.
+ENCODER_MODELS = ("encoder_stats", "encoder_sru")
+DEFAULT_SPEECH_BACKBONE = "speaker_encoder"
+DEFAULT_SRU_UNITS = {"cnn_sru": 4096, "sru": 4096, "encoder_sru": 256}
+
+
+def default_backbone(name):
+    """The backbone a zoo entry uses when none is named: `"alexnet"` or `"speaker_encoder"`."""
+    return DEFAULT_SPEECH_BACKBONE if name in ENCODER_MODELS else "alexnet"
 
 
 def list_models():
@@ -504,6 +523,8 @@ def list_models():
     cnn_sru
     cnn
     sru
+    encoder_stats
+    encoder_sru
     """
     return dict(MODELS)
 
@@ -512,10 +533,10 @@ def build_model(
     name="cnn_sru",
     n_segments=None,
     num_classes=7,
-    backbone="alexnet",
+    backbone=None,
     backbone_variant=None,
     backbone_weights=None,
-    sru_units=4096,
+    sru_units=None,
     dropout=0.5,
     class_names=None,
     compile=True,
@@ -541,6 +562,9 @@ def build_model(
       concatenation `[log-Mel | delta | delta-delta]` (`n_mels` values each),
       zero-padded at the end; all-zero frames are masked
       (`make_dataset(output="frames")`).
+    - `encoder_stats`, `encoder_sru`: `mel_frames`, `[batch, time, 40]`: Mel
+      power frames (`tf_pipeline.batch_mel_frames`), padded with -1; their
+      `feature_config` is a `tf_pipeline.config.MelFramesConfig`.
 
     With `compile=True` the model is compiled with `model.compile()`'s
     defaults: Adam with learning rate 1e-4 (the optimiser of this project's
@@ -549,26 +573,37 @@ def build_model(
     (mean per-class recall over the epoch, `"ua"`).
 
     Args:
-        name: str. Zoo entry: `"cnn_sru"`, `"cnn"` or `"sru"`
-            (`list_models()`). Defaults to `"cnn_sru"`.
+        name: str. Zoo entry: `"cnn_sru"`, `"cnn"`, `"sru"`,
+            `"encoder_stats"` or `"encoder_sru"` (`list_models()`).
+            Defaults to `"cnn_sru"`.
         n_segments: int or None. Segments per utterance: 1..5 for
-            `cnn_sru` (None: 3); `cnn` takes exactly one (None or 1); `sru`
-            takes frames, not segments (None only). Defaults to `None`.
+            `cnn_sru` and `encoder_sru` (None: 3); `cnn` takes exactly one
+            (None or 1); `sru` and `encoder_stats` take no segments (None
+            only). Defaults to `None`.
         num_classes: int >= 2. Defaults to `7` (EMO-DB).
-        backbone: str. Name in `keras_ser.backbones.BACKBONES` (`"alexnet"`,
-            `"efficientnet_lite0"`). Not used by `sru`. Defaults to
-            `"alexnet"`.
+        backbone: str or None. For the CNN entries a name in
+            `keras_ser.backbones.BACKBONES` (`"alexnet"`,
+            `"efficientnet_lite0"`); for the encoder entries a name in
+            `keras_ser.backbones.SPEECH_BACKBONES` (`"speaker_encoder"`).
+            Not used by `sru`. None takes `"alexnet"` or `"speaker_encoder"`.
+            Defaults to `None`.
         backbone_variant: str or None. The backbone's variant; None takes
             its default (`"caffe"`, the paper's network, for AlexNet;
             `"torchvision"` is the other). Defaults to `None`.
         backbone_weights: None, or what the backbone factory accepts: for
             AlexNet a path to `bvlc_alexnet.npy` (caffe) or a torchvision
-            `.pth`; for EfficientNet-Lite0 `"imagenet"` or a path. Defaults
-            to `None` (random initialisation).
-        sru_units: int. SRU width (`cnn_sru`, `sru`). Defaults to `4096`.
+            `.pth`; for EfficientNet-Lite0 `"imagenet"` or a path. For the
+            CNN entries None is a random initialisation. For the speech
+            encoder None means its pretrained weights (`"resemblyzer"`,
+            shipped with keras-ser); `"random"` asks for random weights, a
+            path for a `.npz` or `.pt` of one's own. Defaults to `None`.
+        sru_units: int or None. SRU width (`cnn_sru`, `sru`,
+            `encoder_sru`). None: 4096 (256 for `encoder_sru`). Defaults to
+            `None`.
         dropout: float in [0, 1). Backbone dropout (after fc6 and fc7 for
             AlexNet) for `cnn_sru` and `cnn`; dropout on the SRU output for
-            `sru`. Defaults to `0.5`.
+            `sru`; dropout on the pooled, standardised features for the
+            encoder entries. Defaults to `0.5`.
         class_names: list of `num_classes` str, or None for `"class_0"`, ...
             Stored in the model (`model.class_names`).
         compile: bool. Compile with the defaults above. Defaults to `True`.
@@ -607,13 +642,18 @@ def build_model(
         raise ValueError(f"Unknown model. Expected one of {list(MODELS)}. Received: name={name!r}")
     _check_num_classes(num_classes)
     class_names = _resolve_class_names(class_names, num_classes)
-    feature_config = _resolve_feature_config(feature_config)
+    if name in ENCODER_MODELS:
+        from tf_pipeline.config import MelFramesConfig
+
+        feature_config = _resolve_feature_config(feature_config, MelFramesConfig)
+    else:
+        feature_config = _resolve_feature_config(feature_config)
     _check_dropout(dropout)
     if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
         raise ValueError(
             f"backbone_kwargs must be a dict or None. Received: backbone_kwargs={backbone_kwargs!r}"
         )
-    if name == "cnn_sru":
+    if name in ("cnn_sru", "encoder_sru"):
         n_segments = 3 if n_segments is None else n_segments
         _check_segments(n_segments)
     elif name == "cnn" and n_segments not in (None, 1):
@@ -621,16 +661,32 @@ def build_model(
             "The 'cnn' model takes one segment (the whole utterance image). "
             f"Received: n_segments={n_segments!r}"
         )
-    elif name == "sru" and n_segments is not None:
+    elif name in ("sru", "encoder_stats") and n_segments is not None:
         raise ValueError(
-            "The 'sru' model reads frame-level features, not segments; leave n_segments=None. "
+            f"The {name!r} model reads frame-level features, not segments; leave n_segments=None. "
             f"Received: n_segments={n_segments!r}"
         )
-    if name in ("cnn_sru", "sru"):
+    if sru_units is None:
+        sru_units = DEFAULT_SRU_UNITS.get(name, 4096)
+    if name in DEFAULT_SRU_UNITS:
         _check_positive_int("sru_units", sru_units)
+    backbone = default_backbone(name) if backbone is None else backbone
 
     # === Model ===
-    if name == "sru":
+    if name in ENCODER_MODELS:
+        from keras_ser import encoder_models
+        from keras_ser.backbones import get_speech_backbone_factory
+
+        factory = get_speech_backbone_factory(backbone)
+        encoder = factory(backbone_variant, backbone_weights, **(backbone_kwargs or {}))
+        common = dict(num_classes=num_classes, dropout=dropout, class_names=class_names,
+                      feature_config=feature_config)
+        if name == "encoder_stats":
+            model = encoder_models.EncoderStatsClassifier(encoder, **common)
+        else:
+            model = encoder_models.EncoderSRUClassifier(encoder, n_segments=n_segments, sru_units=sru_units,
+                                                        **common)
+    elif name == "sru":
         if backbone_weights is not None:
             raise ValueError(
                 "The 'sru' model has no backbone. Received: "

@@ -28,8 +28,9 @@ standardises them in its first layer, as in training.
 
 Bad input fails the request with `InvalidArgumentError` and a message that
 names the input and the row: empty bytes, bytes that are not WAV, truncated
-WAV, WAV that is not 16-bit PCM, audio shorter than one frame (512 samples)
-or than `n_segments` frames, NaN/Inf samples, `num_samples` that disagrees
+WAV, WAV that is not 16-bit PCM, audio shorter than one frame (512 samples;
+400 for the speech-encoder entries) or than `n_segments` frames, digital
+silence (speech-encoder entries), NaN/Inf samples, `num_samples` that disagrees
 with `waveform`, and audio longer than `max_seconds` (30 s by default; the
 in-graph resampler's memory grows with the length).
 
@@ -355,6 +356,9 @@ def _model_inputs(model, waveforms, num_samples):
     import tf_pipeline
 
     config = model.feature_config
+    if model.INPUT_LAYOUT == "mel_frames":
+        # Speech-encoder entries: Mel power frames, padded with -1 (masked by the model).
+        return tf_pipeline.batch_mel_frames(waveforms, num_samples, config)[0]
     images, num_frames = tf_pipeline.batch_feature_image(waveforms, num_samples, config)
     if model.n_segments is None:
         # Frame-level model (`sru`): [B, T, 3 * n_mels], zero past each row's frames.
@@ -370,7 +374,7 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     writing it (tests, notebooks).
 
     Args:
-        model: a keras-ser model (`keras_ser.SERTask`): `cnn_sru`, `cnn` or `sru`.
+        model: a keras-ser model (`keras_ser.SERTask`): any zoo entry.
         max_seconds: float or None. Longest accepted audio, in seconds.
             Defaults to `30.0`; None accepts any length.
 
@@ -483,7 +487,8 @@ def _metadata(model, name, version, max_seconds):
         "model": model.name,
         "class_names": model.class_names,
         "n_segments": model.n_segments,
-        "image_size": None if model.n_segments is None else [int(s) for s in model.input.shape[2:4]],
+        "input_layout": model.INPUT_LAYOUT,
+        "image_size": [int(s) for s in model.input.shape[2:4]] if model.INPUT_LAYOUT == "segments" else None,
         "feature_config": model.feature_config.to_dict(),
         "max_seconds": max_seconds,
         "signatures": {

@@ -50,7 +50,7 @@ def _numpy(x):
 
 def test_list_models():
     models = keras_ser.list_models()
-    assert list(models) == ["cnn_sru", "cnn", "sru"]
+    assert list(models) == ["cnn_sru", "cnn", "sru", "encoder_stats", "encoder_sru"]
     assert all(isinstance(line, str) and "\n" not in line for line in models.values())
 
 
@@ -272,7 +272,7 @@ def test_channel_standardization_layer():
         ({"n_segments": 7}, "n_segments must be between 1 and 5. Received: n_segments=7"),
         ({"n_segments": 0}, "n_segments must be between 1 and 5. Received: n_segments=0"),
         ({"n_segments": 2.0}, "n_segments must be between 1 and 5. Received: n_segments=2.0"),
-        ({"name": "lstm"}, "Unknown model. Expected one of ['cnn_sru', 'cnn', 'sru']. Received: name='lstm'"),
+        ({"name": "lstm"}, "Unknown model. Expected one of ['cnn_sru', 'cnn', 'sru', 'encoder_stats', 'encoder_sru']. Received: name='lstm'"),
         ({"num_classes": 1}, "num_classes must be an integer of at least 2. Received: num_classes=1"),
         ({"class_names": ["a", "b"]}, "class_names must have num_classes=7 entries. Received: 2 class names ['a', 'b']"),
         ({"num_classes": 2, "class_names": ["a", "a"]}, "class_names must be unique. Received: class_names=['a', 'a']"),

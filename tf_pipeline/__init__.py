@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FeatureConfig": "tf_pipeline.config",
+    "MelFramesConfig": "tf_pipeline.config",
     # audio
     "decode_wav": "tf_pipeline.audio",
     "to_mono": "tf_pipeline.audio",
@@ -38,6 +39,10 @@ _EXPORTS = {
     "batch_log_mel": "tf_pipeline.features",
     "batch_feature_image": "tf_pipeline.features",
     "batch_frame_sequence": "tf_pipeline.features",
+    # Mel power frames of pretrained speech encoders
+    "mel_frames": "tf_pipeline.mel_power",
+    "batch_mel_frames": "tf_pipeline.mel_power",
+    "pad_mel_frames": "tf_pipeline.mel_power",
     # segments
     "segment_and_resize": "tf_pipeline.segments",
     "batch_segment_and_resize": "tf_pipeline.segments",
@@ -55,6 +60,7 @@ _EXPORTS = {
     "Fold": "tf_pipeline.folds",
     # datasets
     "make_dataset": "tf_pipeline.dataset",
+    "mel_frames_dataset": "tf_pipeline.dataset",
     "feature_images": "tf_pipeline.dataset",
     "corpus_channel_stats": "tf_pipeline.dataset",
     "speaker_channel_stats": "tf_pipeline.dataset",

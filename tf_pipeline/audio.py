@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pipeline.config import FeatureConfig
+from tf_pipeline.config import MelFramesConfig
 
 
 class AudioDecodeError(ValueError):
@@ -156,12 +157,19 @@ def resample(waveform, rate_in, rate_out=16000):
     return tf.cond(tf.equal(rate_in, rate_out_t), lambda: tf.identity(waveform), _resample)
 
 
+def _audio_config(config):
+    """The feature config whose `sample_rate` audio is brought to (either kind, or a FeatureConfig dict)."""
+    if isinstance(config, (FeatureConfig, MelFramesConfig)):
+        return config
+    return FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+
+
 def decode_to_waveform(contents, config=None):
     """16-bit PCM WAV bytes -> mono float32 waveform at `config.sample_rate`.
 
     In-graph: decode, down-mix, resample. Used by the `serve_wav` signature.
     """
-    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    config = _audio_config(config)
     audio, rate = decode_wav(contents)
     return resample(to_mono(audio), rate, config.sample_rate)
 
@@ -177,7 +185,7 @@ def batch_decode_wav(audio_bytes, config=None):
         `(waveforms, num_samples)`: float32 `[batch, max_samples]`, zero-padded,
         and int32 `[batch]`. Row `i` equals `decode_to_waveform(audio_bytes[i])`.
     """
-    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    config = _audio_config(config)
     ragged = tf.map_fn(
         lambda contents: tf.RaggedTensor.from_tensor(decode_to_waveform(contents, config)[None, :])[0],
         audio_bytes,
@@ -240,7 +248,7 @@ def load_audio(source, config=None):
     >>> waveform.shape, waveform.dtype        # doctest: +SKIP
     ((30372,), dtype('float32'))
     """
-    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
+    config = _audio_config(config)
     what = _describe(source)
     if isinstance(source, (bytes, bytearray)):
         contents = bytes(source)

@@ -116,3 +116,89 @@ class FeatureConfig:
     def from_json(cls, text):
         """Builds a config from `to_json()` output."""
         return cls.from_dict(json.loads(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class MelFramesConfig:
+    """Settings of the Mel power frames a pretrained speech encoder reads.
+
+    The defaults are those the GE2E speaker encoder was trained with: 16 kHz,
+    40 Mel bands, a 400-sample (25 ms) Hann window every 160 samples
+    (10 ms), centred frames, Slaney Mel filterbank from 0 Hz to 8 kHz.
+    Frames = `1 + samples // hop_length`.
+
+    Args:
+        sample_rate: int. Rate, in Hz, every waveform is resampled to.
+            Defaults to `16000`.
+        n_mels: int. Mel bands. Defaults to `40`.
+        n_fft: int. Window length and FFT size in samples. Defaults to `400`.
+        hop_length: int. Frame step in samples. Defaults to `160`.
+        fmin: float. Lowest Mel filter edge in Hz. Defaults to `0.0`.
+        fmax: float. Highest Mel filter edge in Hz. Defaults to `8000.0`.
+        volume_dbfs: float or None. Raise each utterance to this RMS level
+            in dB relative to full scale before the spectrum (never lower
+            it), as the encoder's original package does with -30. None
+            leaves the waveform as it is. Defaults to `None`.
+        min_samples: int. Shortest accepted waveform (one full window).
+            Defaults to `400`.
+
+    Example:
+
+    >>> config = MelFramesConfig(volume_dbfs=-30.0)
+    >>> MelFramesConfig.from_dict(config.to_dict()) == config
+    True
+    >>> config.num_frames(16000)
+    101
+    """
+
+    sample_rate: int = 16000
+    n_mels: int = 40
+    n_fft: int = 400
+    hop_length: int = 160
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    volume_dbfs: float = None
+    min_samples: int = 400
+
+    def __post_init__(self):
+        for name in ("sample_rate", "n_mels", "n_fft", "hop_length", "min_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ValueError(
+                "Expected 0 <= fmin < fmax <= sample_rate / 2. Received: "
+                f"fmin={self.fmin}, fmax={self.fmax}, sample_rate={self.sample_rate}"
+            )
+        if self.volume_dbfs is not None and not (
+            isinstance(self.volume_dbfs, (int, float)) and self.volume_dbfs < 0
+        ):
+            raise ValueError(
+                "`volume_dbfs` must be None or a negative level in dB full scale (e.g. -30.0). "
+                f"Received: volume_dbfs={self.volume_dbfs!r}"
+            )
+
+    def num_frames(self, num_samples):
+        """Frames produced from `num_samples` samples."""
+        return 1 + num_samples // self.hop_length
+
+    def to_dict(self):
+        """Returns the config as a plain, JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config):
+        """Builds a config from `to_dict()` output; unknown keys are an error."""
+        if isinstance(config, cls):
+            return config
+        if not isinstance(config, dict):
+            raise ValueError(f"Expected a dict of MelFramesConfig fields. Received: {type(config).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"Unknown MelFramesConfig fields: {unknown}. Expected some of: {sorted(known)}")
+        return cls(**config)
+
+    def to_json(self):
+        """Returns the config as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)

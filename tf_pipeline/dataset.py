@@ -15,9 +15,11 @@ import tensorflow as tf
 from tf_pipeline import audio as audio_lib
 from tf_pipeline import augment as augment_lib
 from tf_pipeline import features
+from tf_pipeline import mel_power
 from tf_pipeline import normalization
 from tf_pipeline import segments as segments_lib
 from tf_pipeline.config import FeatureConfig
+from tf_pipeline.config import MelFramesConfig
 
 OUTPUTS = ("segments", "frames", "images")
 
@@ -74,6 +76,58 @@ def feature_images(corpus, indices=None, config=None):
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def mel_frames_dataset(corpus, indices=None, config=None, batch_size=32, training=False, seed=0, cache=True):
+    """A batched dataset of `(mel_frames, labels)` for the speech-encoder models.
+
+    Each utterance becomes its Mel power frames (`tf_pipeline.mel_frames`,
+    `[frames, n_mels]`) in a parallel map; frames are cached (memory, or a
+    file path), shuffled when `training` (seeded, reshuffled every epoch),
+    and padded per batch with `mel_power.PAD_VALUE`.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        indices: record indices (default: all), e.g. a fold's `test_indices`.
+        config: `MelFramesConfig` or its dict.
+        batch_size: int. Defaults to `32`.
+        training: bool. Shuffle. Defaults to `False` (corpus order).
+        seed: int. Shuffle seed. Defaults to `0`.
+        cache: `True` (memory), `False`, or a file path.
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 [B, T, n_mels], int32 [B])`.
+
+    Example:
+
+    >>> corpus = tf_pipeline.corpora.synthetic("/tmp/synthetic")
+    >>> frames, labels = next(iter(mel_frames_dataset(corpus, batch_size=4)))
+    >>> frames.shape[0], frames.shape[2]
+    (4, 40)
+    """
+    config = MelFramesConfig.from_dict(config) if config is not None else MelFramesConfig()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    indices = _check_indices(corpus, indices)
+    paths = [corpus.records[i].path for i in indices]
+    to_waveform = _waveform_fn(paths, config)
+
+    def load(path, label):
+        return mel_power.mel_frames(to_waveform(path), config), label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, corpus.labels[indices].astype(np.int32)))
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache is True:
+        dataset = dataset.cache()
+    elif cache:
+        dataset = dataset.cache(str(cache))
+    if training:
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.padded_batch(
+        batch_size, padded_shapes=([None, config.n_mels], []),
+        padding_values=(mel_power.PAD_VALUE, 0),
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def corpus_channel_stats(corpus, indices=None, config=None):

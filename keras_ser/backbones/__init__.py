@@ -1,4 +1,4 @@
-"""Backbones of keras-ser: headless image -> feature-vector models, and their registry.
+"""Backbones of keras-ser: headless image -> feature-vector models, speech encoders, and their registries.
 
 `BACKBONES` maps a backbone name to a factory
 `factory(variant, weights, image_size, dropout, **kwargs) -> keras.Model`
@@ -7,11 +7,17 @@ vector `[batch, features]`). `keras_ser.build_model(backbone=name, ...)`
 looks names up here; a new backbone is one entry (or one call to
 `register_backbone`).
 
+`SPEECH_BACKBONES` maps a speech-encoder name to a factory
+`factory(variant, weights, **kwargs) -> keras.Model` (Mel frames in, frame
+sequences and an embedding out); the zoo's `encoder_*` entries use it.
+
 Example:
 
 >>> from keras_ser import backbones
 >>> sorted(backbones.BACKBONES)
 ['alexnet', 'efficientnet_lite0']
+>>> sorted(backbones.SPEECH_BACKBONES)
+['speaker_encoder']
 >>> factory = backbones.get_backbone_factory("alexnet")
 >>> model = factory("caffe", None, 67, 0.5, filters=(8, 8, 8, 8, 8), fc_units=16)
 >>> model.output.shape
@@ -20,6 +26,8 @@ Example:
 
 from keras_ser.backbones.alexnet import AlexNet
 from keras_ser.backbones.alexnet import alexnet_backbone
+from keras_ser.backbones.speaker_encoder import SpeakerEncoder
+from keras_ser.backbones.speaker_encoder import speaker_encoder
 
 
 def _efficientnet_lite0(variant=None, weights=None, image_size=224, dropout=0.2, **kwargs):
@@ -35,6 +43,36 @@ BACKBONES = {
     "alexnet": alexnet_backbone,
     "efficientnet_lite0": _efficientnet_lite0,
 }
+
+
+def _speaker_encoder(variant=None, weights=None, **kwargs):
+    """The GE2E `SpeakerEncoder`; weights None = pretrained ("resemblyzer"), "random" = none."""
+    if variant is not None:
+        raise ValueError(f"The speaker encoder has no variants. Received: variant={variant!r}")
+    if weights is None:
+        weights = "resemblyzer"
+    return speaker_encoder(None if weights == "random" else weights, **kwargs)
+
+
+SPEECH_BACKBONES = {
+    "speaker_encoder": _speaker_encoder,
+}
+
+
+def get_speech_backbone_factory(name):
+    """Returns the speech-encoder factory registered as `name`; a `ValueError` lists the known names.
+
+    Example:
+
+    >>> encoder = get_speech_backbone_factory("speaker_encoder")(None, "random", units=8)
+    >>> encoder.output["lstm_3"].shape
+    (None, None, 8)
+    """
+    if name not in SPEECH_BACKBONES:
+        raise ValueError(
+            f"Unknown speech backbone. Expected one of {sorted(SPEECH_BACKBONES)}. Received: backbone={name!r}"
+        )
+    return SPEECH_BACKBONES[name]
 
 
 def register_backbone(name, factory):
@@ -77,4 +115,14 @@ def get_backbone_factory(name):
     return BACKBONES[name]
 
 
-__all__ = ["AlexNet", "BACKBONES", "alexnet_backbone", "get_backbone_factory", "register_backbone"]
+__all__ = [
+    "AlexNet",
+    "BACKBONES",
+    "SPEECH_BACKBONES",
+    "SpeakerEncoder",
+    "alexnet_backbone",
+    "get_backbone_factory",
+    "get_speech_backbone_factory",
+    "register_backbone",
+    "speaker_encoder",
+]

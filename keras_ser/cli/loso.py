@@ -9,6 +9,7 @@ results.md, confusion.png, tensorboard/) is written at the end.
 Examples:
     keras-ser loso --corpus=emodb --data_dir=/data/emodb/wav --n_segments=3 \\
         --recipe=paper --validation=next --folds=03,08 --run_dir=runs/emodb_paper
+    keras-ser loso --corpus=emodb --data_dir=/data/emodb/wav --model=encoder_stats --recipe=probe
     keras-ser loso --corpus=synthetic --model=cnn --epochs=5 --image_size=67 \\
         --backbone_kwargs='{"filters": [8, 16, 16, 16, 16], "fc_units": 64}'
 """
@@ -56,6 +57,7 @@ def main(flag_values, positional):
     print(f"run folder: {run_dir}")
     try:
         run_loso(corpus, config, run_dir, speakers=folds, data_dir=flag_values.data_dir,
+                 feature_config=train_flags.feature_config_from(flag_values, config),
                  verbose=int(flag_values.verbose), command="keras-ser " + " ".join(sys.argv[1:]))
     except ValueError as error:
         if "holds a run with another configuration" in str(error):

@@ -36,7 +36,8 @@ def main(flag_values, positional):
     corpus = corpus_flags.load(flag_values)
     output = output or f"{corpus.name}_{config.model}.keras"
     print(corpus.summary())
-    result = train_final(corpus, config, verbose=int(flag_values.verbose))
+    result = train_final(corpus, config, feature_config=train_flags.feature_config_from(flag_values, config),
+                         verbose=int(flag_values.verbose))
     if distribute.is_chief():
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         result.model.save(output)

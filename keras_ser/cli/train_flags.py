@@ -12,22 +12,33 @@ def define(flag_values):
 
     d = TrainConfig()
     F = dict(flag_values=flag_values)
-    flags.DEFINE_enum("model", d.model, ["cnn_sru", "cnn", "sru"],
+    flags.DEFINE_enum("model", d.model, ["cnn_sru", "cnn", "sru", "encoder_stats", "encoder_sru"],
                       "Zoo model: cnn_sru (the paper's CNN+SRU), cnn (CNN alone, one segment), "
-                      "sru (SRU alone over frame-level features).", **F)
-    flags.DEFINE_integer("n_segments", d.n_segments, "Segments per utterance N for cnn_sru (1..5).", **F)
+                      "sru (SRU alone over frame-level features), encoder_stats (pretrained GE2E speech encoder, "
+                      "frozen, mean+std of each LSTM layer, softmax; use --recipe=probe), encoder_sru (the encoder's "
+                      "frames pooled in N segments, SRU over them; use --recipe=frozen).", **F)
+    flags.DEFINE_integer("n_segments", d.n_segments, "Segments per utterance N for cnn_sru and encoder_sru (1..5).",
+                         **F)
     flags.DEFINE_enum("recipe", d.recipe, list(RECIPES),
                       "end_to_end: one model.fit of the whole network (Adam). paper: stage 1 fine-tunes the CNN on "
-                      "segments (SGD), stage 2 trains the SRU on FC7 features extracted once (Adam).", **F)
-    flags.DEFINE_string("backbone", d.backbone, "CNN backbone: alexnet or efficientnet_lite0.", **F)
+                      "segments (SGD), stage 2 trains the SRU on FC7 features extracted once (Adam). probe "
+                      "(encoder_stats): logistic regression on the frozen encoder's features, C chosen by "
+                      "leave-one-speaker-out over the training speakers. frozen (encoder models): the head alone, "
+                      "Adam, on features extracted once.", **F)
+    flags.DEFINE_string("backbone", None, "Backbone: alexnet or efficientnet_lite0 for the CNN models, "
+                        "speaker_encoder for the encoder models. Default: alexnet / speaker_encoder.", **F)
     flags.DEFINE_string("backbone_variant", None, "Backbone variant (AlexNet: caffe (default) or torchvision).", **F)
     flags.DEFINE_string("backbone_weights", None,
                         "Pretrained backbone weights: a bvlc_alexnet.npy or torchvision .pth path for AlexNet, "
-                        "'imagenet' for efficientnet_lite0. Default: random initialisation.", **F)
+                        "'imagenet' for efficientnet_lite0. Default: random initialisation for the CNNs; the "
+                        "pretrained GE2E weights shipped with keras-ser for speaker_encoder ('random' for none).",
+                        **F)
+    flags.DEFINE_float("volume_dbfs", None, "Encoder models: raise each utterance to this RMS level in dBFS before "
+                       "the Mel frames (e.g. -30, as the encoder's original package does). Default: raw audio.", **F)
     flags.DEFINE_string("backbone_kwargs", None,
                         'JSON dict of more backbone arguments, e.g. \'{"filters": [16, 32, 48, 48, 32], '
                         '"fc_units": 256}\' for a small AlexNet.', **F)
-    flags.DEFINE_integer("sru_units", d.sru_units, "SRU width (the paper: 4096).", **F)
+    flags.DEFINE_integer("sru_units", None, "SRU width (default 4096, the paper's; 256 for encoder_sru).", **F)
     flags.DEFINE_float("dropout", d.dropout, "Dropout after FC6 and FC7 (the paper: 0.5).", **F)
     flags.DEFINE_integer("image_size", d.image_size, "Height and width of each segment image (the paper: 227).", **F)
     flags.DEFINE_integer("epochs", d.epochs, "end_to_end: maximum epochs.", **F)
@@ -80,14 +91,28 @@ def config_from(flag_values):
             raise UsageError(f"--backbone_kwargs is not valid JSON ({error}): {flag_values.backbone_kwargs!r}")
         if not isinstance(backbone_kwargs, dict):
             raise UsageError(f"--backbone_kwargs must be a JSON object. Received: {flag_values.backbone_kwargs!r}")
-    names = [name for name in TrainConfig.__dataclass_fields__ if name != "backbone_kwargs"]
+    names = [name for name in TrainConfig.__dataclass_fields__ if name != "backbone_kwargs" and name in flag_values]
     values = {name: flag_values[name].value for name in names}
     n = values["n_segments"]
-    if values["model"] == "cnn_sru" and not 1 <= n <= 5:
+    if values["model"] in ("cnn_sru", "encoder_sru") and not 1 <= n <= 5:
         raise UsageError(f"--n_segments must be between 1 and 5. Received: --n_segments={n}")
     if values["model"] == "cnn":
         values["n_segments"] = 1
     try:
         return TrainConfig(backbone_kwargs=backbone_kwargs, **values)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def feature_config_from(flag_values, config):
+    """The feature config dict the flags ask for, or None for the model's defaults."""
+    if flag_values.volume_dbfs is None:
+        return None
+    if not config.uses_encoder:
+        raise UsageError(f"--volume_dbfs applies to the encoder models only. Received: --model={config.model}")
+    from tf_pipeline.config import MelFramesConfig
+
+    try:
+        return MelFramesConfig(volume_dbfs=flag_values.volume_dbfs).to_dict()
     except ValueError as error:
         raise UsageError(str(error)) from None

@@ -3,7 +3,10 @@
 import dataclasses
 import json
 
-RECIPES = ("end_to_end", "paper")
+RECIPES = ("end_to_end", "paper", "probe", "frozen")
+# Zoo entries on a frozen speech encoder, and the recipes that train them.
+ENCODER_MODELS = ("encoder_stats", "encoder_sru")
+ENCODER_RECIPES = ("probe", "frozen")
 VALIDATION = ("none", "next")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -23,10 +26,16 @@ class TrainConfig:
         n_segments: segments per utterance (1..5; `cnn` uses 1, `sru` none).
         backbone, backbone_variant, backbone_weights, backbone_kwargs,
             sru_units, dropout, image_size: passed to `build_model`.
-        recipe: `"end_to_end"` (one `model.fit` of the whole network) or
+        recipe: `"end_to_end"` (one `model.fit` of the whole network),
             `"paper"` (stage 1 fine-tunes the CNN on segments labelled with
             their utterance's emotion, stage 2 trains the SRU + softmax on
-            the FC7 features extracted once).
+            the FC7 features extracted once), or, for the speech-encoder
+            entries (`encoder_stats`, `encoder_sru`), `"probe"` (logistic
+            regression on the frozen encoder's pooled features, its `C`
+            chosen by leave-one-speaker-out over the training speakers;
+            `encoder_stats` only, `validation="none"`) or `"frozen"` (the
+            head trained with Adam on those features, `epochs` and
+            `learning_rate`). See `keras_ser.training.frozen`.
         epochs, learning_rate: the `end_to_end` recipe (Adam).
         stage1_epochs, stage1_learning_rate, stage1_momentum: stage 1 (SGD).
             `stage1_epochs=0` skips stage 1: the backbone stays frozen as
@@ -56,15 +65,22 @@ class TrainConfig:
         speaker_norm: standardise every speaker with its own statistics,
             the test speaker's computed from its unlabelled test audio. Off
             by default; every report that uses it says so.
+        jit_compile: `jit_compile` of every `compile()` of the recipes:
+            True, False or `"auto"` (Keras' choice: no XLA with TensorFlow
+            on a CPU-only machine or under a tf.distribute strategy, XLA on
+            a TensorFlow GPU; `jax.jit` on JAX, where False means no
+            compilation at all). Defaults to `"auto"`, which on the CPUs
+            measured (`benchmarks/jit_compile.py`, docs/performance.md) is
+            no XLA, the faster choice there.
     """
 
     model: str = "cnn_sru"
     n_segments: int = 3
-    backbone: str = "alexnet"
+    backbone: str = None
     backbone_variant: str = None
     backbone_weights: str = None
     backbone_kwargs: dict = None
-    sru_units: int = 4096
+    sru_units: int = None
     dropout: float = 0.5
     image_size: int = 227
     recipe: str = "end_to_end"
@@ -91,14 +107,32 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
     speaker_norm: bool = False
+    jit_compile: object = "auto"
 
     def __post_init__(self):
+        # Per-model defaults, resolved here so that stored configs name them.
+        if self.backbone is None:
+            object.__setattr__(self, "backbone", "speaker_encoder" if self.model in ENCODER_MODELS else "alexnet")
+        if self.sru_units is None:
+            object.__setattr__(self, "sru_units", 256 if self.model == "encoder_sru" else 4096)
+        if self.recipe in ENCODER_RECIPES and self.model not in ENCODER_MODELS:
+            raise ValueError(f"The {self.recipe!r} recipe trains the heads of {ENCODER_MODELS}. "
+                             f"Received: model={self.model!r}")
+        if self.model in ENCODER_MODELS and self.recipe not in ENCODER_RECIPES:
+            raise ValueError(f"The {self.model!r} model trains with a recipe in {ENCODER_RECIPES} (frozen encoder). "
+                             f"Received: recipe={self.recipe!r}")
+        if self.recipe == "probe" and (self.model != "encoder_stats" or self.validation != "none"):
+            raise ValueError("The 'probe' recipe fits encoder_stats with validation='none' (its inner "
+                             "leave-one-speaker-out chooses C). "
+                             f"Received: model={self.model!r}, validation={self.validation!r}")
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={self.recipe!r}")
         if self.validation not in VALIDATION:
             raise ValueError(f"validation must be one of {VALIDATION}. Received: validation={self.validation!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={self.strategy!r}")
+        if not (isinstance(self.jit_compile, bool) or self.jit_compile == "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto'. Received: jit_compile={self.jit_compile!r}")
         if self.monitor not in ("val_loss", "val_ua"):
             raise ValueError(f"monitor must be 'val_loss' or 'val_ua'. Received: monitor={self.monitor!r}")
         if self.mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
@@ -122,7 +156,7 @@ class TrainConfig:
             raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={self.mixup_alpha}")
         if self.recipe == "paper" and self.model != "cnn_sru":
             raise ValueError(f"The 'paper' recipe trains the cnn_sru model. Received: model={self.model!r}")
-        if self.model == "cnn_sru" and not 1 <= self.n_segments <= 5:
+        if self.model in ("cnn_sru", "encoder_sru") and not 1 <= self.n_segments <= 5:
             raise ValueError(f"n_segments must be between 1 and 5. Received: n_segments={self.n_segments}")
         for name in ("epochs", "stage2_epochs", "batch_size", "image_size", "sru_units"):
             value = getattr(self, name)
@@ -136,12 +170,19 @@ class TrainConfig:
     @property
     def segments(self):
         """Segments per utterance the data pipeline must cut (None for frames)."""
-        return {"cnn_sru": self.n_segments, "cnn": 1}.get(self.model)
+        return {"cnn_sru": self.n_segments, "cnn": 1, "encoder_sru": self.n_segments}.get(self.model)
 
     @property
     def output(self):
-        """The `make_dataset` output this model reads."""
+        """The input layout this model reads: `"segments"`, `"frames"` or `"mel_frames"`."""
+        if self.model in ENCODER_MODELS:
+            return "mel_frames"
         return "frames" if self.model == "sru" else "segments"
+
+    @property
+    def uses_encoder(self):
+        """True for the speech-encoder entries (Mel power frames, frozen encoder)."""
+        return self.model in ENCODER_MODELS
 
     @property
     def label_mode(self):
@@ -176,7 +217,17 @@ class TrainConfig:
             sru_units=self.sru_units,
             dropout=self.dropout,
         )
-        if self.model != "sru":
+        if self.uses_encoder:
+            kwargs.update(
+                n_segments=self.segments,
+                backbone=self.backbone,
+                backbone_variant=self.backbone_variant,
+                backbone_weights=self.backbone_weights,
+                backbone_kwargs=dict(self.backbone_kwargs) if self.backbone_kwargs else None,
+            )
+            if self.model == "encoder_stats":
+                kwargs.pop("sru_units")
+        elif self.model != "sru":
             kwargs.update(
                 n_segments=self.segments,
                 backbone=self.backbone,

@@ -25,13 +25,13 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
     import keras
 
     from keras_ser.training import distribute, recipes
+    from keras_ser.training.loso import feature_config_for
     from keras_ser.training.loso import make_fold_data
-    from tf_pipeline.config import FeatureConfig
     from tf_pipeline.folds import Fold
 
-    feature_config = FeatureConfig.from_dict(feature_config) if feature_config is not None else FeatureConfig()
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
+    feature_config = feature_config_for(config, feature_config)
     distribute.get_strategy(config.strategy)  # before any TensorFlow op (multi-worker needs it)
     speakers = corpus.speaker_ids
     if config.validation == "next":

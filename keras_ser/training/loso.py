@@ -65,6 +65,35 @@ def versions():
     return info
 
 
+def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None, log=None):
+    """The `FoldData` of one fold for the speech-encoder entries.
+
+    `dataset(part)` yields padded Mel power frames (`tf_pipeline.mel_frames_dataset`);
+    `features(part)` the frozen encoder's pooled features, computed once for
+    the whole corpus (`keras_ser.training.frozen.corpus_features`); the
+    recipes standardise them with training-speaker statistics only.
+    """
+    import tf_pipeline
+    from keras_ser.training import frozen
+    from keras_ser.training.recipes import FoldData
+
+    if config.speaker_norm:
+        raise ValueError("speaker_norm is not implemented for the speech-encoder entries")
+    parts = {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
+    speaker_ids = np.array([record.speaker for record in corpus.records])
+
+    def dataset(part, training):
+        return tf_pipeline.mel_frames_dataset(corpus, parts[part], feature_config, batch_size=config.batch_size,
+                                              training=training, seed=config.seed)
+
+    def features(part):
+        return frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log)[parts[part]]
+
+    labels = {part: corpus.labels[indices] for part, indices in parts.items()}
+    speakers = {part: speaker_ids[indices] for part, indices in parts.items()}
+    return FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers)
+
+
 def make_fold_data(corpus, fold, config, feature_config=None):
     """Builds the `FoldData` of one fold from a corpus with tf_pipeline.
 
@@ -73,6 +102,8 @@ def make_fold_data(corpus, fold, config, feature_config=None):
     is standardised with its own statistics instead (the test speaker's from
     its unlabelled audio) and the model's layer is the identity.
     """
+    if config.uses_encoder:
+        return make_encoder_fold_data(corpus, fold, config, feature_config)
     import tensorflow as tf
 
     import tf_pipeline
@@ -111,6 +142,16 @@ def make_fold_data(corpus, fold, config, feature_config=None):
 
     labels = {part: corpus.labels[indices] for part, indices in parts.items()}
     return FoldData(dataset, labels, list(corpus.class_names), (np.array(stats.mean), np.array(stats.std)))
+
+
+def feature_config_for(config, feature_config=None):
+    """The feature config a `TrainConfig`'s model reads: `MelFramesConfig` for the encoder
+    entries, `FeatureConfig` otherwise (defaults when `feature_config` is None)."""
+    from tf_pipeline.config import FeatureConfig
+    from tf_pipeline.config import MelFramesConfig
+
+    config_class = MelFramesConfig if config.uses_encoder else FeatureConfig
+    return config_class.from_dict(feature_config) if feature_config is not None else config_class()
 
 
 def _run_identity(corpus, config, feature_config, data_dir):
@@ -189,7 +230,8 @@ def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "history": result.history,
-        "channel_stats": {"mean": data.channel_stats[0].tolist(), "std": data.channel_stats[1].tolist()},
+        "channel_stats": None if data.channel_stats is None else {
+            "mean": data.channel_stats[0].tolist(), "std": data.channel_stats[1].tolist()},
         "wall_time_s": round(time.time() - start, 2),
         "config": config.to_dict(),
         "feature_config": feature_config.to_dict(),
@@ -242,12 +284,11 @@ def run_loso(
     """
     import keras
 
-    from tf_pipeline.config import FeatureConfig
     from tf_pipeline.folds import loso_folds
 
-    feature_config = FeatureConfig.from_dict(feature_config) if feature_config is not None else FeatureConfig()
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
+    feature_config = feature_config_for(config, feature_config)
     from keras_ser.training import distribute
 
     distribute.get_strategy(config.strategy)  # before any TensorFlow op (multi-worker needs it)

@@ -35,6 +35,11 @@ class FoldData:
             single segments `[B, H, W, C]`, each labelled with its
             utterance's emotion (stage 1 of the paper recipe). None: made
             from `dataset` with tf.data.
+        features: optional callable `part -> numpy array` of the frozen
+            encoder's pooled features, in the order of `labels[part]` (the
+            `probe` and `frozen` recipes).
+        speakers: optional dict `part -> numpy array` of speaker ids in
+            the order of `labels[part]` (inner cross-validation by speaker).
     """
 
     dataset: object
@@ -42,6 +47,8 @@ class FoldData:
     class_names: list
     channel_stats: tuple
     segment_dataset: object = None
+    features: object = None
+    speakers: dict = None
 
     @property
     def has_validation(self):
@@ -72,16 +79,22 @@ def precision_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-def build_for(config, data, feature_config=None, compile=False):
-    """The fresh zoo model a `TrainConfig` describes, with the fold's statistics set."""
-    model = keras_ser.build_model(
-        num_classes=len(data.class_names),
-        class_names=list(data.class_names),
+def build_model_for_config(config, class_names, feature_config=None, compile=False):
+    """The fresh zoo model a `TrainConfig` describes (no statistics set)."""
+    return keras_ser.build_model(
+        num_classes=len(class_names),
+        class_names=list(class_names),
         feature_config=feature_config,
         compile=compile,
         **config.model_kwargs(),
     )
-    keras_ser.set_channel_stats(model, *data.channel_stats)
+
+
+def build_for(config, data, feature_config=None, compile=False):
+    """The fresh zoo model a `TrainConfig` describes, with the fold's statistics set (when the data has them)."""
+    model = build_model_for_config(config, data.class_names, feature_config, compile=compile)
+    if data.channel_stats is not None:
+        keras_ser.set_channel_stats(model, *data.channel_stats)
     return model
 
 
@@ -143,7 +156,7 @@ def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1)
         model = build_for(config, data, feature_config)
         loss, metrics = _loss_and_metrics(config, len(data.class_names))
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss,
-                      metrics=metrics)
+                      metrics=metrics, jit_compile=config.jit_compile)
     validation = data.dataset("validation", training=False) if data.has_validation else None
     if config.strategy == "multi_worker":
         # Keras 3's fit does not run under MultiWorkerMirroredStrategy (see multi_worker.py).
@@ -223,6 +236,7 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
             optimizer=keras.optimizers.SGD(config.stage1_learning_rate, momentum=config.stage1_momentum),
             loss=loss,
             metrics=metrics[:1],
+            jit_compile=config.jit_compile,
         )
 
     def segments(part, training):
@@ -267,6 +281,7 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
                 keras.metrics.SparseCategoricalAccuracy(name="wa"),
                 keras_ser.metrics.UnweightedAccuracy(num_classes=num_classes, name="ua"),
             ],
+            jit_compile=config.jit_compile,
         )
     history2 = head.fit(
         features["train"],
@@ -281,7 +296,7 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
     epochs2, best2 = _summarise(history2, config, data)
     model.get_layer("sru").set_weights(sru.get_weights())
     model.get_layer("predictions").set_weights(head_out.get_weights())
-    model.compile(optimizer=keras.optimizers.Adam(config.stage2_learning_rate))
+    model.compile(optimizer=keras.optimizers.Adam(config.stage2_learning_rate), jit_compile=config.jit_compile)
     return TrainResult(
         model,
         {"stage1": epochs1, "stage2": epochs2},
@@ -295,7 +310,19 @@ def _loss_monitor(config):
     return dataclasses.replace(config, monitor="val_loss")
 
 
-RECIPES = {"end_to_end": train_end_to_end, "paper": train_paper}
+def _train_probe(*args, **kwargs):
+    from keras_ser.training import frozen
+
+    return frozen.train_probe(*args, **kwargs)
+
+
+def _train_frozen(*args, **kwargs):
+    from keras_ser.training import frozen
+
+    return frozen.train_frozen(*args, **kwargs)
+
+
+RECIPES = {"end_to_end": train_end_to_end, "paper": train_paper, "probe": _train_probe, "frozen": _train_frozen}
 
 
 def train(config, data, feature_config=None, log_dir=None, verbose=1):

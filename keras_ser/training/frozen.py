@@ -1,0 +1,205 @@
+"""Recipes for the speech-encoder entries: a head trained on features extracted once.
+
+With the encoder frozen, the pooled features of an utterance (the
+`"pooled"` layer of `encoder_stats` / `encoder_sru`) never change, so they
+are computed once per corpus (`corpus_features`, cached in memory and, when
+asked, in a `.npz` file) and every fold trains only the head:
+
+- `probe` (`encoder_stats`): the softmax is a multinomial logistic
+  regression (scikit-learn, L-BFGS) on the standardised pooled features;
+  its inverse L2 strength `C` is chosen by leave-one-speaker-out
+  cross-validation over the training speakers (the test speaker is never
+  seen), then the regression is refitted on all training speakers and its
+  weights become the model's `standardize` and `predictions` layers.
+- `frozen` (either entry): the head (`standardize` -> ... -> softmax) is
+  trained with Adam on the cached features; with `validation="next"`, early
+  stopping and the best epoch are chosen on a held-out training speaker.
+"""
+
+import hashlib
+import json
+import os
+import warnings
+
+import numpy as np
+
+# Inverse L2 strengths the probe's inner cross-validation chooses from.
+PROBE_C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
+_FEATURES = {}
+
+
+def _cache_key(corpus, config, feature_config):
+    identity = {
+        "paths": [record.path for record in corpus.records],
+        "model": config.model,
+        "n_segments": config.segments,
+        "backbone": config.backbone,
+        "backbone_weights": config.backbone_weights,
+        "backbone_kwargs": config.backbone_kwargs,
+        "feature_config": feature_config.to_dict(),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=16, log=None):
+    """Pooled encoder features of every utterance of `corpus`, computed once.
+
+    The features do not depend on labels (the encoder is frozen and the
+    pooling has no weights), so sharing them between folds leaks nothing.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        config: the `TrainConfig` (model, segments, backbone and weights).
+        feature_config: its `MelFramesConfig`.
+        cache_dir: str or None. Folder for a `.npz` cache that survives the
+            process (keyed by the files, model and feature settings).
+        batch_size: int. Utterances per encoder batch. Defaults to `16`.
+        log: optional callable for one progress line.
+
+    Returns:
+        float32 numpy array `[utterances, ...]` in corpus order.
+    """
+    import tf_pipeline
+    from keras_ser.training.recipes import build_model_for_config
+
+    key = _cache_key(corpus, config, feature_config)
+    if key in _FEATURES:
+        return _FEATURES[key]
+    path = os.path.join(cache_dir, f"encoder_features_{key}.npz") if cache_dir else None
+    if path and os.path.exists(path):
+        with np.load(path) as data:
+            _FEATURES[key] = data["features"]
+        return _FEATURES[key]
+    model = build_model_for_config(config, list(corpus.class_names), feature_config)
+    features_model = model.features_model()
+    # Similar lengths share a batch: less padding for the LSTMs to step over.
+    order = np.argsort([os.path.getsize(record.path) for record in corpus.records], kind="stable")
+    dataset = tf_pipeline.mel_frames_dataset(corpus, order, feature_config, batch_size=batch_size, cache=False)
+    features = np.concatenate([np.asarray(features_model(frames, training=False)) for frames, _ in dataset])
+    result = np.empty_like(features)
+    result[order] = features
+    _FEATURES[key] = result
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}.npz"
+        np.savez(tmp, features=result)
+        os.replace(tmp, path)
+    if log:
+        log(f"encoder features of {len(result)} utterances extracted ({result.shape[1:]} each)")
+    return result
+
+
+def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0):
+    """Standardisation + multinomial logistic regression, `C` by leave-one-group-out CV.
+
+    Args:
+        features: float array `[n, d]` of the training speakers.
+        labels: int array `[n]`.
+        groups: array `[n]` of speaker ids (the inner folds).
+        num_classes: int.
+        c_grid: inverse L2 strengths to choose from.
+        seed: int.
+
+    Returns:
+        dict with `mean`, `variance` (`[d]`), `kernel` (`[d, num_classes]`),
+        `bias` (`[num_classes]`), `C` and `inner_ua` (mean UA of the inner
+        folds for each `C`).
+    """
+    import threadpoolctl
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import LeaveOneGroupOut
+    from sklearn.preprocessing import StandardScaler
+
+    def fit(x, y, c):
+        scaler = StandardScaler().fit(x)
+        classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+        # One BLAS thread: these matrices are small, and threads fighting for
+        # busy cores made each L-BFGS iteration about 40x slower here.
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            return scaler, classifier.fit(scaler.transform(x), y)
+
+    features = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    inner_ua = {}
+    splits = list(LeaveOneGroupOut().split(features, labels, groups))
+    for c in c_grid:
+        scores = []
+        for train, held_out in splits:
+            scaler, classifier = fit(features[train], labels[train], c)
+            with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+                predicted = classifier.predict(scaler.transform(features[held_out]))
+            with warnings.catch_warnings():
+                # A speaker may lack an emotion: UA is then over the classes it has.
+                warnings.simplefilter("ignore", UserWarning)
+                scores.append(balanced_accuracy_score(labels[held_out], predicted))
+        inner_ua[c] = float(np.mean(scores))
+    best_c = max(c_grid, key=lambda c: (inner_ua[c], -c))  # ties: the stronger regulariser
+    scaler, classifier = fit(features, labels, best_c)
+    kernel = np.zeros((features.shape[1], num_classes), np.float32)
+    bias = np.full(num_classes, -1e9, np.float32)  # a class absent from training is never predicted
+    kernel[:, classifier.classes_] = classifier.coef_.T
+    bias[classifier.classes_] = classifier.intercept_
+    return {"mean": scaler.mean_, "variance": scaler.var_, "kernel": kernel, "bias": bias, "C": best_c,
+            "inner_ua": {str(c): round(v, 4) for c, v in inner_ua.items()}}
+
+
+def set_probe_weights(model, probe):
+    """Writes a `fit_probe` result into a model's `standardize` and `predictions` layers."""
+    standardize = model.get_layer("standardize")
+    standardize.mean.assign(np.asarray(probe["mean"], np.float32))
+    standardize.variance.assign(np.asarray(probe["variance"], np.float32))
+    predictions = model.get_layer("predictions")
+    predictions.kernel.assign(probe["kernel"])
+    predictions.bias.assign(probe["bias"])
+
+
+def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
+    """The `probe` recipe: logistic regression on frozen pooled features (see module docstring)."""
+    from keras_ser.training.recipes import TrainResult
+    from keras_ser.training.recipes import build_for
+
+    model = build_for(config, data, feature_config)
+    probe = fit_probe(data.features("train"), data.labels["train"], data.speakers["train"],
+                      len(data.class_names), seed=config.seed)
+    set_probe_weights(model, probe)
+    if verbose:
+        print(f"probe: C={probe['C']} chosen on the training speakers (inner UA {probe['inner_ua']})")
+    return TrainResult(model, {"probe": 1}, {"probe": 1}, {"probe": {"C": probe["C"], "inner_ua": probe["inner_ua"]}})
+
+
+def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
+    """The `frozen` recipe: the head alone, fitted with Adam on cached pooled features."""
+    import keras
+
+    from keras_ser.training.recipes import TrainResult
+    from keras_ser.training.recipes import _callbacks
+    from keras_ser.training.recipes import _history
+    from keras_ser.training.recipes import _loss_and_metrics
+    from keras_ser.training.recipes import _summarise
+    from keras_ser.training.recipes import build_for
+
+    model = build_for(config, data, feature_config)
+    train_x = data.features("train")
+    axes = tuple(range(train_x.ndim - 1))
+    model.get_layer("standardize").mean.assign(train_x.mean(axis=axes).astype(np.float32))
+    model.get_layer("standardize").variance.assign(train_x.var(axis=axes).astype(np.float32))
+    head = model.head_model()
+    loss, metrics = _loss_and_metrics(config, len(data.class_names))
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss, metrics=metrics,
+                 jit_compile=config.jit_compile)
+    labels = data.labels["train"]
+    if config.label_mode == "one_hot":
+        labels = keras.utils.to_categorical(labels, len(data.class_names))
+    validation = None
+    if data.has_validation:
+        val_labels = data.labels["validation"]
+        if config.label_mode == "one_hot":
+            val_labels = keras.utils.to_categorical(val_labels, len(data.class_names))
+        validation = (data.features("validation"), val_labels)
+    history = head.fit(train_x, labels, validation_data=validation, epochs=config.epochs,
+                       batch_size=config.batch_size, shuffle=True,
+                       callbacks=_callbacks(config, data, log_dir, "frozen"), verbose=verbose)
+    epochs_run, best = _summarise(history, config, data)
+    return TrainResult(model, {"frozen": epochs_run}, {"frozen": best}, {"frozen": _history(history)})
