@@ -25,7 +25,12 @@ MODELS = {
     "cnn": {"name": "cnn", "num_classes": 3, "image_size": 67, "backbone_variant": "torchvision",
             "backbone_kwargs": {"filters": [8, 8, 8, 8, 8], "fc_units": 16}},
     "sru": {"name": "sru", "num_classes": 4, "sru_units": 16},
+    # The speech-encoder entries with the shipped pretrained GE2E weights (1.4 M parameters).
+    "encoder_stats": {"name": "encoder_stats", "num_classes": 4},
+    "encoder_sru": {"name": "encoder_sru", "n_segments": 2, "num_classes": 3, "sru_units": 16},
 }
+# Per-feature statistics of the encoder entries' `standardize` layer (pooled features).
+ENCODER_STATS = {"encoder_stats": 1536, "encoder_sru": 1536}
 
 CHILD = r'''
 import json, sys, time
@@ -66,10 +71,17 @@ def tensorflow_reference(tmp_path_factory):
     inputs, outputs = {}, {}
     for key, spec in MODELS.items():
         model = keras_ser.build_model(**spec)
-        keras_ser.set_channel_stats(model, [-4.0, 0.2, 0.0], [3.0, 0.5, 0.25])
+        if key in ENCODER_STATS:
+            width = ENCODER_STATS[key]
+            keras_ser.set_channel_stats(model, rng.normal(size=width) * 0.1, rng.uniform(0.05, 0.3, size=width))
+        else:
+            keras_ser.set_channel_stats(model, [-4.0, 0.2, 0.0], [3.0, 0.5, 0.25])
         if key == "sru":
             x = (rng.normal(size=(3, 10, 180)) * 3.0 - 4.0).astype("float32")
             x[1, 6:] = 0.0  # padding
+        elif key in ENCODER_STATS:
+            x = rng.gamma(0.5, 0.2, size=(3, 40, 40)).astype("float32")  # Mel power frames
+            x[1, 25:] = -1.0  # padding
         else:
             x = (rng.normal(size=(3, *model.input.shape[1:])) * 3.0 - 4.0).astype("float32")
         inputs[key] = x
@@ -111,6 +123,8 @@ ZOO_MODULES = [
     "keras_ser/layers/__init__.py", "keras_ser/layers/sru.py", "keras_ser/layers/lrn.py",
     "keras_ser/layers/standardization.py", "keras_ser/backbones/__init__.py",
     "keras_ser/backbones/alexnet.py", "keras_ser/weights/__init__.py", "keras_ser/weights/alexnet.py",
+    "keras_ser/backbones/speaker_encoder.py", "keras_ser/weights/speaker_encoder.py", "keras_ser/encoder_models.py",
+    "keras_ser/layers/pooling.py", "keras_ser/presets/__init__.py",
 ]
 
 

@@ -82,10 +82,14 @@ class StatisticsPooling(keras.layers.Layer):
         super().__init__(**kwargs)
         self.epsilon = _check_epsilon(epsilon)
 
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
+        # `mask`: a Keras mask the sequence may carry; the explicit mask input is what counts.
         sequence, mask = inputs
         weights = ops.cast(mask, sequence.dtype)[:, None, :]
         return _weighted_moments(sequence, weights, self.epsilon)[:, 0]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         sequence_shape = input_shape[0]
@@ -127,7 +131,8 @@ class SegmentStatisticsPooling(keras.layers.Layer):
         self.n_segments = n_segments
         self.epsilon = _check_epsilon(epsilon)
 
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
+        # `mask`: a Keras mask the sequence may carry; the explicit mask input is what counts.
         sequence, mask = inputs
         mask = ops.cast(mask, sequence.dtype)
         length = ops.cast(ops.sum(mask, axis=-1), "int32")  # [B]
@@ -139,6 +144,9 @@ class SegmentStatisticsPooling(keras.layers.Layer):
         inside = ops.logical_and(time >= start[:, :, None], time < end[:, :, None])
         weights = ops.cast(inside, sequence.dtype) * mask[:, None, :]  # [B, N, T]
         return _weighted_moments(sequence, weights, self.epsilon)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         sequence_shape = input_shape[0]
