@@ -21,6 +21,8 @@ from keras_ser.encoder_models import EncoderSRUClassifier
 from keras_ser.encoder_models import EncoderStatsClassifier
 from keras_ser.layers.standardization import get_channel_stats
 from keras_ser.layers.standardization import set_channel_stats
+from keras_ser.presets import from_preset
+from keras_ser.presets import list_presets
 from keras_ser.zoo import MAX_SEGMENTS
 from keras_ser.zoo import CNNClassifier
 from keras_ser.zoo import CNNSRUClassifier
@@ -41,9 +43,11 @@ __all__ = [
     "SRUClassifier",
     "backbones",
     "build_model",
+    "from_preset",
     "get_channel_stats",
     "layers",
     "list_models",
+    "list_presets",
     "metrics",
     "set_channel_stats",
     "weights",

@@ -316,3 +316,41 @@ def test_encoder_configs_are_checked():
         TrainConfig(model="cnn_sru", recipe="probe")
     assert TrainConfig(model="encoder_sru", recipe="frozen").sru_units == 256
     assert TrainConfig().backbone == "alexnet" and TrainConfig().sru_units == 4096
+
+
+# --------------------------------------------------------------------------
+# Export: the SavedModel computes the Mel frames in-graph
+# --------------------------------------------------------------------------
+
+
+def test_exported_encoder_model_matches_predict(tmp_path, emodb_dir):
+    import saved_models
+    from conftest import wav_bytes
+
+    keras.utils.set_random_seed(3)
+    model = keras_ser.build_model("encoder_stats", num_classes=4, class_names=list("WATF"))
+    rng = np.random.default_rng(0)
+    keras_ser.set_channel_stats(model, rng.normal(size=1536) * 0.05, rng.uniform(0.05, 0.2, size=1536))
+    model.get_layer("predictions").kernel.assign(rng.normal(size=(1536, 4)).astype("float32") * 0.05)
+    paths = [os.path.join(emodb_dir, name) for name in FILES[:3]]
+    path = saved_models.export(model, str(tmp_path), "ser")
+    with open(os.path.join(path, "assets.extra", "keras_ser.json")) as handle:
+        metadata = __import__("json").load(handle)
+    assert metadata["input_layout"] == "mel_frames" and metadata["image_size"] is None
+    loaded = tf.saved_model.load(path)
+    waves = [np.asarray(tf_pipeline.load_audio(p)) for p in paths]
+    expected = np.concatenate([model.predict(tf_pipeline.mel_frames(w).numpy()[None], verbose=0) for w in waves])
+    wav = loaded.signatures["serve_wav"](audio_bytes=tf.constant([open(p, "rb").read() for p in paths]))
+    np.testing.assert_allclose(wav["probabilities"].numpy(), expected, atol=1e-5)
+    batch = np.zeros((3, max(len(w) for w in waves)), np.float32)
+    for row, w in enumerate(waves):
+        batch[row, : len(w)] = w
+    default = loaded.signatures["serving_default"](waveform=tf.constant(batch),
+                                                   num_samples=tf.constant([len(w) for w in waves], tf.int32))
+    np.testing.assert_allclose(default["probabilities"].numpy(), expected, atol=1e-5)
+    assert [c.decode() for c in default["class_name"].numpy()] == [model.class_names[i] for i in expected.argmax(1)]
+    # Digital silence is refused with a message that says so; the next request is served.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="is silent"):
+        loaded.signatures["serve_wav"](audio_bytes=tf.constant([wav_bytes(np.zeros(16000))]))
+    again = loaded.signatures["serve_wav"](audio_bytes=tf.constant([open(paths[0], "rb").read()]))
+    np.testing.assert_allclose(again["probabilities"].numpy(), expected[:1], atol=1e-5)
