@@ -114,7 +114,28 @@ def markdown(summary):
     return "\n".join(lines) + "\n"
 
 
+def _encoder_protocol(config):
+    """The protocol sentence of the speech-encoder entries (frozen encoder, head on pooled features)."""
+    weights = config.get("backbone_weights") or "pretrained GE2E weights shipped with keras-ser"
+    pooling = ("mean + std of each LSTM layer's frames" if config["model"] == "encoder_stats" else
+               f"N={config['n_segments']} segments, mean + std of each, SRU {config['sru_units']} units, "
+               f"dropout {config['dropout']}")
+    if config["recipe"] == "probe":
+        training = ("multinomial logistic regression, C chosen by leave-one-speaker-out over the training "
+                    "speakers")
+    else:
+        training = f"head trained with Adam lr {config['learning_rate']} up to {config['epochs']} epochs, " \
+                   f"batch {config['batch_size']}"
+    validation = ("early stopping on the next training speaker "
+                  f"({config['monitor']}, patience {config['patience']})"
+                  if config["validation"] == "next" else "no validation speaker")
+    return (f"Protocol: {config['backbone']} ({weights}), frozen; {pooling}; {training}; {validation}; "
+            f"seed {config['seed']}.")
+
+
 def _protocol(config):
+    if config["model"] in ("encoder_stats", "encoder_sru"):
+        return _encoder_protocol(config)
     weights = config.get("backbone_weights") or "random init (no pretrained weights)"
     frozen = config["recipe"] == "paper" and config.get("stage1_epochs") == 0
     if config["recipe"] == "paper":
