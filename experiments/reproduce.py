@@ -62,8 +62,9 @@ WA / UA, folds, command, machine and protocol). Entries are keyed by run
 folder: a refresh replaces the entries of the run folders it finds and keeps
 the others, and a generated block of docs/results.md is not replaced when that
 would turn a row with results into "not run" (run folders are not kept in git,
-so a checkout may lack them). Without a results.json, the first refresh seeds
-it from the generated blocks of docs/results.md.
+so a checkout may lack them; --overwrite_blocks rewrites it anyway). Without a
+results.json, the first refresh seeds it from the generated blocks of
+docs/results.md.
 
 Examples:
 
@@ -108,7 +109,7 @@ DEFAULT_RESULTS = os.path.join(ROOT, "docs", "results.md")
 EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
 DEFAULT_BASELINES = os.path.join(ROOT, "runs", "baselines")
 
-# A small AlexNet that learns EMO-DB in minutes on 2 CPU cores (as keras_ser/cli/demo.py's DEMO_MODEL).
+# A small AlexNet that learns EMO-DB in minutes on 2 CPU cores (as keras_ser_cli/demo.py's DEMO_MODEL).
 SMALL_ALEXNET = {"filters": [16, 32, 48, 48, 32], "fc_units": 128}
 
 PRESETS = {
@@ -370,6 +371,7 @@ def load_run(path):
             "wall_time_s": fold.get("wall_time_s"),
             "epochs": fold.get("epochs_run"),
             "probe_c": ((fold.get("history") or {}).get("probe") or {}).get("C"),
+            "probe_grid": [float(c) for c in ((fold.get("history") or {}).get("probe") or {}).get("inner_ua", {})],
         }
     config = run.get("config")
     return RunScores(path, folds, names, config=config, versions=versions, command=run.get("command"),
@@ -465,20 +467,22 @@ def machine_label(versions):
     return f"CPU, {cores} cores" + (f" ({library})" if library else "")
 
 
-def protocol_text(config, feature_config=None):
+def protocol_text(config, feature_config=None, c_grid=None):
     """The protocol sentence of a run's config (as in each run's results.md)."""
     if config is None:
         return "see docs/baselines.md"
     if config.get("model") in ("encoder_stats", "encoder_sru"):
-        return encoder_protocol_text(config, feature_config)
+        return encoder_protocol_text(config, feature_config, c_grid)
     from keras_ser.training.report import _protocol
 
     return _protocol(config).removeprefix("Protocol: ")
 
 
-def encoder_protocol_text(config, feature_config=None):
-    """The protocol sentence of a speech-encoder run (`encoder_stats` / `encoder_sru`)."""
-    from keras_ser.training.frozen import PROBE_C_GRID
+def encoder_protocol_text(config, feature_config=None, c_grid=None):
+    """The protocol sentence of a speech-encoder run (`encoder_stats` / `encoder_sru`); `c_grid`: the probe's
+    C values as the run recorded them (default: the current `keras_ser.training.frozen.PROBE_C_GRID`)."""
+    if c_grid is None:
+        from keras_ser.training.frozen import PROBE_C_GRID as c_grid
 
     features = feature_config or {}
     volume = features.get("volume_dbfs")
@@ -494,7 +498,7 @@ def encoder_protocol_text(config, feature_config=None):
                    f"(1536 features each), dropout {config['dropout']}, SRU {config['sru_units']} units over the "
                    "segments")
     if config["recipe"] == "probe":
-        grid = ", ".join(f"{c:g}" for c in PROBE_C_GRID)
+        grid = ", ".join(f"{c:g}" for c in sorted(c_grid))
         training = ("features standardised on the training speakers, multinomial logistic regression (L-BFGS), "
                     f"C from {{{grid}}} chosen by leave-one-speaker-out over the training speakers (mean UA), "
                     "then refitted on all of them")
@@ -631,6 +635,12 @@ def load_runs(run_root, baselines_dir=DEFAULT_BASELINES, preset="cpu"):
     return runs
 
 
+def _probe_grid(run):
+    """The C values the probe of `run` tried (union over its folds), or None when it recorded none."""
+    grid = sorted({c for f in run.folds.values() for c in f.get("probe_grid") or ()})
+    return grid or None
+
+
 def _probe_choices(run):
     """` C chosen per fold: 1 (6 folds), 0.3 (4 folds).` for probe runs, '' otherwise."""
     chosen = [f["probe_c"] for f in run.folds.values() if f.get("probe_c") is not None]
@@ -691,10 +701,10 @@ def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DE
             continue
         if row.features:
             protocols.append(f"- `{row.name}` (feature config `{json.dumps(row.features, sort_keys=True)}`): "
-                             + protocol_text(run.config, run.feature_config) + _probe_choices(run))
+                             + protocol_text(run.config, run.feature_config, _probe_grid(run)) + _probe_choices(run))
         elif row.kind == "train" and run.config and run.config.get("model") in ("encoder_stats", "encoder_sru"):
             protocols.append(f"- `{row.name}` (feature config: defaults): "
-                             + protocol_text(run.config, run.feature_config) + _probe_choices(run))
+                             + protocol_text(run.config, run.feature_config, _probe_grid(run)) + _probe_choices(run))
         elif row.kind == "ensemble":
             protocols.append(f"- `{row.name}`: mean of the per-utterance probabilities of "
                              + ", ".join(f"`{m}`" for m in row.members) + " on the folds all of them finished.")
@@ -783,7 +793,7 @@ def update_results_md(path, blocks, protect=True, log=None):
                     if log:
                         log(f"kept the block '{key}' of {path} as it was: its rows "
                             + ", ".join(repr(" | ".join(k[1:])) for k in sorted(lost))
-                            + " have results there but no run folder here (delete the block to rewrite it)")
+                            + " have results there but no run folder here (--overwrite_blocks rewrites it)")
                     continue
             text = text[:start] + block + text[stop:]
         else:
@@ -824,7 +834,7 @@ def _existing_block(path, key):
 
 
 def write_results(path, tables, preset, run_root, all_speakers, baselines_dir=DEFAULT_BASELINES, json_path=None,
-                  log=None):
+                  log=None, protect=True):
     """Refreshes the blocks of `tables` (and the invocation log) of one run root in `path`, and the
     leaderboard `json_path` (default: `path` with `.json`) from every run folder of the run root."""
     json_path = json_path or os.path.splitext(path)[0] + ".json"
@@ -841,7 +851,7 @@ def write_results(path, tables, preset, run_root, all_speakers, baselines_dir=DE
         body = f"### Commands that ran (run folders `{os.path.relpath(run_root, ROOT)}/`)\n\n" + log_md
         old = _existing_block(path, key)
         blocks[key] = _merge_invocations(old, body) if old else body
-    text = update_results_md(path, blocks, log=log)
+    text = update_results_md(path, blocks, protect=protect, log=log)
     entries = merge_entries(previous, system_entries(preset, run_root, runs, all_speakers, baselines_dir))
     write_results_json(json_path, entries)
     return text
@@ -928,7 +938,7 @@ def system_entries(preset, run_root, runs, all_speakers=None, baselines_dir=DEFA
                             + ", ".join(row.members) + " on the folds all of them finished")
             else:
                 command = run.command or table_command(table, preset, run.speakers, all_speakers)
-                protocol = protocol_text(run.config, run.feature_config)
+                protocol = protocol_text(run.config, run.feature_config, _probe_grid(run)) + _probe_choices(run)
                 if row.features:
                     protocol = f"feature config {json.dumps(row.features, sort_keys=True)}; " + protocol
             recall = per_class_recall(run)
@@ -1095,6 +1105,9 @@ def parse_args(argv=None):
                              "(e.g. cnn_sru_n3); the report still shows every row.")
     parser.add_argument("--report_only", action="store_true",
                         help="Train nothing; refresh the tables (and the results.json next to them) only.")
+    parser.add_argument("--overwrite_blocks", action="store_true",
+                        help="Rewrite the tables' blocks even where a row with results would become 'not run' "
+                             "(by default such a block is kept: its run folders may just be missing here).")
     parser.add_argument("--order", default="config", choices=["config", "fold"],
                         help="config: every fold of a row before the next row; fold: each fold for every row in turn.")
     parser.add_argument("--budget_s", type=float, default=None,
@@ -1307,7 +1320,8 @@ def main(argv=None):
     if all_speakers is None:
         all_speakers = _speakers_of(args)
     if args.results:
-        write_results(args.results, tables, args.preset, args.run_root, all_speakers, args.baselines_dir, log=log)
+        write_results(args.results, tables, args.preset, args.run_root, all_speakers, args.baselines_dir, log=log,
+                      protect=not args.overwrite_blocks)
         log(f"refreshed {args.results} and {os.path.splitext(args.results)[0]}.json")
     log(f"done: {trained} fold(s) trained in {wall:.0f} s")
     return 0

@@ -441,6 +441,8 @@ def test_a_refresh_never_turns_a_row_with_results_into_not_run(tmp_path):
     assert "| b | all 10 |" in text and "not run" not in text and "'b'" in messages[0]
     text = reproduce.update_results_md(path, {"table=II runs=cpu": table.replace("50.0", "51.0").format(b="all 10")})
     assert "**51.0**" in text  # new results replace the old ones
+    text = reproduce.update_results_md(path, {"table=II runs=cpu": table.format(b="not run")}, protect=False)
+    assert "| b | not run |" in text  # --overwrite_blocks
     # The invocation log keeps the lines of commands whose run folders this checkout lacks.
     old = "### Commands\n\n| started (UTC) | command |\n|---|---|\n| 2026-01-01 10:00 | `a` |\n"
     new = "### Commands\n\n| started (UTC) | command |\n|---|---|\n| 2026-02-01 10:00 | `b` |\n"
