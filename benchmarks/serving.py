@@ -50,7 +50,7 @@ def _cpu():
 
 
 def _start_server(base_path, name):
-    command = [sys.executable, "-c", "import sys; from keras_ser.cli.main import run; sys.exit(run())",
+    command = [sys.executable, "-c", "import sys; from keras_ser_cli.main import run; sys.exit(run())",
                "serve-local", f"--model_base_path={base_path}", f"--model_name={name}", "--port=0",
                "--rest_api_port=-1", "--max_batch_size=64"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)

@@ -1,7 +1,7 @@
-"""`python -m keras_ser.cli ...` is the same as `keras-ser ...`."""
+"""`python -m keras_ser_cli ...` is the same as `keras-ser ...`."""
 
 import sys
 
-from keras_ser.cli.main import run
+from keras_ser_cli.main import run
 
 sys.exit(run())

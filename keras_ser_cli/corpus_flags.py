@@ -2,7 +2,7 @@
 
 import os
 
-from keras_ser.cli.main import UsageError
+from keras_ser_cli.main import UsageError
 
 CORPORA = ("emodb", "casia", "dir", "csv", "synthetic")
 DEFAULT_SYNTHETIC_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras_ser", "synthetic")

@@ -18,7 +18,7 @@ Everything goes to --work_dir; running the demo again resumes the LOSO run.
 import os
 import time
 
-from keras_ser.cli import corpus_flags, features
+from keras_ser_cli import corpus_flags, features
 
 # A small CNN+SRU that learns the synthetic corpus in minutes on 2 cores.
 DEMO_MODEL = dict(

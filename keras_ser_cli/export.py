@@ -16,7 +16,7 @@ Example:
 
 import os
 
-from keras_ser.cli.main import UsageError
+from keras_ser_cli.main import UsageError
 
 
 def define_flags(flag_values):

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from keras_ser.cli import corpus_flags
+from keras_ser_cli import corpus_flags
 
 
 def define_flags(flag_values):

@@ -17,8 +17,8 @@ Examples:
 import os
 import sys
 
-from keras_ser.cli import corpus_flags, train_flags
-from keras_ser.cli.main import UsageError
+from keras_ser_cli import corpus_flags, train_flags
+from keras_ser_cli.main import UsageError
 
 
 def define_flags(flag_values):

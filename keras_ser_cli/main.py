@@ -16,15 +16,15 @@ from absl import flags
 # name -> (module, one-line summary). Modules are imported only when run, so
 # `keras-ser --help` is instant and never imports TensorFlow.
 SUBCOMMANDS = {
-    "demo": ("keras_ser.cli.demo", "the main job on the embedded synthetic corpus: LOSO, train, export, predict"),
-    "loso": ("keras_ser.cli.loso", "leave-one-speaker-out training and evaluation on a corpus"),
-    "train": ("keras_ser.cli.train", "train one final model on every speaker of a corpus"),
-    "predict": ("keras_ser.cli.predict", "emotion label and probabilities for audio files"),
-    "compare": ("keras_ser.cli.compare", "paired t-test over folds between two LOSO runs"),
-    "ensemble": ("keras_ser.cli.ensemble", "average the per-utterance probabilities of LOSO runs (e.g. N=1..5)"),
-    "export": ("keras_ser.cli.export", "export a .keras model as a versioned SavedModel for TF Serving"),
-    "serve-local": ("keras_ser.cli.serve_local", "development gRPC/REST server for exported models (not production)"),
-    "features": ("keras_ser.cli.features", "feature summary of a corpus (log-Mel images, frames, statistics)"),
+    "demo": ("keras_ser_cli.demo", "the main job on the embedded synthetic corpus: LOSO, train, export, predict"),
+    "loso": ("keras_ser_cli.loso", "leave-one-speaker-out training and evaluation on a corpus"),
+    "train": ("keras_ser_cli.train", "train one final model on every speaker of a corpus"),
+    "predict": ("keras_ser_cli.predict", "emotion label and probabilities for audio files"),
+    "compare": ("keras_ser_cli.compare", "paired t-test over folds between two LOSO runs"),
+    "ensemble": ("keras_ser_cli.ensemble", "average the per-utterance probabilities of LOSO runs (e.g. N=1..5)"),
+    "export": ("keras_ser_cli.export", "export a .keras model as a versioned SavedModel for TF Serving"),
+    "serve-local": ("keras_ser_cli.serve_local", "development gRPC/REST server for exported models (not production)"),
+    "features": ("keras_ser_cli.features", "feature summary of a corpus (log-Mel images, frames, statistics)"),
 }
 
 

@@ -15,7 +15,7 @@ Examples:
 
 import json
 
-from keras_ser.cli.main import UsageError
+from keras_ser_cli.main import UsageError
 
 USAGE = "FILE [FILE ...]"
 

@@ -17,7 +17,7 @@ Examples:
 
 import os
 
-from keras_ser.cli.main import UsageError
+from keras_ser_cli.main import UsageError
 
 
 def define_flags(flag_values):

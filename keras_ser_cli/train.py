@@ -11,8 +11,8 @@ Example:
 
 import os
 
-from keras_ser.cli import corpus_flags, train_flags
-from keras_ser.cli.main import UsageError
+from keras_ser_cli import corpus_flags, train_flags
+from keras_ser_cli.main import UsageError
 
 
 def define_flags(flag_values):

@@ -2,7 +2,7 @@
 
 import json
 
-from keras_ser.cli.main import UsageError
+from keras_ser_cli.main import UsageError
 
 
 def define(flag_values):

@@ -90,7 +90,7 @@ def exported():
     import contextlib
     import io
 
-    from keras_ser.cli.main import run
+    from keras_ser_cli.main import run
 
     root = tempfile.mkdtemp(prefix="keras_ser_serving_")
     atexit.register(shutil.rmtree, root, True)

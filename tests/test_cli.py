@@ -12,7 +12,7 @@ import pytest
 
 from conftest import tone, wav_bytes
 
-KERAS_SER = [sys.executable, "-m", "keras_ser.cli"]
+KERAS_SER = [sys.executable, "-m", "keras_ser_cli"]
 TINY_FLAGS = [
     "--corpus=synthetic", "--synthetic_speakers=3", "--synthetic_per_class=3", "--synthetic_emotions=WTN",
     "--model=cnn_sru", "--n_segments=2", "--image_size=67", "--sru_units=8", "--epochs=2", "--batch_size=9",
@@ -32,8 +32,8 @@ class Completed:
 
 
 def run_here(args, capsys):
-    """The same entry point (`keras_ser.cli.main.run`) in this process: no interpreter start-up."""
-    from keras_ser.cli.main import run as entry
+    """The same entry point (`keras_ser_cli.main.run`) in this process: no interpreter start-up."""
+    from keras_ser_cli.main import run as entry
 
     capsys.readouterr()
     code = entry(["keras-ser"] + args)

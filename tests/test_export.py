@@ -98,7 +98,7 @@ def test_export_rejects_what_it_cannot_serve(tmp_path):
 
 
 def test_export_cli_errors(exported, capsys):
-    from keras_ser.cli.main import run
+    from keras_ser_cli.main import run
 
     assert run(["keras-ser", "export", f"--model={exported.keras_path}", f"--export_root={exported.export_root}",
                 "--name=ser", "--version=1"]) == 2

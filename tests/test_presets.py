@@ -46,7 +46,7 @@ def test_preset_predicts_emodb(emodb_dir):
 
 
 def test_predict_cli_with_preset(emodb_dir, tmp_path, capsys):
-    from keras_ser.cli.main import run
+    from keras_ser_cli.main import run
 
     files = sorted(glob.glob(os.path.join(emodb_dir, "03a01W*.wav")))[:1] + [str(tmp_path / "missing.wav")]
     assert run(["keras-ser", "predict", f"--preset={PRESET}", "--json", *files]) == 1  # one file failed

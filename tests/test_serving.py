@@ -520,7 +520,7 @@ def test_serve_local_command(exported):
     """`keras-ser serve-local --port=0` prints the ports it chose, serves, and stops on SIGTERM."""
     from serving.client import GrpcClient
 
-    command = [sys.executable, "-c", "import sys; from keras_ser.cli.main import run; sys.exit(run())",
+    command = [sys.executable, "-c", "import sys; from keras_ser_cli.main import run; sys.exit(run())",
                "serve-local", f"--model_base_path={exported.base_path}", "--model_name=ser", "--port=0",
                "--rest_api_port=0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
