@@ -65,10 +65,18 @@ OUTPUTS = ("probabilities", "class_id", "class_name", "classes")
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "keras_ser.json"
 DEFAULT_MAX_SECONDS = 30.0
-# WAV sample rates the serve_wav signature accepts (Hz).
-MIN_SAMPLE_RATE = 4000
-MAX_SAMPLE_RATE = 192000
-_INT32_LIMIT = 2**31 - 1
+# The WAV sample rates serve_wav accepts live in tf_pipeline.audio, with the
+# in-graph WAV checks (`check_wav_bytes`); read on first use, so importing this
+# module still does not import TensorFlow.
+_FROM_AUDIO = ("MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE")
+
+
+def __getattr__(name):
+    if name not in _FROM_AUDIO:
+        raise AttributeError(f"module 'saved_models.export' has no attribute {name!r}")
+    from tf_pipeline import audio
+
+    return getattr(audio, name)
 
 
 # --------------------------------------------------------------------------
@@ -225,132 +233,6 @@ def _assert_rows(ok, template, *values):
     return tf.debugging.Assert(tf.reduce_all(ok), [message], name="check_input")
 
 
-def _gcd64(a, b):
-    import tensorflow as tf
-
-    def body(x, y):
-        return y, tf.math.floormod(x, y)
-
-    result, _ = tf.while_loop(lambda x, y: y > 0, body, (a, b))
-    return result
-
-
-def _check_wav_row(contents, row, config, max_seconds):
-    """Asserts on one WAV byte string; returns its sample count when all pass."""
-    import tensorflow as tf
-
-    import tf_pipeline
-
-    length = tf.cast(tf.strings.length(contents), tf.int64)
-    padded = tf.strings.join([contents, b"\0" * 12])
-
-    def fmt(template, *values):
-        return tf.strings.format(template, [row, *values])
-
-    not_empty = tf.debugging.Assert(
-        length > 0,
-        [fmt("audio_bytes[{}] is empty (0 bytes); expected the bytes of a 16-bit PCM WAV file")],
-        name="check_not_empty",
-    )
-    with tf.control_dependencies([not_empty]):
-        is_wav = tf.logical_and(
-            tf.equal(tf.strings.substr(padded, 0, 4), "RIFF"), tf.equal(tf.strings.substr(padded, 8, 4), "WAVE")
-        )
-        is_wav = tf.logical_and(is_wav, length >= 12)
-    header = tf.debugging.Assert(
-        is_wav,
-        [fmt("audio_bytes[{}] is not a WAV file ({} bytes without a RIFF/WAVE header); expected 16-bit PCM WAV", length)],
-        name="check_wav_header",
-    )
-
-    def u32(offset):
-        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), tf.uint8), tf.int64)
-        return raw[0] + raw[1] * 256 + raw[2] * 65536 + raw[3] * 16777216
-
-    def is_text(offset):
-        raw = tf.io.decode_raw(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), tf.uint8)
-        return tf.reduce_all(tf.logical_and(raw >= 32, raw <= 126))
-
-    def more(offset, size, found, fmt_seen, bad_at, steps):
-        going = tf.logical_and(offset + 8 <= length, tf.logical_not(found))
-        return tf.logical_and(tf.logical_and(going, bad_at < 0), steps < 4096)
-
-    def step(offset, size, found, fmt_seen, bad_at, steps):
-        chunk_id = tf.strings.substr(padded, tf.cast(offset, tf.int32), 4)
-        chunk_size = u32(offset + 4)
-        is_data = tf.equal(chunk_id, "data")
-        skip = offset + 8 + chunk_size + tf.math.floormod(chunk_size, 2)
-        bad_at = tf.where(is_text(offset), bad_at, offset)
-        fmt_seen = tf.logical_or(fmt_seen, tf.equal(chunk_id, "fmt "))
-        return tf.where(is_data, offset, skip), chunk_size, is_data, fmt_seen, bad_at, steps + 1
-
-    with tf.control_dependencies([header]):
-        start = tf.constant(12, tf.int64)
-    offset, size, found, fmt_seen, bad_at, _ = tf.while_loop(
-        more, step, (start, tf.constant(0, tf.int64), tf.constant(False), tf.constant(False),
-                     tf.constant(-1, tf.int64), tf.constant(0))
-    )
-    # The decoder quotes chunk ids in its errors: make sure they are text first.
-    chunks_ok = tf.debugging.Assert(
-        bad_at < 0,
-        [fmt("audio_bytes[{}] is not a valid WAV file: the chunk header at byte {} is not a chunk id (corrupt "
-             "header)", bad_at)],
-        name="check_chunk_ids",
-    )
-    with tf.control_dependencies([chunks_ok]):
-        has_data = tf.debugging.Assert(
-            found,
-            [fmt("audio_bytes[{}] is not a complete WAV file: no data chunk in its {} bytes", length)],
-            name="check_data_chunk",
-        )
-    with tf.control_dependencies([has_data]):
-        has_format = tf.debugging.Assert(
-            fmt_seen,
-            [fmt("audio_bytes[{}] is not a PCM WAV file: no fmt chunk before its data chunk")],
-            name="check_fmt_chunk",
-        )
-    available = length - offset - 8
-    with tf.control_dependencies([has_format]):
-        complete = tf.debugging.Assert(
-            tf.logical_or(tf.logical_not(found), size <= available),
-            [fmt("audio_bytes[{}] is a truncated WAV file: its header declares {} bytes of audio data but only {} "
-                 "follow", size, available)],
-            name="check_truncation",
-        )
-    with tf.control_dependencies([complete]):
-        audio, rate = tf_pipeline.decode_wav(contents)
-    samples = tf.cast(tf.shape(audio)[0], tf.int64)
-    rate = tf.cast(rate, tf.int64)
-    rate_ok = tf.debugging.Assert(
-        tf.logical_and(rate >= MIN_SAMPLE_RATE, rate <= MAX_SAMPLE_RATE),
-        [fmt(f"audio_bytes[{{}}] declares a sample rate of {{}} Hz; expected {MIN_SAMPLE_RATE} to "
-             f"{MAX_SAMPLE_RATE} Hz", rate)],
-        name="check_sample_rate",
-    )
-    with tf.control_dependencies([rate_ok]):
-        target = tf.constant(config.sample_rate, tf.int64)
-        up = target // _gcd64(target, tf.maximum(rate, 1))
-        # The resampler indexes output samples in int32: samples * up must fit.
-        fits = tf.debugging.Assert(
-            samples * up <= _INT32_LIMIT,
-            [fmt("audio_bytes[{}] is too long to resample in-graph: {} samples at {} Hz; send 16 kHz audio or "
-                 "the waveform signature", samples, rate)],
-            name="check_resample_size",
-        )
-    checks = [fits]
-    if max_seconds is not None:
-        with tf.control_dependencies([fits]):
-            limit = tf.cast(tf.math.floor(float(max_seconds) * tf.cast(rate, tf.float64)), tf.int64)
-            checks = [tf.debugging.Assert(
-                samples <= limit,
-                [fmt(f"audio_bytes[{{}}] is too long: {{}} samples at {{}} Hz; at most {max_seconds:g} s are accepted "
-                     "(split longer recordings)", samples, rate)],
-                name="check_duration",
-            )]
-    with tf.control_dependencies(checks):
-        return tf.identity(samples)
-
-
 def _model_inputs(model, waveforms, num_samples):
     """Model input from padded waveforms, with the tf_pipeline batch functions."""
     import tf_pipeline
@@ -391,6 +273,7 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     import tensorflow as tf
 
     import tf_pipeline
+    from tf_pipeline.audio import check_wav_bytes
 
     _check_model(model)
     if max_seconds is not None and not max_seconds > 0:
@@ -448,7 +331,7 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     def serve_wav(audio_bytes):
         rows = tf.range(tf.shape(audio_bytes)[0])
         checked = tf.map_fn(
-            lambda args: _check_wav_row(args[0], args[1], config, max_seconds),
+            lambda args: check_wav_bytes(args[0], args[1], config, max_seconds),
             (audio_bytes, rows),
             fn_output_signature=tf.int64,
         )

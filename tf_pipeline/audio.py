@@ -6,6 +6,9 @@ channel count becomes a mono float32 waveform at the model's rate.
 `load_audio` is the training-side reader: 16-bit PCM WAV goes through the same
 in-graph decoder, every other format (8/24/32-bit and float WAV, FLAC, OGG)
 through soundfile (`pip install keras-ser[audio]`).
+`check_wav_bytes` is the in-graph counterpart of `load_audio`'s checks: the
+`serve_wav` signature of an exported model runs it on each request's bytes, so
+bad audio fails with a message that names the row and the problem.
 """
 
 import io
@@ -16,6 +19,11 @@ import tensorflow as tf
 
 from tf_pipeline.config import FeatureConfig
 from tf_pipeline.config import MelFramesConfig
+
+# WAV sample rates `check_wav_bytes` (the serve_wav signature) accepts (Hz).
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 192000
+_INT32_LIMIT = 2**31 - 1
 
 
 class AudioDecodeError(ValueError):
@@ -192,6 +200,145 @@ def batch_decode_wav(audio_bytes, config=None):
         fn_output_signature=tf.RaggedTensorSpec([None], tf.float32, ragged_rank=0),
     )
     return ragged.to_tensor(), tf.cast(ragged.row_lengths(), tf.int32)
+
+
+def check_wav_bytes(contents, row, config, max_seconds=None):
+    """In-graph checks of one WAV byte string; returns its sample count when all pass.
+
+    The graph-side counterpart of `load_audio`'s checks, run by the
+    `serve_wav` signature of an exported model before `batch_decode_wav`:
+    the bytes must be a complete 16-bit PCM WAV file (RIFF/WAVE header,
+    text chunk ids, a fmt chunk before the data chunk, as many data bytes as
+    declared) at 4 kHz to 192 kHz (`MIN_SAMPLE_RATE`, `MAX_SAMPLE_RATE`),
+    short enough to resample to `config.sample_rate` with int32 indices and
+    at most `max_seconds` long. Each check is a `tf.debugging.Assert`, run
+    one after the other, so a bad input fails with one `InvalidArgumentError`
+    whose message names `audio_bytes[row]` and the first problem.
+
+    Args:
+        contents: scalar string tensor, the bytes of one file.
+        row: scalar int tensor, the row of `contents` in its batch (for the message).
+        config: the model's `FeatureConfig` or `MelFramesConfig` (its `sample_rate`).
+        max_seconds: float or None. Longest accepted audio; None accepts any length.
+
+    Returns:
+        scalar int64 tensor, the number of samples (frames) of the file, with
+        every check as a control dependency.
+
+    Example:
+
+    >>> checked = tf.map_fn(lambda a: check_wav_bytes(a[0], a[1], config, 30.0),
+    ...                     (audio_bytes, tf.range(tf.shape(audio_bytes)[0])),
+    ...                     fn_output_signature=tf.int64)   # doctest: +SKIP
+    """
+    length = tf.cast(tf.strings.length(contents), tf.int64)
+    padded = tf.strings.join([contents, b"\0" * 12])
+
+    def fmt(template, *values):
+        return tf.strings.format(template, [row, *values])
+
+    not_empty = tf.debugging.Assert(
+        length > 0,
+        [fmt("audio_bytes[{}] is empty (0 bytes); expected the bytes of a 16-bit PCM WAV file")],
+        name="check_not_empty",
+    )
+    with tf.control_dependencies([not_empty]):
+        is_wav = tf.logical_and(
+            tf.equal(tf.strings.substr(padded, 0, 4), "RIFF"), tf.equal(tf.strings.substr(padded, 8, 4), "WAVE")
+        )
+        is_wav = tf.logical_and(is_wav, length >= 12)
+    header = tf.debugging.Assert(
+        is_wav,
+        [fmt("audio_bytes[{}] is not a WAV file ({} bytes without a RIFF/WAVE header); expected 16-bit PCM WAV", length)],
+        name="check_wav_header",
+    )
+
+    def u32(offset):
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), tf.uint8), tf.int64)
+        return raw[0] + raw[1] * 256 + raw[2] * 65536 + raw[3] * 16777216
+
+    def is_text(offset):
+        raw = tf.io.decode_raw(tf.strings.substr(padded, tf.cast(offset, tf.int32), 4), tf.uint8)
+        return tf.reduce_all(tf.logical_and(raw >= 32, raw <= 126))
+
+    def more(offset, size, found, fmt_seen, bad_at, steps):
+        going = tf.logical_and(offset + 8 <= length, tf.logical_not(found))
+        return tf.logical_and(tf.logical_and(going, bad_at < 0), steps < 4096)
+
+    def step(offset, size, found, fmt_seen, bad_at, steps):
+        chunk_id = tf.strings.substr(padded, tf.cast(offset, tf.int32), 4)
+        chunk_size = u32(offset + 4)
+        is_data = tf.equal(chunk_id, "data")
+        skip = offset + 8 + chunk_size + tf.math.floormod(chunk_size, 2)
+        bad_at = tf.where(is_text(offset), bad_at, offset)
+        fmt_seen = tf.logical_or(fmt_seen, tf.equal(chunk_id, "fmt "))
+        return tf.where(is_data, offset, skip), chunk_size, is_data, fmt_seen, bad_at, steps + 1
+
+    with tf.control_dependencies([header]):
+        start = tf.constant(12, tf.int64)
+    offset, size, found, fmt_seen, bad_at, _ = tf.while_loop(
+        more, step, (start, tf.constant(0, tf.int64), tf.constant(False), tf.constant(False),
+                     tf.constant(-1, tf.int64), tf.constant(0))
+    )
+    # The decoder quotes chunk ids in its errors: make sure they are text first.
+    chunks_ok = tf.debugging.Assert(
+        bad_at < 0,
+        [fmt("audio_bytes[{}] is not a valid WAV file: the chunk header at byte {} is not a chunk id (corrupt "
+             "header)", bad_at)],
+        name="check_chunk_ids",
+    )
+    with tf.control_dependencies([chunks_ok]):
+        has_data = tf.debugging.Assert(
+            found,
+            [fmt("audio_bytes[{}] is not a complete WAV file: no data chunk in its {} bytes", length)],
+            name="check_data_chunk",
+        )
+    with tf.control_dependencies([has_data]):
+        has_format = tf.debugging.Assert(
+            fmt_seen,
+            [fmt("audio_bytes[{}] is not a PCM WAV file: no fmt chunk before its data chunk")],
+            name="check_fmt_chunk",
+        )
+    available = length - offset - 8
+    with tf.control_dependencies([has_format]):
+        complete = tf.debugging.Assert(
+            tf.logical_or(tf.logical_not(found), size <= available),
+            [fmt("audio_bytes[{}] is a truncated WAV file: its header declares {} bytes of audio data but only {} "
+                 "follow", size, available)],
+            name="check_truncation",
+        )
+    with tf.control_dependencies([complete]):
+        audio, rate = decode_wav(contents)
+    samples = tf.cast(tf.shape(audio)[0], tf.int64)
+    rate = tf.cast(rate, tf.int64)
+    rate_ok = tf.debugging.Assert(
+        tf.logical_and(rate >= MIN_SAMPLE_RATE, rate <= MAX_SAMPLE_RATE),
+        [fmt(f"audio_bytes[{{}}] declares a sample rate of {{}} Hz; expected {MIN_SAMPLE_RATE} to "
+             f"{MAX_SAMPLE_RATE} Hz", rate)],
+        name="check_sample_rate",
+    )
+    with tf.control_dependencies([rate_ok]):
+        target = tf.constant(config.sample_rate, tf.int64)
+        up = target // _gcd(target, tf.maximum(rate, 1))
+        # The resampler indexes output samples in int32: samples * up must fit.
+        fits = tf.debugging.Assert(
+            samples * up <= _INT32_LIMIT,
+            [fmt("audio_bytes[{}] is too long to resample in-graph: {} samples at {} Hz; send 16 kHz audio or "
+                 "the waveform signature", samples, rate)],
+            name="check_resample_size",
+        )
+    checks = [fits]
+    if max_seconds is not None:
+        with tf.control_dependencies([fits]):
+            limit = tf.cast(tf.math.floor(float(max_seconds) * tf.cast(rate, tf.float64)), tf.int64)
+            checks = [tf.debugging.Assert(
+                samples <= limit,
+                [fmt(f"audio_bytes[{{}}] is too long: {{}} samples at {{}} Hz; at most {max_seconds:g} s are accepted "
+                     "(split longer recordings)", samples, rate)],
+                name="check_duration",
+            )]
+    with tf.control_dependencies(checks):
+        return tf.identity(samples)
 
 
 def _describe(source):
