@@ -7,7 +7,7 @@ call of a `tf.function`, padded batches of 32 (the serving signature's path),
 and the tf.data pipeline from file paths (decoding included) with a parallel
 map. Prints utterances per second and the ratio to librosa; asserts nothing.
 
-    python benchmarks/features.py --data_dir ../shared/data/emodb/wav
+    python benchmarks/features.py --data_dir /data/emodb/wav
 """
 
 import argparse

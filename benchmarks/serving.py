@@ -12,7 +12,7 @@ process. Prints requests per second, p50/p99 latency and errors for both,
 and the server's overhead (p50 difference, throughput ratio). Asserts
 nothing; errors must be zero (they are printed with their messages).
 
-    python benchmarks/serving.py --data_dir ../shared/data/emodb/wav
+    python benchmarks/serving.py --data_dir /data/emodb/wav
     python benchmarks/serving.py --preset=paper --requests=100
 """
 

@@ -10,7 +10,7 @@ under 10%. A third mode is `make_dataset`'s default: the small feature
 images cached after the first epoch, segments cut and resized every step.
 Asserts nothing.
 
-    python benchmarks/training.py --data_dir ../shared/data/emodb/wav --preset=paper --steps=6
+    python benchmarks/training.py --data_dir /data/emodb/wav --preset=paper --steps=6
     python benchmarks/training.py --preset=small --steps=20      # synthetic corpus
 """
 

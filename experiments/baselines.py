@@ -23,7 +23,7 @@ the test speaker included, is standardised with its own mean/std.
 
 Example (the four runs of docs/baselines.md):
 
-    .venv/bin/python experiments/baselines.py --data_dir=../shared/data/emodb/wav \\
+    .venv/bin/python experiments/baselines.py --data_dir=/data/emodb/wav \\
         --feature_set=IS09,IS10 --normalization=train,speaker \\
         --run_dir=runs/baselines --cache_dir=runs/feature_cache
 
@@ -77,7 +77,7 @@ def build_parser():
             "One resumable run directory per feature set and normalisation."
         ),
         epilog=(
-            "Example: experiments/baselines.py --data_dir=../shared/data/emodb/wav --feature_set=IS09,IS10 "
+            "Example: experiments/baselines.py --data_dir=/data/emodb/wav --feature_set=IS09,IS10 "
             "--normalization=train,speaker --run_dir=runs/baselines"
         ),
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Feature images of a corpus, computed with tf_pipeline, in one `.npz` for the GPU machine.
 
-The GPU machines have Keras + JAX but no TensorFlow (../shared/GPU.md), so
+A GPU machine may have Keras + JAX but no TensorFlow (docs/gpu.md), so
 tf_pipeline cannot compute features there. Run this here (TensorFlow
 installed); it writes the log-Mel frames of every utterance (float16,
 concatenated along time), the labels, speakers, file names, class names and
@@ -16,7 +16,7 @@ It prints the file size and, with the wheels in `.whl/`, the total that
 
 Examples:
 
-    .venv/bin/python experiments/gpu_features.py                       # EMO-DB -> .gpu_data/emodb.npz
+    .venv/bin/python experiments/gpu_features.py --data_dir=/data/emodb/wav   # -> .gpu_data/emodb.npz
     .venv/bin/python experiments/gpu_features.py --corpus=synthetic --data_dir=/tmp/synthetic \\
         --out=/tmp/synthetic.npz
 """

@@ -20,7 +20,7 @@ copy of an earlier one) skips the finished folds.
 
 Defaults are the paper's CNN+SRU (AlexNet caffe layout from scratch, N=3,
 SRU 4096, batch 30) trained end to end for 30 epochs with Adam 1e-4 and no
-validation speaker (the reference calibration of ../shared/DESIGN.md).
+validation speaker (docs/design.md, Reference calibration).
 
 Examples (on the GPU machine, see docs/gpu.md and experiments/gpu_run.sh):
 

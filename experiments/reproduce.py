@@ -46,7 +46,7 @@ Presets scale the protocol (`--folds`, `--epochs`, `--override` scale it further
            EfficientNet-Lite0 rows at 112x112, SRU 256. Fits 2 CPU cores.
     paper  the paper's sizes: AlexNet (caffe layout) on 227x227 segments, SRU
            4096, dropout 0.5, batch 30, end_to_end Adam 1e-4 for 30 epochs, last
-           epoch kept (the calibration of ../shared/DESIGN.md and the default
+           epoch kept (docs/design.md, Reference calibration, and the default
            of experiments/gpu_loso.py); EfficientNet-Lite0 rows at 224x224,
            frozen and fine-tuned. A GPU job.
 
@@ -75,7 +75,7 @@ Examples:
     .venv/bin/python experiments/reproduce.py --table=all --report_only      # refresh docs/results.md
     .venv/bin/python experiments/reproduce.py --table=II --preset=paper --print_device_command
 
-On a machine without TensorFlow (the GPU machines, Keras on JAX), --features
+On a machine without TensorFlow (a GPU machine with Keras on JAX), --features
 reads the `.npz` of experiments/gpu_features.py (numpy input pipeline,
 `keras_ser.training.arrays`) instead of decoding the WAV files with tf.data;
 --print_device_command prints the whole device command (docs/gpu.md).

@@ -148,6 +148,7 @@ class EncoderStatsClassifier(EncoderTask):
     """
 
     HEAD_LAYERS = ("standardize", "dropout", "predictions")
+    SEGMENTED = None
 
     def __init__(self, encoder, num_classes=7, fine_tune=0, dropout=0.0, class_names=None,
                  feature_config=None, dtype=None, name="encoder_stats", **kwargs):

@@ -10,21 +10,13 @@ import numpy as np
 
 
 def model_inputs(model, waveform):
-    """The model input of one mono 16 kHz waveform (`[1, ...]` numpy).
+    """The model input of one mono waveform (`[1, ...]` numpy), by the model's preprocessor.
 
     `segments` models get `[1, N, H, W, 3]`; the frame-level `sru` model gets
     `[1, frames, 3 * n_mels]`; the speech-encoder entries `[1, frames, n_mels]`
-    Mel power frames.
+    Mel power frames (`keras_ser.preprocessor`).
     """
-    import tf_pipeline
-
-    if model.INPUT_LAYOUT == "mel_frames":
-        return tf_pipeline.mel_frames(waveform, model.feature_config).numpy()[None]
-    image = tf_pipeline.feature_image(waveform, model.feature_config)
-    if model.n_segments is None:
-        return tf_pipeline.batch_frame_sequence(image[None]).numpy()
-    size = tuple(model.input.shape[2:4])
-    return tf_pipeline.segment_and_resize(image, model.n_segments, size=size).numpy()[None]
+    return model.preprocessor(waveform)
 
 
 def predict_files(model, paths):

@@ -34,7 +34,7 @@ MAX_SEGMENTS = 5
 # The feature image has 3 channels: log-Mel, delta, delta-delta.
 FEATURE_CHANNELS = 3
 # Compile defaults: Adam at 1e-4 is the optimiser of this project's reference
-# calibration of the end-to-end CNN+SRU (DESIGN.md, "Facts checked").
+# calibration of the end-to-end CNN+SRU (docs/design.md, Reference calibration).
 DEFAULT_LEARNING_RATE = 1e-4
 
 
@@ -114,11 +114,14 @@ class SERTask(keras.Model):
     (60, 'Adam')
     """
 
-    # The class of `feature_config`, and the layout of the model input:
-    # "segments" [B, N, H, W, 3], "frames" [B, T, 3 * n_mels] or
-    # "mel_frames" [B, T, n_mels] (Mel power, padded with -1).
+    # What the model takes, stated once (keras_ser.preprocessor turns it into
+    # TensorFlow work): the class of `feature_config`; the layout of the
+    # input, "segments" [B, N, H, W, 3], "frames" [B, T, 3 * n_mels] or
+    # "mel_frames" [B, T, n_mels] (Mel power, padded with -1); and its
+    # segments: "n" (the `n_segments` argument, 1..5), 1, or None (none).
     FEATURE_CONFIG_CLASS = FeatureConfig
     INPUT_LAYOUT = "segments"
+    SEGMENTED = "n"
 
     def __init__(
         self,
@@ -155,12 +158,23 @@ class SERTask(keras.Model):
         """int or None: segments per utterance (`None` for frame-level models)."""
         return self._n_segments
 
+    @property
+    def preprocessor(self):
+        """The `keras_ser.preprocessor.Preprocessor` that turns audio into this model's input.
+
+        Built from what the model saves with itself (layout, feature config,
+        segments, image size); imports TensorFlow on first use.
+        """
+        from keras_ser.preprocessor import Preprocessor
+
+        return Preprocessor.for_model(self)
+
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Configures training; `"auto"` arguments take the keras-ser defaults.
 
         Defaults: `keras.optimizers.Adam(learning_rate=1e-4)` (the optimiser
         of the project's reference calibration of the end-to-end CNN+SRU,
-        DESIGN.md), sparse categorical cross-entropy on the softmax output,
+        docs/design.md), sparse categorical cross-entropy on the softmax output,
         and the metrics WA (`SparseCategoricalAccuracy` named `"wa"`) and UA
         (`keras_ser.metrics.UnweightedAccuracy` named `"ua"`).
 
@@ -341,6 +355,8 @@ class CNNClassifier(SERTask):
     (None, 1, 67, 67, 3)
     """
 
+    SEGMENTED = 1
+
     def __init__(
         self,
         backbone,
@@ -427,6 +443,7 @@ class SRUClassifier(SERTask):
     """
 
     INPUT_LAYOUT = "frames"
+    SEGMENTED = None
 
     def __init__(
         self,
@@ -508,6 +525,35 @@ DEFAULT_SPEECH_BACKBONE = "speaker_encoder"
 DEFAULT_SRU_UNITS = {"cnn_sru": 4096, "sru": 4096, "encoder_sru": 256}
 
 
+def model_class(name):
+    """The task class of a zoo entry (`list_models()` name)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model. Expected one of {list(MODELS)}. Received: name={name!r}")
+    if name in ENCODER_MODELS:
+        from keras_ser import encoder_models
+
+        return {"encoder_stats": encoder_models.EncoderStatsClassifier,
+                "encoder_sru": encoder_models.EncoderSRUClassifier}[name]
+    return {"cnn_sru": CNNSRUClassifier, "cnn": CNNClassifier, "sru": SRUClassifier}[name]
+
+
+def model_input(name, n_segments=None):
+    """`(layout, n_segments)` of the input a zoo entry takes, from its class.
+
+    `n_segments` is what the model is built with: the given number for
+    entries that take N segments (`cnn_sru`, `encoder_sru`; None: 3), 1 for
+    `cnn`, None for the others.
+
+    Example:
+
+    >>> model_input("cnn", 3), model_input("encoder_sru", 4), model_input("sru", 3)
+    (('segments', 1), ('mel_frames', 4), ('frames', None))
+    """
+    task = model_class(name)
+    segments = {"n": 3 if n_segments is None else n_segments, 1: 1, None: None}[task.SEGMENTED]
+    return task.INPUT_LAYOUT, segments
+
+
 def default_backbone(name):
     """The backbone a zoo entry uses when none is named: `"alexnet"` or `"speaker_encoder"`."""
     return DEFAULT_SPEECH_BACKBONE if name in ENCODER_MODELS else "alexnet"
@@ -568,7 +614,7 @@ def build_model(
 
     With `compile=True` the model is compiled with `model.compile()`'s
     defaults: Adam with learning rate 1e-4 (the optimiser of this project's
-    reference calibration of the end-to-end model, DESIGN.md), sparse
+    reference calibration of the end-to-end model, docs/design.md), sparse
     categorical cross-entropy, and the metrics WA (accuracy, `"wa"`) and UA
     (mean per-class recall over the epoch, `"ua"`).
 

@@ -21,10 +21,10 @@ Both return `probabilities` float32 `[batch, classes]`, `class_id` int64
 classes]` (the class names in the order of `probabilities`, TF's
 classification-output convention, so a client needs nothing but the
 response to name every probability). Every output is batch-first, as TF
-Serving's batcher requires. Features are computed by the
-tf_pipeline batch functions (`batch_decode_wav`, `batch_feature_image`,
-`batch_segment_and_resize`) with the model's own `feature_config`; the model
-standardises them in its first layer, as in training.
+Serving's batcher requires. Audio is decoded by `tf_pipeline.batch_decode_wav`
+and turned into the model's input by the model's own preprocessor
+(`model.preprocessor.batch`, `keras_ser.preprocessor`), the one training
+uses; the model standardises its features in its first layer, as in training.
 
 Bad input fails the request with `InvalidArgumentError` and a message that
 names the input and the row: empty bytes, bytes that are not WAV, truncated
@@ -37,7 +37,7 @@ in-graph resampler's memory grows with the length).
 Beside the graph, `assets.extra/` holds `tf_serving_warmup_requests`
 (replayed by TF Serving at load), `labels.txt` (one class name per line, in
 `class_id` order) and `keras_ser.json` (feature config, segments, image
-size, class names, signatures).
+size, the model's preprocessor, class names, signatures).
 
 Example:
 
@@ -233,22 +233,6 @@ def _assert_rows(ok, template, *values):
     return tf.debugging.Assert(tf.reduce_all(ok), [message], name="check_input")
 
 
-def _model_inputs(model, waveforms, num_samples):
-    """Model input from padded waveforms, with the tf_pipeline batch functions."""
-    import tf_pipeline
-
-    config = model.feature_config
-    if model.INPUT_LAYOUT == "mel_frames":
-        # Speech-encoder entries: Mel power frames, padded with -1 (masked by the model).
-        return tf_pipeline.batch_mel_frames(waveforms, num_samples, config)[0]
-    images, num_frames = tf_pipeline.batch_feature_image(waveforms, num_samples, config)
-    if model.n_segments is None:
-        # Frame-level model (`sru`): [B, T, 3 * n_mels], zero past each row's frames.
-        return tf_pipeline.batch_frame_sequence(images)
-    size = tuple(int(s) for s in model.input.shape[2:4])
-    return tf_pipeline.batch_segment_and_resize(images, num_frames, model.n_segments, size)
-
-
 def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     """The two serving functions of a model, as `tf.function`s with input signatures.
 
@@ -279,11 +263,13 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive or None. Received: max_seconds={max_seconds!r}")
     config = model.feature_config
+    # The model's own preprocessor: the features of training, in the graph.
+    preprocessor = model.preprocessor
     class_names = tf.constant(model.class_names)
     max_samples = None if max_seconds is None else int(max_seconds * config.sample_rate)
 
     def predict(waveforms, num_samples):
-        probabilities = tf.cast(model(_model_inputs(model, waveforms, num_samples), training=False), tf.float32)
+        probabilities = tf.cast(model(preprocessor.batch(waveforms, num_samples), training=False), tf.float32)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {
             "probabilities": probabilities,
@@ -371,7 +357,8 @@ def _metadata(model, name, version, max_seconds):
         "class_names": model.class_names,
         "n_segments": model.n_segments,
         "input_layout": model.INPUT_LAYOUT,
-        "image_size": [int(s) for s in model.input.shape[2:4]] if model.INPUT_LAYOUT == "segments" else None,
+        "image_size": model.preprocessor.get_config()["image_size"],
+        "preprocessor": model.preprocessor.get_config(),
         "feature_config": model.feature_config.to_dict(),
         "max_seconds": max_seconds,
         "signatures": {

@@ -2,7 +2,8 @@
 
 A Python gRPC server on the official tensorflow-serving-api stubs plus TF
 Serving's REST API, for machines without `tensorflow_model_server` (no
-binary on PyPI or apt, no Docker engine: DESIGN.md). It serves the same
+binary on PyPI or apt, no Docker engine: docs/design.md, Why a Python
+test server). It serves the same
 SavedModel directories with the same protocol, status codes and messages,
 so clients, tests and the warmup file can be checked end to end before the
 real `tensorflow/serving` image runs them on a GPU host.

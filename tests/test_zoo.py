@@ -88,7 +88,7 @@ def test_tiny_shapes_layers_and_parameter_counts(name, cls, input_shape, layer_n
     [
         # AlexNet 56,868,224 + SRU 4096 * 3 * 4096 + 2 * 4096 = 50,339,840 + softmax 28,679 (+ 6).
         ("cnn_sru", {}, 107_236_749),
-        # Ungrouped conv2/4/5 (+1,413,120): the 108.6 M of DESIGN.md's calibration network.
+        # Ungrouped conv2/4/5 (+1,413,120): the 108.6 M of docs/design.md, Reference calibration.
         ("cnn_sru", {"backbone_kwargs": {"groups": 1}}, 108_649_869),
         ("cnn", {}, 56_896_909),
         # SRU 180 -> 4096: 180 * 4 * 4096 + 2 * 4096 = 2,957,312.

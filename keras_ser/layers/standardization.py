@@ -129,7 +129,7 @@ def set_channel_stats(model, mean, std=None):
     Every keras-ser zoo model takes raw feature images and standardises them
     in its first layer, `ChannelStandardization` named `"standardize"`. Call
     this with statistics computed on the training speakers only (never the
-    test speaker: see DESIGN.md, Evaluation rules); they are then saved with
+    test speaker: see docs/design.md, Evaluation rules); they are then saved with
     the model (`.keras`, SavedModel), so inference needs nothing else.
 
     Args:

@@ -19,7 +19,8 @@ class TrainConfig:
     is trained. Defaults are the paper's where it gives them (batch 30;
     `paper` recipe: stage 1 SGD 1e-3 for 400 epochs, stage 2 Adam 1e-3 for
     100 epochs) and this project's reference calibration otherwise
-    (`end_to_end`: Adam 1e-4, 30 epochs, DESIGN.md).
+    (`end_to_end`: Adam 1e-4, 30 epochs; docs/design.md, Reference
+    calibration).
 
     Args:
         model: zoo entry (`cnn_sru`, `cnn`, `sru`).
@@ -170,14 +171,22 @@ class TrainConfig:
     @property
     def segments(self):
         """Segments per utterance the data pipeline must cut (None for frames)."""
-        return {"cnn_sru": self.n_segments, "cnn": 1, "encoder_sru": self.n_segments}.get(self.model)
+        from keras_ser.zoo import model_input
+
+        return model_input(self.model, self.n_segments)[1]
 
     @property
     def output(self):
         """The input layout this model reads: `"segments"`, `"frames"` or `"mel_frames"`."""
-        if self.model in ENCODER_MODELS:
-            return "mel_frames"
-        return "frames" if self.model == "sru" else "segments"
+        from keras_ser.zoo import model_input
+
+        return model_input(self.model, self.n_segments)[0]
+
+    def preprocessor(self, feature_config=None):
+        """The `keras_ser.preprocessor.Preprocessor` of the model this config describes."""
+        from keras_ser.preprocessor import Preprocessor
+
+        return Preprocessor.for_train_config(self, feature_config)
 
     @property
     def uses_encoder(self):

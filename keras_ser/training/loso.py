@@ -68,12 +68,11 @@ def versions():
 def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None, log=None):
     """The `FoldData` of one fold for the speech-encoder entries.
 
-    `dataset(part)` yields padded Mel power frames (`tf_pipeline.mel_frames_dataset`);
+    `dataset(part)` yields padded Mel power frames (the model's preprocessor);
     `features(part)` the frozen encoder's pooled features, computed once for
     the whole corpus (`keras_ser.training.frozen.corpus_features`); the
     recipes standardise them with training-speaker statistics only.
     """
-    import tf_pipeline
     from keras_ser.training import frozen
     from keras_ser.training.recipes import FoldData
 
@@ -82,9 +81,11 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     parts = {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
     speaker_ids = np.array([record.speaker for record in corpus.records])
 
+    preprocessor = config.preprocessor(feature_config)
+
     def dataset(part, training):
-        return tf_pipeline.mel_frames_dataset(corpus, parts[part], feature_config, batch_size=config.batch_size,
-                                              training=training, seed=config.seed)
+        return preprocessor.dataset(corpus, parts[part], batch_size=config.batch_size, training=training,
+                                    seed=config.seed)
 
     def features(part):
         return frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log)[parts[part]]
@@ -123,16 +124,14 @@ def make_fold_data(corpus, fold, config, feature_config=None):
     if config.strategy == "multi_worker":
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
+    preprocessor = config.preprocessor(feature_config)
+
     def dataset(part, training):
-        return tf_pipeline.make_dataset(
+        return preprocessor.dataset(
             corpus,
             parts[part],
-            n_segments=config.segments or 1,
             batch_size=config.batch_size,
             training=training,
-            config=feature_config,
-            image_size=(config.image_size, config.image_size),
-            output=config.output,
             seed=config.seed,
             augment=augment,
             speaker_stats=speaker_stats,

@@ -1,0 +1,69 @@
+"""The preprocessor: one statement of which model takes what, used by training, prediction and serving."""
+
+import os
+
+import numpy as np
+import pytest
+
+import keras
+import keras_ser
+import tf_pipeline
+from keras_ser.preprocessor import Preprocessor
+from keras_ser.training.config import TrainConfig
+
+TINY_CNN = {"image_size": 67, "sru_units": 8, "backbone_kwargs": {"filters": (8, 8, 8, 8, 8), "fc_units": 16}}
+ENTRIES = {
+    "cnn_sru": dict(name="cnn_sru", n_segments=2, **TINY_CNN),
+    "cnn": dict(name="cnn", **{k: v for k, v in TINY_CNN.items() if k != "sru_units"}),
+    "sru": dict(name="sru", sru_units=8),
+    "encoder_stats": dict(name="encoder_stats"),
+    "encoder_sru": dict(name="encoder_sru", n_segments=2, sru_units=8),
+}
+LAYOUT = {"cnn_sru": "segments", "cnn": "segments", "sru": "frames", "encoder_stats": "mel_frames",
+          "encoder_sru": "mel_frames"}
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_every_path_gets_the_same_input(name, synthetic_corpus, tmp_path):
+    model = keras_ser.build_model(num_classes=synthetic_corpus.num_classes, compile=False, **ENTRIES[name])
+    preprocessor = model.preprocessor
+    assert preprocessor.layout == LAYOUT[name]
+    # The model's preprocessor is the one its TrainConfig describes, and survives saving.
+    spec = {k: v for k, v in ENTRIES[name].items() if k not in ("name", "backbone_kwargs")}
+    config = TrainConfig(model=name, recipe="probe" if name == "encoder_stats" else
+                         "frozen" if name == "encoder_sru" else "end_to_end", **spec)
+    assert config.preprocessor(model.feature_config) == preprocessor
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    assert keras.saving.load_model(path, compile=False).preprocessor == preprocessor
+    assert Preprocessor.from_config(preprocessor.get_config()) == preprocessor
+    # The training dataset (corpus order), one-at-a-time prediction input and the padded
+    # batch of the serving graph agree.
+    indices = [0, 5]
+    inputs, _ = next(iter(preprocessor.dataset(synthetic_corpus, indices, batch_size=2)))
+    waves = [np.asarray(tf_pipeline.load_audio(synthetic_corpus.records[i].path)) for i in indices]
+    batch = np.zeros((2, max(len(w) for w in waves)), np.float32)
+    for row, w in enumerate(waves):
+        batch[row, : len(w)] = w
+    served = np.asarray(preprocessor.batch(batch, [len(w) for w in waves]))
+    for row, w in enumerate(waves):
+        alone = preprocessor(w)[0]
+        frames = alone.shape[0]
+        np.testing.assert_allclose(np.asarray(inputs)[row][: frames], alone, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(served[row][: frames], alone, rtol=1e-4, atol=1e-4)
+    assert model.predict(served, verbose=0).shape == (2, synthetic_corpus.num_classes)
+
+
+def test_preprocessor_errors():
+    with pytest.raises(ValueError, match=r"layout must be one of \('segments', 'frames', 'mel_frames'\)"):
+        Preprocessor("images")
+    with pytest.raises(ValueError, match="A 'frames' preprocessor cuts no segments. Received: n_segments=3"):
+        Preprocessor("frames", n_segments=3)
+    with pytest.raises(ValueError, match="n_segments must be between 1 and 5. Received: n_segments=6"):
+        Preprocessor("segments", n_segments=6)
+    with pytest.raises(ValueError, match="must be a MelFramesConfig or its dict"):
+        Preprocessor("mel_frames", tf_pipeline.FeatureConfig())
+    with pytest.raises(ValueError, match="mel_frames input has no augmentation"):
+        Preprocessor("mel_frames").dataset(None, mixup_alpha=0.2)
+    with pytest.raises(ValueError, match="waveform must be a mono signal"):
+        Preprocessor("frames")(np.zeros((2, 16000), np.float32))
