@@ -699,15 +699,16 @@ def build_model(
         raise ValueError(
             f"backbone_kwargs must be a dict or None. Received: backbone_kwargs={backbone_kwargs!r}"
         )
-    if name in ("cnn_sru", "encoder_sru"):
+    segmented = model_class(name).SEGMENTED
+    if segmented == "n":
         n_segments = 3 if n_segments is None else n_segments
         _check_segments(n_segments)
-    elif name == "cnn" and n_segments not in (None, 1):
+    elif segmented == 1 and n_segments not in (None, 1):
         raise ValueError(
-            "The 'cnn' model takes one segment (the whole utterance image). "
+            f"The {name!r} model takes one segment (the whole utterance image). "
             f"Received: n_segments={n_segments!r}"
         )
-    elif name in ("sru", "encoder_stats") and n_segments is not None:
+    elif segmented is None and n_segments is not None:
         raise ValueError(
             f"The {name!r} model reads frame-level features, not segments; leave n_segments=None. "
             f"Received: n_segments={n_segments!r}"

@@ -93,10 +93,13 @@ def config_from(flag_values):
             raise UsageError(f"--backbone_kwargs must be a JSON object. Received: {flag_values.backbone_kwargs!r}")
     names = [name for name in TrainConfig.__dataclass_fields__ if name != "backbone_kwargs" and name in flag_values]
     values = {name: flag_values[name].value for name in names}
+    from keras_ser.zoo import model_class
+
     n = values["n_segments"]
-    if values["model"] in ("cnn_sru", "encoder_sru") and not 1 <= n <= 5:
+    segmented = model_class(values["model"]).SEGMENTED
+    if segmented == "n" and not 1 <= n <= 5:
         raise UsageError(f"--n_segments must be between 1 and 5. Received: --n_segments={n}")
-    if values["model"] == "cnn":
+    if segmented == 1:
         values["n_segments"] = 1
     try:
         return TrainConfig(backbone_kwargs=backbone_kwargs, **values)
