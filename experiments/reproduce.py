@@ -647,7 +647,8 @@ def _probe_choices(run):
     if not chosen:
         return ""
     counts = {c: chosen.count(c) for c in sorted(set(chosen), reverse=True)}
-    return " C chosen per fold: " + ", ".join(f"{c:g} ({n} fold{'s' if n > 1 else ''})" for c, n in counts.items()) + "."
+    return " C chosen per fold: " + ", ".join(f"{c:g} ({n} fold{'s' if n > 1 else ''})"
+                                              for c, n in counts.items()) + "."
 
 
 def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DEFAULT_BASELINES):
@@ -681,9 +682,9 @@ def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DE
                       f"speaker. The reference reaches UA {_pct(ua)} pooled over {len(ref_run.speakers)} "
                       f"fold{'s' if len(ref_run.speakers) > 1 else ''}: "
                       f"{'at or above' if 100 * ua >= GOAL_UA else 'below'} the goal on those folds. "
-                      "The probe has no epochs (its C is chosen per fold, below); the first fold of an encoder row "
-                      "also extracts the encoder features of the whole corpus once, so its s / fold is mostly that "
-                      "first fold.", ""]
+                      "The probe has no epochs (its C is chosen per fold, below). The first fold of an encoder row "
+                      "also extracts the encoder features of the whole corpus (once), which weighs on the mean "
+                      "s / fold of those rows.", ""]
         names = {row.name: row.name for row in rows}
         names[os.path.join(baselines_dir, "emodb-is10-train")] = "IS10+SVM"
         lines += ["Paired t-tests (B - A; A = each other system, B = the reference probe on raw audio; then the "
@@ -1086,8 +1087,8 @@ def parse_args(argv=None):
                         help="Test speakers, comma-separated (default: all). Use the same subset for every table "
                              "so that comparisons are paired.")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="Epochs of every row (end_to_end, frozen: epochs; paper recipe: stage2_epochs). Changes the run "
-                             "folder (e.g. runs/reproduce/cpu_epochs3).")
+                        help="Epochs of every row (end_to_end, frozen: epochs; paper recipe: stage2_epochs). "
+                             "Changes the run folder (e.g. runs/reproduce/cpu_epochs3).")
     parser.add_argument("--override", default=None,
                         help='JSON dict of TrainConfig fields for every row, e.g. \'{"patience": 3}\'. Changes the '
                              "run folder.")
