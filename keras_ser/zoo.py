@@ -28,9 +28,9 @@ from keras_ser.backbones import get_backbone_factory
 from keras_ser.layers.sru import SRU
 from keras_ser.layers.standardization import ChannelStandardization
 from keras_ser.metrics import UnweightedAccuracy
+from tf_pipeline.config import MAX_SEGMENTS
 from tf_pipeline.config import FeatureConfig
 
-MAX_SEGMENTS = 5
 # The feature image has 3 channels: log-Mel, delta, delta-delta.
 FEATURE_CHANNELS = 3
 # Compile defaults: Adam at 1e-4 is the optimiser of this project's reference

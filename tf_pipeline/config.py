@@ -3,6 +3,10 @@
 import dataclasses
 import json
 
+# Most segments an utterance is cut into (the paper's N = 1..5): the one definition, used by
+# tf_pipeline.segments, the model zoo, the training configuration and the command line.
+MAX_SEGMENTS = 5
+
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:

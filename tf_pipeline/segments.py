@@ -8,7 +8,8 @@ the batched form used by the serving signature equals the one-at-a-time form.
 
 import tensorflow as tf
 
-MAX_SEGMENTS = 5
+from tf_pipeline.config import MAX_SEGMENTS  # noqa: F401  (re-exported as tf_pipeline.MAX_SEGMENTS)
+
 DEFAULT_SIZE = (227, 227)
 
 

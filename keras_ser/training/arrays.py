@@ -45,6 +45,7 @@ import os
 import keras
 import numpy as np
 
+from tf_pipeline.config import MAX_SEGMENTS
 from tf_pipeline.config import FeatureConfig
 from tf_pipeline.corpora import Corpus
 from tf_pipeline.corpora import Record
@@ -52,7 +53,6 @@ from tf_pipeline.normalization import ChannelStats
 from tf_pipeline.normalization import channel_stats
 
 FORMAT = "keras_ser.feature_arrays/1"
-MAX_SEGMENTS = 5
 DEFAULT_SIZE = (227, 227)
 STORES = ("log_mel", "images")
 
