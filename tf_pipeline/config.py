@@ -8,8 +8,39 @@ import json
 MAX_SEGMENTS = 5
 
 
+class _DictConfig:
+    """A frozen dataclass config that round-trips through a plain dict and JSON."""
+
+    def to_dict(self):
+        """Returns the config as a plain, JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config):
+        """Builds a config from `to_dict()` output; unknown keys are an error."""
+        if isinstance(config, cls):
+            return config
+        name = cls.__name__
+        if not isinstance(config, dict):
+            raise ValueError(f"Expected a dict of {name} fields. Received: {type(config).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"Unknown {name} fields: {unknown}. Expected some of: {sorted(known)}")
+        return cls(**config)
+
+    def to_json(self):
+        """Returns the config as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        """Builds a config from `to_json()` output."""
+        return cls.from_dict(json.loads(text))
+
+
 @dataclasses.dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(_DictConfig):
     """Settings of the log-Mel / delta / delta-delta feature image.
 
     The defaults are those of Jiang, Fu & Tao (2019): 16 kHz audio, 60 Mel
@@ -91,39 +122,10 @@ class FeatureConfig:
             return 0
         return 1 + (num_samples - self.n_fft) // self.hop_length
 
-    def to_dict(self):
-        """Returns the config as a plain, JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, config):
-        """Builds a config from `to_dict()` output; unknown keys are an error."""
-        if isinstance(config, cls):
-            return config
-        if not isinstance(config, dict):
-            raise ValueError(
-                f"Expected a dict of FeatureConfig fields. Received: {type(config).__name__}"
-            )
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown FeatureConfig fields: {unknown}. Expected some of: {sorted(known)}"
-            )
-        return cls(**config)
-
-    def to_json(self):
-        """Returns the config as a JSON string."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        """Builds a config from `to_json()` output."""
-        return cls.from_dict(json.loads(text))
 
 
 @dataclasses.dataclass(frozen=True)
-class MelFramesConfig:
+class MelFramesConfig(_DictConfig):
     """Settings of the Mel power frames a pretrained speech encoder reads.
 
     The defaults are those the GE2E speaker encoder was trained with: 16 kHz,
@@ -186,23 +188,3 @@ class MelFramesConfig:
         """Frames produced from `num_samples` samples."""
         return 1 + num_samples // self.hop_length
 
-    def to_dict(self):
-        """Returns the config as a plain, JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, config):
-        """Builds a config from `to_dict()` output; unknown keys are an error."""
-        if isinstance(config, cls):
-            return config
-        if not isinstance(config, dict):
-            raise ValueError(f"Expected a dict of MelFramesConfig fields. Received: {type(config).__name__}")
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"Unknown MelFramesConfig fields: {unknown}. Expected some of: {sorted(known)}")
-        return cls(**config)
-
-    def to_json(self):
-        """Returns the config as a JSON string."""
-        return json.dumps(self.to_dict(), sort_keys=True)
