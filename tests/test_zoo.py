@@ -317,6 +317,10 @@ def test_task_classes_check_their_arguments_too():
         "keras_ser", "keras_ser.zoo", "keras_ser.metrics", "keras_ser.layers.sru", "keras_ser.layers.lrn",
         "keras_ser.layers.standardization", "keras_ser.backbones", "keras_ser.backbones.alexnet",
         "keras_ser.weights", "keras_ser.weights.alexnet",
+        # The speech backbone, its zoo entries, pooling, presets, the preprocessor and its features.
+        "keras_ser.backbones.speaker_encoder", "keras_ser.weights.speaker_encoder", "keras_ser.encoder_models",
+        "keras_ser.layers.pooling", "keras_ser.presets", "keras_ser.preprocessor", "tf_pipeline.mel_power",
+        "tf_pipeline.config",
     ],
 )
 def test_docstring_examples_run(module):

@@ -50,7 +50,7 @@ class SpeakerEncoder(keras.Model):
     >>> import numpy as np
     >>> encoder = SpeakerEncoder(units=8, embedding_dim=4)
     >>> outputs = encoder(np.random.rand(2, 50, 40).astype("float32"))
-    >>> outputs["lstm_3"].shape, outputs["embedding"].shape
+    >>> tuple(outputs["lstm_3"].shape), tuple(outputs["embedding"].shape)
     ((2, 50, 8), (2, 4))
     """
 
@@ -128,7 +128,7 @@ def speaker_encoder(weights=None, **kwargs):
 
     >>> encoder = speaker_encoder("resemblyzer")
     >>> encoder.count_params()
-    1420800
+    1420544
     """
     encoder = SpeakerEncoder(**kwargs)
     if weights is not None:

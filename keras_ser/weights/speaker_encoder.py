@@ -152,7 +152,7 @@ def load_speaker_encoder(encoder, weights="resemblyzer"):
 
     >>> from keras_ser.backbones.speaker_encoder import SpeakerEncoder
     >>> encoder = load_speaker_encoder(SpeakerEncoder())
-    >>> encoder.get_layer("lstm_1").weights[0].shape
+    >>> tuple(encoder.get_layer("lstm_1").weights[0].shape)
     (40, 1024)
     """
     arrays, source = _read_arrays(weights)
