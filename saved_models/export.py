@@ -27,12 +27,13 @@ and turned into the model's input by the model's own preprocessor
 uses; the model standardises its features in its first layer, as in training.
 
 Bad input fails the request with `InvalidArgumentError` and a message that
-names the input and the row: empty bytes, bytes that are not WAV, truncated
-WAV, WAV that is not 16-bit PCM, audio shorter than one frame (512 samples;
-400 for the speech-encoder entries) or than `n_segments` frames, digital
-silence (speech-encoder entries), NaN/Inf samples, `num_samples` that disagrees
-with `waveform`, and audio longer than `max_seconds` (30 s by default; the
-in-graph resampler's memory grows with the length).
+names the input and the row: an empty batch (0 rows), empty bytes, bytes
+that are not WAV, truncated WAV, WAV that is not 16-bit PCM, audio shorter
+than one frame (512 samples; 400 for the speech-encoder entries) or than
+`n_segments` frames, digital silence (speech-encoder entries), NaN/Inf
+samples, `num_samples` that disagrees with `waveform`, and audio longer than
+`max_seconds` (30 s by default; the in-graph resampler's memory grows with
+the length).
 
 Beside the graph, `assets.extra/` holds `tf_serving_warmup_requests`
 (replayed by TF Serving at load), `labels.txt` (one class name per line, in
@@ -285,12 +286,17 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     def serving_default(waveform, num_samples):
         rows = tf.shape(waveform)[0]
         width = tf.shape(waveform)[1]
-        same_batch = tf.debugging.Assert(
-            tf.equal(tf.shape(num_samples)[0], rows),
-            [tf.strings.format("num_samples must hold one length per row of waveform: waveform has {} rows, "
-                               "num_samples {} entries", [rows, tf.shape(num_samples)[0]])],
-            name="check_batch",
-        )
+        # First: an empty batch (nothing else can be checked, and the model would fail on it).
+        not_empty = tf.debugging.Assert(
+            rows > 0, ["waveform has 0 rows; expected a batch of at least one waveform"], name="check_batch_size")
+        with tf.control_dependencies([not_empty]):
+            waveform = tf.identity(waveform)
+            same_batch = tf.debugging.Assert(
+                tf.equal(tf.shape(num_samples)[0], rows),
+                [tf.strings.format("num_samples must hold one length per row of waveform: waveform has {} rows, "
+                                   "num_samples {} entries", [rows, tf.shape(num_samples)[0]])],
+                name="check_batch",
+            )
         with tf.control_dependencies([same_batch]):
             lengths = tf.identity(num_samples)
         # One check after the other, so the message names the first problem.
@@ -315,6 +321,11 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     @functools.partial(tf.function, autograph=False,
                        input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
     def serve_wav(audio_bytes):
+        not_empty = tf.debugging.Assert(
+            tf.shape(audio_bytes)[0] > 0, ["audio_bytes has 0 rows; expected at least one WAV file"],
+            name="check_batch_size")
+        with tf.control_dependencies([not_empty]):
+            audio_bytes = tf.identity(audio_bytes)
         rows = tf.range(tf.shape(audio_bytes)[0])
         checked = tf.map_fn(
             lambda args: check_wav_bytes(args[0], args[1], config, max_seconds),

@@ -13,7 +13,9 @@ same status codes and messages (taken from TF Serving's sources):
 - a version is loaded with `tf.saved_model.load`, then the warmup file
   `assets.extra/tf_serving_warmup_requests` is replayed through Predict;
   only then is it AVAILABLE (a failing warmup fails the load);
-- unknown model or version: NOT_FOUND "Servable not found for request:
+- a request without a `model_spec`: INVALID_ARGUMENT "Missing ModelSpec"; a
+  `model_spec` without a name: INVALID_ARGUMENT "ModelSpec has no name
+  specified."; unknown model or version: NOT_FOUND "Servable not found for request:
   Latest(name)" / "Specific(name, 7)"; unknown label: INVALID_ARGUMENT
   "Unrecognized servable version label: x"; unknown signature:
   FAILED_PRECONDITION 'Serving signature key "x" not found.'; inputs that do
@@ -476,6 +478,8 @@ class ModelManager:
         return model
 
     def resolve(self, model_spec):
+        if not model_spec.name:  # as TF Serving's ServerCore::ServableRequestFromModelSpec
+            raise invalid("ModelSpec has no name specified.")
         return self.model(model_spec.name).resolve(model_spec)
 
     def status(self, model_spec):

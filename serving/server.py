@@ -85,6 +85,8 @@ def _servicers(manager):
     class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
             try:
+                if not request.HasField("model_spec"):  # as TF Serving's predict_impl.cc
+                    raise invalid("Missing ModelSpec")
                 return manager.resolve(request.model_spec).predict(request)
             except ServingError as error:
                 _abort(context, error)
@@ -156,6 +158,24 @@ def _model_spec(name, version, label):
     if label is not None:
         spec.version_label = label
     return spec
+
+
+def _empty_batch(servable, signature_name, inputs):
+    """The inputs of an empty `instances` list as 0-row tensors of the signature's rank.
+
+    TF Serving refuses an empty `instances` list itself ("No values in 'instances'
+    array"); here the 0-row batch also goes to the signature, so the message names
+    the input (`waveform has 0 rows; ...`) as it does for an empty gRPC batch.
+    """
+    import numpy as np
+
+    _, signature = servable.signature(signature_name, rest=True)
+    shaped = {}
+    for alias, (array, dtype) in inputs.items():
+        shape = signature.inputs[alias].tensor_shape
+        dims = [] if shape.unknown_rank else [max(d.size, 0) for d in shape.dim]
+        shaped[alias] = (np.reshape(array, [0] + dims[1:]) if len(dims) > 1 else array, dtype)
+    return shaped
 
 
 def _rest_handler(manager):
@@ -240,6 +260,13 @@ def _rest_handler(manager):
                     return {alias: tf.dtypes.as_dtype(info.dtype) for alias, info in signature.inputs.items()}
 
                 signature_name, inputs, row_format = json_tensor.parse_request(body, signature_inputs)
+                if row_format and inputs and all(array.shape[:1] == (0,) for array, _ in inputs.values()):
+                    inputs = _empty_batch(servable, signature_name, inputs)
+                    try:
+                        servable.run(signature_name, inputs, rest=True)
+                    except ServingError as error:  # the signature's own empty-batch message
+                        raise ServingError(error.code, f"No values in 'instances' array: {error.message}") from None
+                    raise invalid("No values in 'instances' array")
                 _, outputs = servable.run(signature_name, inputs, rest=True)
                 self._send(200, json_tensor.format_response(outputs, row_format))
             except ServingError as error:

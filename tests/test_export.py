@@ -222,6 +222,33 @@ def test_serve_wav_resamples_and_downmixes(exported):
     np.testing.assert_allclose(from_wav, from_waveform["probabilities"].numpy(), atol=1e-5, rtol=0)
 
 
+def test_empty_batch_is_refused_by_name(exported):
+    """0 rows: InvalidArgumentError naming the input, before the model sees the batch (was a shape error)."""
+    import tensorflow as tf
+
+    from saved_models import serving_functions
+
+    loaded = exported.loaded.signatures
+    functions = serving_functions(exported.model)
+    cases = [
+        (lambda f: f["serve_wav"](audio_bytes=tf.constant([], tf.string)),
+         r"audio_bytes has 0 rows; expected at least one WAV file"),
+        (lambda f: f["serving_default"](waveform=tf.zeros([0, 16000]), num_samples=tf.zeros([0], tf.int32)),
+         r"waveform has 0 rows; expected a batch of at least one waveform"),
+        (lambda f: f["serving_default"](waveform=tf.zeros([0, 0]), num_samples=tf.zeros([0], tf.int32)),
+         r"waveform has 0 rows"),
+        # The empty batch is named first, before the num_samples mismatch.
+        (lambda f: f["serving_default"](waveform=tf.zeros([0, 16000]), num_samples=tf.constant([16000])),
+         r"waveform has 0 rows"),
+    ]
+    for signatures in (loaded, functions):
+        for call, pattern in cases:
+            with pytest.raises(tf.errors.InvalidArgumentError, match=pattern):
+                call(signatures)
+        out = signatures["serve_wav"](audio_bytes=tf.constant([wav_bytes(tone(1.0))]))
+        assert out["probabilities"].shape == (1, 4)
+
+
 @pytest.mark.parametrize("name", ["cnn", "sru"])
 def test_serving_functions_other_zoo_models(name, emodb_dir):
     """The baselines export too: serving graph == model.predict on tf_pipeline features."""

@@ -327,6 +327,14 @@ BAD_INPUTS = {
                       r"input size does not match signature: 1!=2 .* Missing but required: \{num_samples\}"),
     "batch of 1000": ("serve_wav", {"audio_bytes": [b"RIFF"] * 1000},
                       r"Task size 1000 is larger than maximum input batch size 64"),
+    "empty batch of WAV files": ("serve_wav", {"audio_bytes": []},
+                                 r"audio_bytes has 0 rows; expected at least one WAV file"),
+    "empty batch of waveforms": ("serving_default", {"waveform": np.zeros((0, 16000), np.float32),
+                                                     "num_samples": np.zeros(0, np.int32)},
+                                 r"waveform has 0 rows; expected a batch of at least one waveform"),
+    "empty batch of 0-sample waveforms": ("serving_default", {"waveform": np.zeros((0, 0), np.float32),
+                                                              "num_samples": np.zeros(0, np.int32)},
+                                          r"waveform has 0 rows"),
 }
 
 
@@ -362,6 +370,7 @@ REST_BAD_INPUTS = {
     "wrong shape": ("serving_default", {"waveform": np.zeros(400, np.float32), "num_samples": np.array([400], np.int32)},
                     r"input 'waveform' must have shape \[\?,\?\]"),
     "batch of 1000": ("serve_wav", {"audio_bytes": [b"RIFF"] * 1000}, r"Task size 1000 is larger"),
+    "empty batch": ("serve_wav", {"audio_bytes": []}, r"audio_bytes has 0 rows; expected at least one WAV file"),
 }
 
 
@@ -372,6 +381,54 @@ def test_bad_input_rest(server, case):
     assert status == 400 and re.search(pattern, body["error"]), body
     good = {"signature_name": "serve_wav", "instances": [{"b64": base64.b64encode(_good_wav()).decode()}]}
     assert _rest(f"{server.rest_url}/v1/models/ser:predict", good)[0] == 200
+
+
+def test_empty_instances_rest(server):
+    """An empty `instances` list: 400 with TF Serving's words and the signature's empty-batch message."""
+    url = f"{server.rest_url}/v1/models/ser:predict"
+    for payload, pattern in (
+        ({"signature_name": "serve_wav", "instances": []}, r"audio_bytes has 0 rows; expected at least one WAV file"),
+        ({"instances": []}, r"waveform has 0 rows; expected a batch of at least one waveform"),
+    ):
+        status, body = _rest(url, payload)
+        assert status == 400, body
+        assert body["error"].startswith("No values in 'instances' array: ") and re.search(pattern, body["error"]), body
+        good = {"signature_name": "serve_wav", "instances": [{"b64": base64.b64encode(_good_wav()).decode()}]}
+        assert _rest(url, good)[0] == 200
+
+
+def test_missing_model_spec(stubs):
+    """No model_spec: INVALID_ARGUMENT "Missing ModelSpec"; a nameless one: "ModelSpec has no name specified."
+    (TF Serving's predict_impl.cc, get_model_metadata_impl.cc, get_model_status_impl.cc, server_core.cc)."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+    from tensorflow_serving.apis import get_model_status_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    def code_and_details(call, request):
+        with pytest.raises(grpc.RpcError) as error:
+            call(request, RPC_TIMEOUT)
+        return error.value.code(), error.value.details()
+
+    missing = (grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+    request = predict_pb2.PredictRequest()
+    request.inputs["audio_bytes"].CopyFrom(_wav_request([_good_wav()]).inputs["audio_bytes"])
+    assert not request.HasField("model_spec")
+    assert code_and_details(stubs[0].Predict, request) == missing
+    request.model_spec.signature_name = "serve_wav"  # a model_spec, but no model name
+    assert code_and_details(stubs[0].Predict, request) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
+    metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    assert code_and_details(stubs[0].GetModelMetadata, metadata) == missing
+    metadata.model_spec.signature_name = "serve_wav"
+    assert code_and_details(stubs[0].GetModelMetadata, metadata) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
+    status = get_model_status_pb2.GetModelStatusRequest()
+    assert code_and_details(stubs[1].GetModelStatus, status) == missing
+    status.model_spec.SetInParent()
+    assert code_and_details(stubs[1].GetModelStatus, status) == missing
+
+    request.model_spec.name = "ser"  # the server keeps serving
+    assert len(stubs[0].Predict(request, RPC_TIMEOUT).outputs["class_name"].string_val) == 1
 
 
 def test_bad_json_rest(server):
