@@ -1,4 +1,4 @@
-"""Exports a .keras model as a versioned SavedModel for TensorFlow Serving.
+"""Exports a .keras model as a versioned SavedModel for TensorFlow Serving, or as TensorFlow Lite.
 
 Writes EXPORT_ROOT/NAME/VERSION/ (the next integer version unless --version
 is given) through a temporary directory renamed into place, so a server
@@ -10,8 +10,15 @@ warmup requests and labels.txt in assets.extra/. Serve it with
 `keras-ser serve-local` here, or tensorflow/serving on a GPU host
 (docs/serving.md).
 
+--format=tflite writes EXPORT_ROOT/NAME.tflite instead (and NAME.tflite.json:
+class names, sample rate, accepted lengths, ops): one utterance's 16 kHz mono
+float32 waveform [1, samples] in, probabilities [1, classes] out, features
+in the graph, TFLite built-in ops only (saved_models/tflite.py). --version
+and --warmup_files apply to SavedModels only.
+
 Example:
     keras-ser export --model=emodb.keras --export_root=exports --name=ser
+    keras-ser export --model=emodb.keras --export_root=exports --name=ser --format=tflite
 """
 
 import os
@@ -36,6 +43,9 @@ def define_flags(flag_values):
                       "synthetic speech-like audio).", flag_values=flag_values)
     flags.DEFINE_float("max_seconds", 30.0, "Longest audio the signatures accept, in seconds (0: no limit).",
                        lower_bound=0.0, flag_values=flag_values)
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"], "saved_model: the versioned "
+                      "SavedModel for TF Serving; tflite: EXPORT_ROOT/NAME.tflite, waveform [1, samples] at 16 kHz "
+                      "in, probabilities out (TFLite built-in ops only).", flag_values=flag_values)
 
 
 def main(flag_values, positional):
@@ -58,6 +68,8 @@ def main(flag_values, positional):
         check_name(flag_values.name)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if flag_values.format == "tflite":
+        return _export_tflite(flag_values)
     model_dir = os.path.join(flag_values.export_root, flag_values.name)
     if (flag_values.version is not None and not flag_values.overwrite
             and os.path.exists(os.path.join(model_dir, str(flag_values.version)))):
@@ -77,4 +89,32 @@ def main(flag_values, positional):
     print(f"exported {flag_values.model} to {path}")
     print(f"  signatures: serving_default (waveform, num_samples), serve_wav (audio_bytes); classes: {', '.join(labels)}")
     print(f"  serve it: keras-ser serve-local --model_base_path={model_dir} --model_name={flag_values.name}")
+    return 0
+
+
+def _export_tflite(flag_values):
+    if flag_values.version is not None:
+        raise UsageError("--version applies to --format=saved_model only (a .tflite export is one file, "
+                         "EXPORT_ROOT/NAME.tflite; --overwrite replaces it)")
+    if flag_values.warmup_files:
+        raise UsageError("--warmup_files applies to --format=saved_model only (TF Serving's warmup requests)")
+    from saved_models.tflite import export_tflite
+    from saved_models.tflite import read_tflite_metadata
+
+    path = os.path.join(flag_values.export_root, flag_values.name + ".tflite")
+    if os.path.exists(path) and not flag_values.overwrite:
+        raise UsageError(f"{path} already exists; add --overwrite to replace it")
+    try:
+        path = export_tflite(flag_values.model, flag_values.export_root, flag_values.name,
+                             max_seconds=flag_values.max_seconds or None, overwrite=flag_values.overwrite)
+    except FileExistsError as error:
+        raise UsageError(str(error)) from None
+    except ValueError as error:
+        raise UsageError(str(error).replace("\n", " ")) from None
+    metadata = read_tflite_metadata(path)
+    select = ", ".join(metadata["ops"]["select"]) or "none"
+    print(f"exported {flag_values.model} to {path} ({metadata['size_bytes'] / 1e6:.1f} MB)")
+    print(f"  signature: serving_default (waveform float32 [1, samples] at {metadata['sample_rate']} Hz, at least "
+          f"{metadata['min_samples']} samples) -> probabilities; classes: {', '.join(metadata['class_names'])}")
+    print(f"  ops: {len(metadata['ops']['builtin'])} TFLite built-ins; select TF ops: {select}")
     return 0

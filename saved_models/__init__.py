@@ -1,4 +1,5 @@
-"""saved_models: export keras-ser models as versioned SavedModels for TensorFlow Serving.
+"""saved_models: export keras-ser models as versioned SavedModels for TensorFlow Serving
+(`export`) and as TensorFlow Lite files (`export_tflite`, `saved_models.tflite`).
 
 Layout: `<export_root>/<name>/<version>/` (the `--model_base_path` of TF
 Serving is `<export_root>/<name>`). Exported artefacts are never committed.
@@ -9,6 +10,8 @@ Example:
 >>> path = saved_models.export(model, "exports", "ser")   # doctest: +SKIP
 >>> saved_models.audit_ops(path)                               # doctest: +SKIP
 []
+>>> saved_models.export_tflite(model, "exports", "ser")     # doctest: +SKIP
+'exports/ser.tflite'
 """
 
 from saved_models.audit import audit_ops
@@ -25,6 +28,10 @@ from saved_models.export import next_version
 from saved_models.export import publish_version
 from saved_models.export import read_labels
 from saved_models.export import serving_functions
+from saved_models.tflite import export_tflite
+from saved_models.tflite import read_tflite_metadata
+from saved_models.tflite import run_tflite
+from saved_models.tflite import tflite_ops
 from saved_models.warmup import read_warmup_file
 
 __all__ = [
@@ -36,11 +43,15 @@ __all__ = [
     "audit_ops",
     "check_ops",
     "export",
+    "export_tflite",
     "list_versions",
     "next_version",
     "publish_version",
     "read_labels",
+    "read_tflite_metadata",
     "read_warmup_file",
     "saved_model_ops",
+    "run_tflite",
     "serving_functions",
+    "tflite_ops",
 ]

@@ -1,0 +1,421 @@
+"""Export a keras-ser model as one TensorFlow Lite file: waveform in, probabilities out.
+
+`export_tflite(model, export_root, name)` writes `<export_root>/<name>.tflite`
+(beside the SavedModel folder `<export_root>/<name>/` of `saved_models.export`,
+which it does not touch) and `<export_root>/<name>.tflite.json` (class names
+in output order, sample rate, accepted lengths, the op list). Each is written
+to a hidden temporary file and renamed into place.
+
+The model has one signature, `serving_default`:
+
+- input `waveform`: float32 `[1, samples]`, one utterance, mono, at the
+  model's `feature_config.sample_rate` (16 kHz), samples in [-1, 1]. No WAV
+  decoding and no resampling happen inside (that is `serve_wav` of the
+  SavedModel); resize the input to each utterance's length
+  (`Interpreter.resize_tensor_input(index, [1, samples])`, then
+  `allocate_tensors()`).
+- output `probabilities`: float32 `[1, classes]`, in the order of
+  `class_names` in the JSON file (`labels` of the SavedModel).
+
+The features are in the graph: the model's own preprocessor
+(`model.preprocessor.batch`) for the log-Mel layouts (`cnn_sru`, `cnn`,
+`sru`), and for the speech-encoder entries (`encoder_stats`, `encoder_sru`)
+the Mel power frames of `tf_pipeline.mel_power` with one change: the power
+spectrum is a matrix product with a precomputed windowed DFT basis (cosine
+and sine halves) instead of `tf.signal.rfft`, because TFLite's built-in FFT
+(`RFFT2D`) takes power-of-two lengths only and the encoder's window is 400
+samples. Same math; on real EMO-DB files the probabilities match the
+SavedModel's `serving_default` within 1e-4 (tests/test_tflite.py).
+
+Every op is a TFLite built-in (`TFLITE_BUILTINS` only; no Flex / select TF
+ops, so the plain TFLite runtime runs it): `tflite_ops(path)` lists them and
+`export_tflite` refuses to write a file holding any other op.
+
+Bad input. TFLite has no assertion op (the converter drops `tf.debugging`
+asserts), so the checks of the SavedModel are made of shape math here: a
+bad waveform makes `interpreter.invoke()` raise `RuntimeError` (TFLite's
+message names a `GATHER` node that "failed to invoke"; the kernel logs
+"gather index out of bounds"). That happens for a batch other than one row;
+fewer than `min_samples` samples (one 400-sample window for the encoder
+entries, `n_fft + (n_segments - 1) * hop` for the log-Mel ones: 512 for `sru`
+and `cnn`); more than `max_seconds` (30 s by default); NaN or Inf samples;
+and, for the encoder entries, digital silence (every sample 0), the same
+conditions the SavedModel rejects. `run_tflite` checks them in Python first
+and raises `ValueError` with a readable message. Samples outside [-1, 1] are
+not checked (as in the SavedModel).
+
+Example:
+
+>>> import keras_ser, saved_models
+>>> model = keras_ser.from_preset("encoder_stats_emodb")                  # doctest: +SKIP
+>>> path = saved_models.export_tflite(model, "exports", "ser")             # doctest: +SKIP
+>>> path                                                                       # doctest: +SKIP
+'exports/ser.tflite'
+>>> interpreter = tf.lite.Interpreter(model_path=path)                        # doctest: +SKIP
+>>> saved_models.run_tflite(interpreter, waveform)    # float32 [samples] at 16 kHz  # doctest: +SKIP
+array([0.02, 0.01, ...], dtype=float32)
+"""
+
+import datetime
+import functools
+import json
+import os
+import uuid
+
+import numpy as np
+
+SUFFIX = ".tflite"
+METADATA_SUFFIX = ".tflite.json"
+SIGNATURE = "serving_default"
+INPUT = "waveform"
+OUTPUT = "probabilities"
+# Ops outside TFLITE_BUILTINS the exported graph may hold. None: the whole
+# graph (features, LSTM while loops, checks) converts to built-ins.
+SELECT_OPS = ()
+# TFLite's built-in FFT (RFFT2D) takes power-of-two lengths only.
+_BUILTIN_FFT = "rfft"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+# --------------------------------------------------------------------------
+# The graph
+# --------------------------------------------------------------------------
+
+
+def _is_power_of_two(n):
+    return n > 0 and n & (n - 1) == 0
+
+
+@functools.lru_cache(maxsize=8)
+def _dft_basis(n_fft):
+    """`[n_fft, 2 * bins]`: the real DFT's cosine then sine columns times a periodic Hann window.
+
+    `frames @ basis` holds the real parts and (minus) the imaginary parts of
+    `rfft(frames * window)`, so their squares summed per bin are the power
+    spectrum. Computed in float64, stored as float32.
+    """
+    n = np.arange(n_fft)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)  # tf_pipeline.mel_power's window
+    k = np.arange(n_fft // 2 + 1)
+    # The angle reduced modulo n_fft first: exact integers, then one rounding.
+    angle = 2.0 * np.pi * ((n[:, None] * k[None, :]) % n_fft) / n_fft
+    basis = np.concatenate([np.cos(angle), np.sin(angle)], axis=1) * window[:, None]
+    return basis.astype(np.float32)
+
+
+def _mel_frames(waveform, num_samples, config):
+    """`tf_pipeline.batch_mel_frames` of one row, `[1, samples] -> [1, frames, n_mels]`, built-in ops only.
+
+    The same steps (optional volume normalisation, centred frames with zero
+    padding, periodic Hann window, power spectrum, Slaney Mel filterbank);
+    the spectrum is a DFT as a matrix product instead of `rfft`.
+    """
+    import tensorflow as tf
+
+    from tf_pipeline import mel_power
+
+    if config.volume_dbfs is not None:
+        waveform = mel_power._normalize_volume(waveform, num_samples, float(config.volume_dbfs))
+    half = config.n_fft // 2
+    padded = tf.pad(waveform, [[0, 0], [half, half]])
+    framed = tf.signal.frame(padded, config.n_fft, config.hop_length, pad_end=False)  # [1, T, n_fft]
+    parts = tf.tensordot(framed, tf.constant(_dft_basis(config.n_fft)), axes=1)  # [1, T, 2 * bins]
+    filterbank = mel_power._mel_filterbank_np(config.sample_rate, config.n_fft, config.n_mels, config.fmin,
+                                              config.fmax)
+    # re^2 @ F + im^2 @ F in one product: the filterbank stacked twice.
+    paired = np.concatenate([filterbank, filterbank], axis=0).astype(np.float32)
+    mel = tf.tensordot(tf.square(parts), tf.constant(paired), axes=1)
+    num_frames = 1 + num_samples[0] // config.hop_length
+    return tf.reshape(mel[:, :num_frames], [1, -1, config.n_mels])
+
+
+def _min_samples(model):
+    """Fewest samples the model's preprocessor accepts (the SavedModel's check)."""
+    config = model.feature_config
+    layout = model.preprocessor.layout
+    if layout == "mel_frames":
+        return config.min_samples
+    return config.min_samples(model.n_segments or 1)
+
+
+def _require(ok, lengths):
+    """`lengths` (int32 `[1]`) unchanged, read through a GATHER that is out of bounds unless `ok`.
+
+    TFLite drops assertion ops; an out-of-bounds GATHER index fails
+    `invoke()` instead, and its result feeds the features, so the converter
+    cannot remove it.
+    """
+    import tensorflow as tf
+
+    index = tf.reshape(tf.cast(tf.logical_not(ok), tf.int32), [1])
+    return lengths + tf.gather(tf.zeros([1], tf.int32), index)
+
+
+def tflite_function(model, max_seconds=30.0):
+    """The function `export_tflite` converts, a `tf.function` of `waveform` float32 `[1, samples]`.
+
+    Returns `{"probabilities": float32 [1, classes]}`. Useful to compare the
+    TensorFlow graph with the converted one.
+
+    Args:
+        model: a keras-ser model (`keras_ser.SERTask`).
+        max_seconds: float or None. Longest accepted audio. Defaults to `30.0`.
+
+    Example:
+
+    >>> fn = tflite_function(model)                                           # doctest: +SKIP
+    >>> fn(tf.random.uniform([1, 16000], -0.1, 0.1))["probabilities"].shape   # doctest: +SKIP
+    TensorShape([1, 7])
+    """
+    import tensorflow as tf
+
+    from saved_models.export import _check_model
+
+    _check_model(model)
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive or None. Received: max_seconds={max_seconds!r}")
+    preprocessor = model.preprocessor
+    config = model.feature_config
+    layout = preprocessor.layout
+    if layout != "mel_frames" and not _is_power_of_two(config.n_fft):
+        raise ValueError(
+            f"TFLite export needs a power-of-two n_fft for the log-Mel features (TFLite's built-in FFT takes "
+            f"only those). Received: n_fft={config.n_fft}"
+        )
+    min_samples = _min_samples(model)
+    max_samples = None if max_seconds is None else int(max_seconds * config.sample_rate)
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([1, None], tf.float32, name=INPUT)])
+    def predict(waveform):
+        lengths = tf.shape(waveform)[1:2]
+        # One row: the converter takes the batch dimension as 1 (the signature's),
+        # but the element count is computed when the model runs.
+        ok = tf.logical_and(tf.equal(tf.size(waveform, out_type=tf.int32), lengths[0]), lengths[0] >= min_samples)
+        if max_samples is not None:
+            ok = tf.logical_and(ok, lengths[0] <= max_samples)
+        # NaN and Inf fail `<=` against the largest float.
+        ok = tf.logical_and(ok, tf.reduce_all(tf.abs(waveform) <= _FLOAT32_MAX))
+        if layout == "mel_frames":
+            ok = tf.logical_and(ok, tf.reduce_max(tf.abs(waveform)) > 0.0)  # digital silence
+        lengths = _require(ok, lengths)
+        if layout == "mel_frames":
+            inputs = _mel_frames(waveform, lengths, config)
+        else:
+            inputs = preprocessor.batch(waveform, lengths)
+        return {OUTPUT: tf.cast(model(inputs, training=False), tf.float32)}
+
+    return predict
+
+
+# --------------------------------------------------------------------------
+# Conversion and ops
+# --------------------------------------------------------------------------
+
+
+def convert(model, max_seconds=30.0):
+    """The `.tflite` bytes of a keras-ser model (`tflite_function`, variables frozen, built-in ops only)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    function = tflite_function(model, max_seconds=max_seconds)
+    # Keras 3 variables are resources read inside the LSTMs' while loops; the
+    # converter would keep them as uninitialised TFLite variables. Frozen,
+    # they are constants in the flatbuffer.
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+
+    # Freezing drops the output names; this restores `probabilities`.
+    @tf.function(autograph=False, input_signature=function.input_signature)
+    def named(waveform):
+        return {OUTPUT: tf.nest.flatten(frozen(waveform))[0]}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()], model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+def tflite_ops(model):
+    """The ops of a `.tflite` model, every subgraph (while-loop bodies included).
+
+    Args:
+        model: the path of a `.tflite` file, or its bytes.
+
+    Returns:
+        dict `{"builtin": sorted names, "select": sorted Flex op names,
+        "custom": sorted other custom op names}`.
+
+    Example:
+
+    >>> tflite_ops("exports/ser.tflite")["select"]                           # doctest: +SKIP
+    []
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if isinstance(model, (str, os.PathLike)):
+        with open(model, "rb") as handle:
+            model = handle.read()
+    flatbuffer = schema.Model.GetRootAsModel(bytearray(model), 0)
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    used = set()
+    for s in range(flatbuffer.SubgraphsLength()):
+        subgraph = flatbuffer.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            used.add(subgraph.Operators(o).OpcodeIndex())
+    ops = {"builtin": set(), "select": set(), "custom": set()}
+    for index in used:
+        code = flatbuffer.OperatorCodes(index)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if names.get(builtin) == "CUSTOM":
+            custom = code.CustomCode().decode()
+            if custom.startswith("Flex"):
+                ops["select"].add(custom[len("Flex"):])
+            else:
+                ops["custom"].add(custom)
+        else:
+            ops["builtin"].add(names.get(builtin, str(builtin)))
+    return {kind: sorted(values) for kind, values in ops.items()}
+
+
+# --------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------
+
+
+def _metadata(model, name, max_seconds, ops, size):
+    import keras_ser
+
+    config = model.feature_config
+    return {
+        "name": name,
+        "model": model.name,
+        "class_names": model.class_names,
+        "signature": SIGNATURE,
+        "inputs": {INPUT: "float32 [1, samples], mono, at sample_rate, samples in [-1, 1]"},
+        "outputs": {OUTPUT: "float32 [1, classes], in class_names order"},
+        "sample_rate": config.sample_rate,
+        "min_samples": _min_samples(model),
+        "max_samples": None if max_seconds is None else int(max_seconds * config.sample_rate),
+        "rejects_silence": model.preprocessor.layout == "mel_frames",
+        "preprocessor": model.preprocessor.get_config(),
+        "ops": ops,
+        "size_bytes": size,
+        "keras_ser_version": keras_ser.__version__,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_atomic(path, data):
+    directory, base = os.path.split(path)
+    tmp = os.path.join(directory, f".tmp-{base}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
+    """Exports a keras-ser model to `<export_root>/<name>.tflite` (and `<name>.tflite.json`).
+
+    Converts `tflite_function(model)` (see the module docstring) with
+    built-in TFLite ops only, checks the op list, and writes both files
+    through temporary files renamed into place.
+
+    Args:
+        model: a keras-ser model (any zoo entry; the log-Mel ones need a
+            power-of-two `n_fft`, which the paper's 512 is), or the path
+            of a `.keras` file holding one.
+        export_root: str. Folder of exported models (created if missing).
+        name: str. File name without the suffix (the SavedModel's model name).
+        max_seconds: float or None. Longest audio accepted. Defaults to `30.0`.
+        overwrite: bool. Replace an existing `<name>.tflite`. Defaults to
+            `False` (an existing file is a `FileExistsError`).
+
+    Returns:
+        str, the path of the `.tflite` file.
+
+    Raises:
+        ValueError: not a keras-ser model, bad name, or the converted graph
+            holds ops other than TFLite built-ins.
+        FileExistsError: the file exists and `overwrite` is False.
+
+    Example:
+
+    >>> export_tflite(model, "exports", "ser")                               # doctest: +SKIP
+    'exports/ser.tflite'
+    """
+    from saved_models.export import _load_model
+    from saved_models.export import check_name
+
+    check_name(name)
+    export_root = os.fspath(export_root)
+    path = os.path.join(export_root, name + SUFFIX)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (keras-ser export --overwrite) to "
+                              "replace it")
+    model = _load_model(model)
+    content = convert(model, max_seconds=max_seconds)
+    ops = tflite_ops(content)
+    extra = [f"Flex{op}" for op in ops["select"] if op not in SELECT_OPS] + ops["custom"]
+    if extra:
+        raise ValueError(f"The TFLite graph holds ops outside TFLITE_BUILTINS: {', '.join(extra)}")
+    os.makedirs(export_root, exist_ok=True)
+    metadata = _metadata(model, name, max_seconds, ops, len(content))
+    _write_atomic(os.path.join(export_root, name + METADATA_SUFFIX),
+                  (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
+    _write_atomic(path, content)
+    return path
+
+
+def read_tflite_metadata(path):
+    """The JSON written beside a `.tflite` export (class names, sample rate, lengths, ops)."""
+    base = path[:-len(SUFFIX)] if path.endswith(SUFFIX) else path
+    with open(base + METADATA_SUFFIX, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# --------------------------------------------------------------------------
+# Running it
+# --------------------------------------------------------------------------
+
+
+def check_waveform(waveform, metadata):
+    """Raises ValueError (with the reason) for a waveform the TFLite model would refuse at `invoke()`."""
+    waveform = np.asarray(waveform)
+    if waveform.ndim != 1:
+        raise ValueError(f"waveform must be mono, shape [samples]. Received shape: {waveform.shape}")
+    samples = waveform.shape[0]
+    rate = metadata["sample_rate"]
+    if samples < metadata["min_samples"]:
+        raise ValueError(f"waveform is too short: {samples} samples; at least {metadata['min_samples']} "
+                         f"({metadata['min_samples'] / rate * 1000:.1f} ms at {rate} Hz) are needed")
+    if metadata["max_samples"] is not None and samples > metadata["max_samples"]:
+        raise ValueError(f"waveform is too long: {samples} samples; at most {metadata['max_samples']} "
+                         f"({metadata['max_samples'] / rate:g} s at {rate} Hz) are accepted (split longer recordings)")
+    if not np.all(np.isfinite(waveform)):
+        raise ValueError("waveform contains NaN or Inf samples; expected finite samples in [-1, 1]")
+    if metadata["rejects_silence"] and not np.any(waveform):
+        raise ValueError("waveform is silent (every sample is 0); expected speech")
+
+
+def run_tflite(interpreter, waveform, metadata=None):
+    """Class probabilities of one waveform from a loaded TFLite model.
+
+    Args:
+        interpreter: a `tf.lite.Interpreter` on an `export_tflite` file.
+        waveform: float `[samples]`, mono, at the model's sample rate.
+        metadata: dict from `read_tflite_metadata`, or None. With it the
+            waveform is checked first (`check_waveform`: ValueError with
+            the reason, instead of TFLite's RuntimeError).
+
+    Returns:
+        float32 numpy `[classes]`.
+    """
+    waveform = np.asarray(waveform, np.float32)
+    if metadata is not None:
+        check_waveform(waveform, metadata)
+    elif waveform.ndim != 1:
+        raise ValueError(f"waveform must be mono, shape [samples]. Received shape: {waveform.shape}")
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    return runner(**{INPUT: waveform[None]})[OUTPUT][0]
