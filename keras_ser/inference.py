@@ -19,6 +19,31 @@ def model_inputs(model, waveform):
     return model.preprocessor(waveform)
 
 
+def _predictor(model):
+    """`inputs -> probabilities` (float32 numpy) of a model, compiled once for every input length.
+
+    On the TensorFlow backend: one `tf.function` with the input signature
+    `[None] + the model's input shape`, traced once however the batch size and
+    the number of frames vary from file to file (`model.predict` on files of
+    different lengths traces again, and TensorFlow warns about retracing).
+    Other backends: `model.predict_on_batch`.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda inputs: np.asarray(model.predict_on_batch(inputs), np.float32)
+    import tensorflow as tf
+
+    def call(inputs):
+        return tf.cast(model(inputs, training=False), tf.float32)
+
+    try:
+        spec = tf.TensorSpec([None] + list(model.input.shape[1:]), tf.as_dtype(model.input.dtype))
+    except (AttributeError, ValueError):  # a model without a symbolic input: relax shapes as they come
+        return tf.function(call, autograph=False, reduce_retracing=True)
+    return tf.function(call, autograph=False, input_signature=[spec])
+
+
 def predict_files(model, paths):
     """Label and class probabilities for each file; unreadable files do not stop the others.
 
@@ -41,6 +66,7 @@ def predict_files(model, paths):
 
     import tf_pipeline
 
+    predict = _predictor(model)  # compiled once for all the files
     results = []
     for path in paths:
         try:
@@ -49,7 +75,7 @@ def predict_files(model, paths):
         except (ValueError, tf.errors.InvalidArgumentError) as error:
             results.append({"file": path, "error": str(error).splitlines()[0]})
             continue
-        probabilities = np.asarray(model.predict(inputs, verbose=0))[0]
+        probabilities = np.asarray(predict(inputs))[0]
         class_id = int(np.argmax(probabilities))
         results.append({
             "file": path,
