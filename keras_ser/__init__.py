@@ -23,6 +23,7 @@ from keras_ser.layers.standardization import get_channel_stats
 from keras_ser.layers.standardization import set_channel_stats
 from keras_ser.presets import from_preset
 from keras_ser.presets import list_presets
+from keras_ser.timeline import predict_timeline
 from keras_ser.zoo import MAX_SEGMENTS
 from keras_ser.zoo import CNNClassifier
 from keras_ser.zoo import CNNSRUClassifier
@@ -49,6 +50,7 @@ __all__ = [
     "list_models",
     "list_presets",
     "metrics",
+    "predict_timeline",
     "set_channel_stats",
     "weights",
 ]

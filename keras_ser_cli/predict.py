@@ -7,10 +7,17 @@ trained model shipped with keras-ser does (no training, no download: see
 file that cannot be read is reported by name and the others are still
 predicted; the exit status is 1 when any file failed.
 
+With --timeline_dir (--model or --preset), each file of any length is read in
+chunks and predicted window by window (--window_s every --hop_s, the model's
+own features): DIR/<file stem>.csv (start_s, end_s, one column per class) and
+DIR/<file stem>.png (the probabilities over time), and one summary line per
+file (`keras_ser.predict_timeline`).
+
 Examples:
     keras-ser predict --model=emodb.keras 03a01Fa.wav 03a01Wa.wav
     keras-ser predict --preset=encoder_stats_emodb recording.wav
     keras-ser predict --server=localhost:8500 --model_name=ser --json *.wav
+    keras-ser predict --preset=encoder_stats_emodb --window_s=3 --hop_s=1 --timeline_dir=out long.wav
 """
 
 import json
@@ -32,6 +39,13 @@ def define_flags(flag_values):
     flags.DEFINE_string("model_name", "ser", "Model name on the server (--server).", flag_values=flag_values)
     flags.DEFINE_boolean("json", False, "Print JSON (one object per file) instead of a table.",
                          flag_values=flag_values)
+    flags.DEFINE_string("timeline_dir", None, "Timeline mode (--model or --preset): predict every --window_s window "
+                        "every --hop_s of each file (any length, read in chunks) and write DIR/<file stem>.csv "
+                        "(start_s, end_s, one column per class) and DIR/<file stem>.png; one summary line per file.",
+                        flag_values=flag_values)
+    flags.DEFINE_float("window_s", 3.0, "Timeline window length in seconds (--timeline_dir).", flag_values=flag_values)
+    flags.DEFINE_float("hop_s", 1.0, "Seconds between timeline window starts (--timeline_dir).",
+                       flag_values=flag_values)
 
 
 def main(flag_values, positional):
@@ -39,6 +53,12 @@ def main(flag_values, positional):
         raise UsageError("no audio files given; usage: keras-ser predict --model=M.keras FILE [FILE ...]")
     if sum(bool(v) for v in (flag_values.model, flag_values.preset, flag_values.server)) != 1:
         raise UsageError("give exactly one of --model=M.keras, --preset=NAME or --server=host:port")
+    if flag_values.timeline_dir and flag_values.server:
+        raise UsageError("--timeline_dir predicts locally: give --model=M.keras or --preset=NAME, not --server")
+    if flag_values.timeline_dir:
+        for name in ("window_s", "hop_s"):
+            if not flag_values[name].value > 0:
+                raise UsageError(f"--{name} must be a positive number of seconds; received {flag_values[name].value}")
     if flag_values.server:
         from serving.client import predict_with_server
 
@@ -61,9 +81,53 @@ def main(flag_values, positional):
             raise UsageError(f"--model file not found: {flag_values.model}")
         else:
             model = keras.saving.load_model(flag_values.model)
+        if flag_values.timeline_dir:
+            return _timelines(model, positional, flag_values)
         results = predict_files(model, positional)
         class_names = model.class_names
     from keras_ser.inference import format_table
 
     print(json.dumps(results, indent=1) if flag_values.json else format_table(results, class_names))
     return 1 if any("error" in result for result in results) else 0
+
+
+def _timelines(model, paths, flag_values):
+    """Timeline mode: CSV + PNG per file, one summary (or error) line per file; 1 when any file failed."""
+    import os
+
+    import tensorflow as tf
+
+    from keras_ser.timeline import _window_predictor
+    from keras_ser.timeline import format_summary
+    from keras_ser.timeline import plot_timeline
+    from keras_ser.timeline import predict_timeline
+    from keras_ser.timeline import write_csv
+
+    os.makedirs(flag_values.timeline_dir, exist_ok=True)
+    predict = _window_predictor(model)  # traced once for all the files
+    summaries, stems = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        unique, count = stem, 1
+        while unique in stems:  # same name in two folders: a.csv, a_2.csv
+            count += 1
+            unique = f"{stem}_{count}"
+        stems.add(unique)
+        try:
+            timeline = predict_timeline(model, path, flag_values.window_s, flag_values.hop_s, _predict=predict)
+        except (ValueError, tf.errors.InvalidArgumentError) as error:
+            message = str(error).splitlines()[0]
+            summaries.append({"file": path, "error": message})
+            if not flag_values.json:
+                print(f"{path}: ERROR: {message}")
+            continue
+        base = os.path.join(flag_values.timeline_dir, unique)
+        summary = timeline.summary()
+        summary["csv"] = write_csv(timeline, base + ".csv")
+        summary["png"] = plot_timeline(timeline, base + ".png", title=os.path.basename(path))
+        summaries.append(summary)
+        if not flag_values.json:
+            print(format_summary(summary))
+    if flag_values.json:
+        print(json.dumps(summaries, indent=1))
+    return 1 if any("error" in summary for summary in summaries) else 0
