@@ -309,5 +309,5 @@ def format_summary(summary):
     """One line: file, duration, windows, the most frequent label and its share, mean probability per class."""
     means = " ".join(f"{name}={p:.3f}" for name, p in summary["mean_probabilities"].items())
     silent = f" ({summary['silent_windows']} silent)" if summary["silent_windows"] else ""
-    return (f"{os.path.basename(summary['file'])}: {summary['duration_s']:.1f} s, {summary['windows']} windows{silent}, "
+    return (f"{os.path.basename(summary['file'])}: {summary['duration_s']:.1f} s, {summary['windows']} window{'s' if summary['windows'] != 1 else ''}{silent}, "
             f"mostly {summary['top_label']} ({summary['top_share']:.0%} of windows); mean {means}")

@@ -80,6 +80,18 @@ def test_file_read_in_chunks_equals_the_whole_waveform(model, recording, long_wa
         spans.clear()
 
 
+def test_flac_is_read_in_chunks_by_soundfile(model, recording, tmp_path):
+    soundfile = pytest.importorskip("soundfile")
+
+    from keras_ser import predict_timeline
+
+    path = tmp_path / "long.flac"
+    soundfile.write(str(path), recording, 16000, subtype="PCM_16")
+    whole = predict_timeline(model, recording, WINDOW_S, HOP_S)
+    np.testing.assert_allclose(predict_timeline(model, path, WINDOW_S, HOP_S, batch_windows=5).probabilities,
+                               whole.probabilities, atol=1e-6)
+
+
 def test_other_rates_and_channels_are_resampled_per_window(model, recording, tmp_path):
     import scipy.signal
 
