@@ -86,8 +86,9 @@ def tensorflow_reference(tmp_path_factory):
             x = (rng.normal(size=(3, *model.input.shape[1:])) * 3.0 - 4.0).astype("float32")
         inputs[key] = x
         outputs[key] = model.predict(x, verbose=0)
+        if key == "sru":  # A dynamic time axis: the frame-level model at another length.
+            outputs["sru_short"] = model.predict(x[:, :7], verbose=0)
         model.save_weights(workdir / f"{key}.weights.h5")
-    outputs["sru_short"] = model.predict(inputs["sru"][:, :7], verbose=0)
     np.savez(workdir / "inputs.npz", **inputs)
     (workdir / "specs.json").write_text(json.dumps(MODELS))
     return workdir, outputs
