@@ -188,7 +188,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     # Imported after parsing, so that --help and argument errors come back at once.
-    from keras_ser.baselines import atomic, opensmile_features, svm
+    from keras_ser.baselines import opensmile_features, svm
+    from keras_ser.training import atomic
     from keras_ser.baselines.config import BaselineConfig
     from tf_pipeline import corpora
     from tf_pipeline.folds import loso_folds

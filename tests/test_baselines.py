@@ -21,7 +21,7 @@ pytest.importorskip("sklearn")
 
 from keras_ser.baselines import svm  # noqa: E402
 from keras_ser.baselines.config import BaselineConfig  # noqa: E402
-from keras_ser.baselines.metrics import confusion_matrix, scores_from_confusion, unweighted_accuracy  # noqa: E402
+from keras_ser.training.scores import confusion_matrix, scores_from_confusion, unweighted_accuracy  # noqa: E402
 from tf_pipeline.corpora import Corpus, Record  # noqa: E402
 from tf_pipeline.folds import loso_folds  # noqa: E402
 

@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from keras_ser.baselines.atomic import write_atomic
+from keras_ser.training.atomic import write_atomic
 from keras_ser.baselines import dependencies
 
 SAMPLE_RATE = 16000

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from keras_ser.baselines.config import NORMALIZATIONS
-from keras_ser.baselines.metrics import scores_from_confusion
+from keras_ser.training.scores import scores_from_confusion
 
 RESULTS_FORMAT = "keras_ser.baselines.results/1"
 

@@ -28,10 +28,10 @@ import time
 import numpy as np
 
 from keras_ser.baselines import results as results_lib
-from keras_ser.baselines.atomic import write_json_atomic, write_text_atomic
+from keras_ser.training.atomic import write_json_atomic, write_text_atomic
 from keras_ser.baselines.config import NORMALIZATIONS, BaselineConfig
 from keras_ser.baselines.dependencies import require
-from keras_ser.baselines.metrics import confusion_matrix, scores_from_confusion, unweighted_accuracy
+from keras_ser.training.scores import confusion_matrix, scores_from_confusion, unweighted_accuracy
 
 FOLD_FORMAT = "keras_ser.baselines.fold/1"
 RUN_FORMAT = "keras_ser.baselines.run/1"

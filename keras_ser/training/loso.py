@@ -18,19 +18,10 @@ import numpy as np
 
 from keras_ser.training import report
 from keras_ser.training import scores
+from keras_ser.training.atomic import write_json_atomic
 from keras_ser.training.config import TrainConfig
 
 RUN_FILE = "run.json"
-
-
-def write_json_atomic(path, payload):
-    """Writes JSON to `path` through a temporary file and a rename."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def fold_path(run_dir, speaker):

@@ -11,6 +11,8 @@ import os
 import numpy as np
 
 from keras_ser.training import scores
+from keras_ser.training.atomic import write_json_atomic
+from keras_ser.training.atomic import write_text_atomic
 
 
 def load_folds(run_dir):
@@ -196,15 +198,10 @@ def plot_confusion(summary, path):
 
 def write_report(run_dir, log=print):
     """Writes results.json, results.md and confusion.png (when matplotlib is installed); returns the report dict."""
-    from keras_ser.training.loso import write_json_atomic
-
     summary = summarise(run_dir)
     write_json_atomic(os.path.join(run_dir, "results.json"), summary)
     text = markdown(summary)
-    tmp = os.path.join(run_dir, "results.md.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, os.path.join(run_dir, "results.md"))
+    write_text_atomic(os.path.join(run_dir, "results.md"), text)
     try:
         import matplotlib  # noqa: F401  (optional: the GPU machines have none)
     except ImportError:
@@ -287,8 +284,6 @@ def ensemble(run_dirs, out_dir, log=print):
 
     >>> ensemble(["runs/n1", "runs/n2", "runs/n3"], "runs/ensemble_n123")   # doctest: +SKIP
     """
-    from keras_ser.training.loso import write_json_atomic
-
     if len(run_dirs) < 2:
         raise ValueError(f"An ensemble needs at least 2 runs. Received: {list(run_dirs)}")
     runs = [{fold["test_speaker"]: fold for fold in load_folds(run_dir)} for run_dir in run_dirs]

@@ -1,4 +1,12 @@
-"""WA, UA and confusion matrices from labels and predictions (numpy)."""
+"""WA, UA and confusion matrices from labels and predictions (numpy): the one implementation.
+
+WA (weighted accuracy) is the overall accuracy; UA (unweighted accuracy) the
+recall of each class averaged over the classes present in the true labels,
+so that rare emotions count as much as frequent ones. Same definitions as
+`keras_ser.metrics.UnweightedAccuracy` (the Keras metric) and
+`sklearn.metrics.balanced_accuracy_score`. The LOSO runner and the openSMILE
+baselines both score with these functions.
+"""
 
 import numpy as np
 
@@ -31,3 +39,26 @@ def unweighted_accuracy(labels, predictions, num_classes=None):
     support = matrix.sum(axis=1)
     present = support > 0
     return float(np.mean(np.diag(matrix)[present] / support[present]))
+
+
+def scores_from_confusion(matrix):
+    """WA, UA and per-class recall of a confusion matrix (rows true, columns predicted).
+
+    WA is the overall accuracy; UA the mean recall over the classes that occur
+    in the true labels (a class absent from them has no recall and is left out,
+    as `sklearn.metrics.balanced_accuracy_score` and
+    `keras_ser.metrics.UnweightedAccuracy` do).
+
+    Returns:
+        `(wa, ua, recalls)`, recalls a list with `None` for absent classes.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    support = matrix.sum(axis=1)
+    present = support > 0
+    if not present.any():
+        raise ValueError("the confusion matrix is empty: no true labels")
+    recalls = np.zeros(len(support))
+    recalls[present] = np.diag(matrix)[present] / support[present]
+    wa = float(np.trace(matrix) / support.sum())
+    ua = float(recalls[present].mean())
+    return wa, ua, [float(r) if p else None for r, p in zip(recalls, present)]

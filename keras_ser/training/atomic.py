@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file beside the target, then `os.replace`.
 
 A reader (or a resumed run) sees either the old file or the complete new
-one, never a half-written file, even if the writer is killed.
+one, never a half-written file, even if the writer is killed. Every run
+folder (the LOSO runner's fold and report files, the openSMILE baselines',
+the feature caches) is written through these functions.
 """
 
 import json
@@ -39,5 +41,5 @@ def write_text_atomic(path, text):
 
 
 def write_json_atomic(path, value):
-    """Writes `value` as indented JSON to `path` atomically."""
-    write_text_atomic(path, json.dumps(value, indent=1) + "\n")
+    """Writes `value` as indented JSON (keys sorted) to `path` atomically."""
+    write_text_atomic(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
