@@ -407,8 +407,7 @@ def paired(run_a, run_b):
     those folds, pooled A and B on those folds, the mean per-fold difference,
     t and the two-sided p (`scipy.stats.ttest_rel`, as `keras-ser compare`).
     """
-    import numpy as np
-    from scipy import stats
+    from keras_ser.training.report import paired_ttest
 
     shared = sorted(set(run_a.folds) & set(run_b.folds))
     if len(shared) < 2:
@@ -416,15 +415,9 @@ def paired(run_a, run_b):
     result = {"speakers": shared}
     pooled_a, pooled_b = pooled(run_a, shared), pooled(run_b, shared)
     for position, metric in enumerate(("wa", "ua")):
-        a = np.array([run_a.folds[s][metric] for s in shared])
-        b = np.array([run_b.folds[s][metric] for s in shared])
-        if np.allclose(a, b):
-            t, p = 0.0, 1.0
-        else:
-            test = stats.ttest_rel(b, a)
-            t, p = float(test.statistic), float(test.pvalue)
-        result[metric] = {"mean_a": float(a.mean()), "mean_b": float(b.mean()), "difference": float((b - a).mean()),
-                          "pooled_a": pooled_a[position], "pooled_b": pooled_b[position], "t": t, "p": p}
+        test = paired_ttest([run_a.folds[s][metric] for s in shared], [run_b.folds[s][metric] for s in shared])
+        result[metric] = {key: test[key] for key in ("mean_a", "mean_b", "difference", "t", "p")}
+        result[metric].update(pooled_a=pooled_a[position], pooled_b=pooled_b[position])
     return result
 
 

@@ -220,10 +220,8 @@ def compare(run_a, run_b):
     Returns:
         A dict with the shared speakers, per-fold values and, per metric,
         the means, the mean difference (B - A), t and the two-sided p-value
-        (`scipy.stats.ttest_rel`).
+        (`paired_ttest`).
     """
-    from scipy import stats
-
     folds_a = {fold["test_speaker"]: fold for fold in load_folds(run_a)}
     folds_b = {fold["test_speaker"]: fold for fold in load_folds(run_b)}
     shared = sorted(set(folds_a) & set(folds_b))
@@ -234,18 +232,34 @@ def compare(run_a, run_b):
         )
     result = {"run_a": run_a, "run_b": run_b, "speakers": shared, "metrics": {}}
     for metric in ("wa", "ua"):
-        a = np.array([folds_a[s][metric] for s in shared])
-        b = np.array([folds_b[s][metric] for s in shared])
-        if np.allclose(a, b):
-            t, p = 0.0, 1.0
-        else:
-            test = stats.ttest_rel(b, a)
-            t, p = float(test.statistic), float(test.pvalue)
-        result["metrics"][metric] = {
-            "a": a.tolist(), "b": b.tolist(), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-            "difference": float((b - a).mean()), "t": t, "p": p,
-        }
+        result["metrics"][metric] = paired_ttest([folds_a[s][metric] for s in shared],
+                                                 [folds_b[s][metric] for s in shared])
     return result
+
+
+def paired_ttest(a, b):
+    """Paired t-test of per-fold values `b` against `a` (same folds, same order): the one implementation.
+
+    Returns:
+        dict: `a`, `b` (lists), `mean_a`, `mean_b`, `difference` (mean of
+        `b - a`), `t` and the two-sided `p` (`scipy.stats.ttest_rel(b, a)`;
+        0 and 1 when the two are equal).
+
+    Example:
+
+    >>> round(paired_ttest([0.5, 0.6, 0.7], [0.6, 0.8, 0.9])["difference"], 3)
+    0.167
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if np.allclose(a, b):
+        t, p = 0.0, 1.0
+    else:
+        test = stats.ttest_rel(b, a)
+        t, p = float(test.statistic), float(test.pvalue)
+    return {"a": a.tolist(), "b": b.tolist(), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
+            "difference": float((b - a).mean()), "t": t, "p": p}
 
 
 def compare_table(result):
