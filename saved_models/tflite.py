@@ -19,17 +19,23 @@ The model has one signature, `serving_default`:
 
 The features are in the graph: the model's own preprocessor
 (`model.preprocessor.batch`) for the log-Mel layouts (`cnn_sru`, `cnn`,
-`sru`), and for the speech-encoder entries (`encoder_stats`, `encoder_sru`)
-the Mel power frames of `tf_pipeline.mel_power` with one change: the power
-spectrum is a matrix product with a precomputed windowed DFT basis (cosine
-and sine halves) instead of `tf.signal.rfft`, because TFLite's built-in FFT
-(`RFFT2D`) takes power-of-two lengths only and the encoder's window is 400
-samples. Same math; on real EMO-DB files the probabilities match the
-SavedModel's `serving_default` within 1e-4 (tests/test_tflite.py).
+`sru`; their 512-point FFT is TFLite's built-in `RFFT2D`), and for the
+speech-encoder entries (`encoder_stats`, `encoder_sru`) the Mel power frames
+of `tf_pipeline.mel_power` with one change: the power spectrum is a matrix
+product with a precomputed windowed DFT basis (cosine and sine halves)
+instead of `tf.signal.rfft`, because `RFFT2D` takes power-of-two lengths
+only and the encoder's window is 400 samples. The encoder's Keras LSTMs are
+computed by `_chunked_lstm` (the same LSTM, 32 steps per loop iteration: the
+plain Keras loop converts to a TFLite loop whose time grows with the square
+of the length). The weights are constants in the file; the model holds no
+TFLite variables, so every `invoke()` is independent of the ones before.
+On real EMO-DB files the probabilities match the SavedModel's
+`serving_default` within 1e-4 (measured: 1e-7; tests/test_tflite.py).
 
 Every op is a TFLite built-in (`TFLITE_BUILTINS` only; no Flex / select TF
 ops, so the plain TFLite runtime runs it): `tflite_ops(path)` lists them and
-`export_tflite` refuses to write a file holding any other op.
+`export_tflite` refuses to write a file holding any other op or any TFLite
+variable (state that would carry over from one `invoke()` to the next).
 
 Bad input. TFLite has no assertion op (the converter drops `tf.debugging`
 asserts), so the checks of the SavedModel are made of shape math here: a
@@ -70,10 +76,10 @@ SIGNATURE = "serving_default"
 INPUT = "waveform"
 OUTPUT = "probabilities"
 # Ops outside TFLITE_BUILTINS the exported graph may hold. None: the whole
-# graph (features, LSTM while loops, checks) converts to built-ins.
+# graph (features, network, input checks) converts to built-ins.
 SELECT_OPS = ()
-# TFLite's built-in FFT (RFFT2D) takes power-of-two lengths only.
-_BUILTIN_FFT = "rfft"
+# Unrolled LSTM steps per loop iteration (`_chunked_lstm`).
+LSTM_CHUNK = 32
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -151,6 +157,113 @@ def _require(ok, lengths):
     return lengths + tf.gather(tf.zeros([1], tf.int32), index)
 
 
+def _replaceable_lstm(layer):
+    """A Keras LSTM that `_chunked_lstm` computes exactly (standard gates, forward, stateless, float32)."""
+    import keras
+
+    cell = getattr(layer, "cell", None)
+    return (
+        isinstance(layer, keras.layers.LSTM)
+        and cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+        and cell.use_bias
+        and not layer.go_backwards
+        and not layer.stateful
+        and layer.compute_dtype == "float32"
+    )
+
+
+def _chunked_lstm(layer):
+    """`layer` (a Keras LSTM) over one utterance, as a loop over chunks of `LSTM_CHUNK` unrolled steps.
+
+    Keras' LSTM is a while loop of one step per frame that appends each
+    output to a TensorArray; TFLite lowers that array to a tensor the loop
+    copies whole at every step, so the time grows with the square of the
+    length (30 s of audio, `encoder_stats`: 2.4 s on 2 CPU cores; chunked,
+    0.6 s, as long as the SavedModel takes). This computes the same LSTM (Keras'
+    gate order i, f, c, o; sigmoid gates, tanh cell; the same sums in the same
+    order) with the input projection of every frame in one matrix product and
+    `LSTM_CHUNK` steps per loop iteration, which divides those copies by
+    `LSTM_CHUNK`. The sequence is zero-padded to whole chunks; the padded
+    steps come after the real ones and are cut off (an LSTM is causal).
+
+    TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM op would be linear in time,
+    but it keeps its state in TFLite variable tensors: a second `invoke()`
+    without `reset_all_variables()` starts from the previous utterance's
+    state (wrong probabilities, silently), so it is not used.
+    """
+    import tensorflow as tf
+
+    cell = layer.cell
+    units = cell.units
+
+    def step(z_input, h, c, recurrent_kernel, bias):
+        z = z_input + tf.matmul(h, recurrent_kernel) + bias
+        i, f, g, o = tf.split(z, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        return tf.sigmoid(o) * tf.tanh(c), c
+
+    def call(inputs, **kwargs):
+        # A Keras mask (`kwargs` or the tensor's) is left out: a one-utterance batch has no padded frames.
+        kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in
+                                          (cell.kernel, cell.recurrent_kernel, cell.bias))
+        steps = tf.shape(inputs)[1]
+        chunks = (steps + LSTM_CHUNK - 1) // LSTM_CHUNK
+        padded = tf.pad(inputs[0], [[0, chunks * LSTM_CHUNK - steps], [0, 0]])
+        projected = tf.reshape(tf.matmul(padded, kernel), [chunks, LSTM_CHUNK, 4 * units])
+        zeros = tf.zeros([1, units], tf.float32)
+
+        def body(index, h, c, outputs):
+            z_inputs = projected[index]
+            hs = []
+            for k in range(LSTM_CHUNK):
+                h, c = step(z_inputs[k:k + 1], h, c, recurrent_kernel, bias)
+                hs.append(h)
+            return index + 1, h, c, outputs.write(index, tf.concat(hs, 0))
+
+        outputs = tf.TensorArray(tf.float32, size=chunks, element_shape=[LSTM_CHUNK, units])
+        _, _, _, outputs = tf.while_loop(lambda index, *_: index < chunks, body, (0, zeros, zeros, outputs))
+        sequence = tf.reshape(outputs.stack(), [-1, units])[:steps][None]
+        last = sequence[:, -1]
+        output = sequence if layer.return_sequences else last
+        if not layer.return_state:
+            return output
+        # The final c, by a plain loop over the real steps: the converter drops it when nothing
+        # reads it (the zoo models read the sequences only).
+        _, _, c = tf.while_loop(
+            lambda index, *_: index < steps,
+            lambda index, h, c: (index + 1, *step(tf.matmul(tf.gather(inputs[0], [index]), kernel), h, c,
+                                                  recurrent_kernel, bias)),
+            (0, zeros, zeros))
+        return output, last, c
+
+    return call
+
+
+def _call_with_chunked_lstms(model, inputs):
+    """`model(inputs)` (inference) with its Keras LSTM layers, nested models included, as `_chunked_lstm`.
+
+    Walks the functional graph as `keras.Model.call` does (Keras 3's private
+    `Functional._run_through_graph`; tests/test_tflite.py notices if a Keras
+    release changes it). For one-utterance batches only (the replacements
+    ignore Keras masks).
+    """
+    from keras.src.models.functional import Functional
+
+    def operation_fn(operation):
+        if _replaceable_lstm(operation):
+            return _chunked_lstm(operation)
+        if isinstance(operation, Functional):
+            return lambda x, **kwargs: run(operation, x)
+        return operation
+
+    def run(functional, x):
+        outputs = functional._run_through_graph(functional._standardize_inputs(x), operation_fn=operation_fn)
+        return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
+
+    return run(model, inputs)
+
+
 def tflite_function(model, max_seconds=30.0):
     """The function `export_tflite` converts, a `tf.function` of `waveform` float32 `[1, samples]`.
 
@@ -167,6 +280,7 @@ def tflite_function(model, max_seconds=30.0):
     >>> fn(tf.random.uniform([1, 16000], -0.1, 0.1))["probabilities"].shape   # doctest: +SKIP
     TensorShape([1, 7])
     """
+    import keras
     import tensorflow as tf
 
     from saved_models.export import _check_model
@@ -184,6 +298,19 @@ def tflite_function(model, max_seconds=30.0):
         )
     min_samples = _min_samples(model)
     max_samples = None if max_seconds is None else int(max_seconds * config.sample_rate)
+    # The weights, read now. The graph reads them as constants (a Keras
+    # StatelessScope): no variables reach the converter, which would keep
+    # those read inside while loops as uninitialised TFLite variables.
+    weights = [(variable, keras.ops.convert_to_numpy(variable)) for variable in model.variables]
+
+    def call_model(inputs, chunked_lstms):
+        mapping = [(variable, tf.constant(value)) for variable, value in weights]
+        with keras.StatelessScope(state_mapping=mapping):
+            if chunked_lstms:
+                outputs = _call_with_chunked_lstms(model, inputs)
+            else:
+                outputs = model(inputs, training=False)
+        return {OUTPUT: tf.cast(outputs, tf.float32)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([1, None], tf.float32, name=INPUT)])
     def predict(waveform):
@@ -200,9 +327,9 @@ def tflite_function(model, max_seconds=30.0):
         lengths = _require(ok, lengths)
         if layout == "mel_frames":
             inputs = _mel_frames(waveform, lengths, config)
-        else:
-            inputs = preprocessor.batch(waveform, lengths)
-        return {OUTPUT: tf.cast(model(inputs, training=False), tf.float32)}
+            # No padded frames in one utterance: the LSTMs can ignore masks (`_chunked_lstm`).
+            return call_model(inputs, chunked_lstms=True)
+        return call_model(preprocessor.batch(waveform, lengths), chunked_lstms=False)
 
     return predict
 
@@ -213,22 +340,11 @@ def tflite_function(model, max_seconds=30.0):
 
 
 def convert(model, max_seconds=30.0):
-    """The `.tflite` bytes of a keras-ser model (`tflite_function`, variables frozen, built-in ops only)."""
+    """The `.tflite` bytes of a keras-ser model (`tflite_function`, built-in ops only)."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     function = tflite_function(model, max_seconds=max_seconds)
-    # Keras 3 variables are resources read inside the LSTMs' while loops; the
-    # converter would keep them as uninitialised TFLite variables. Frozen,
-    # they are constants in the flatbuffer.
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
-
-    # Freezing drops the output names; this restores `probabilities`.
-    @tf.function(autograph=False, input_signature=function.input_signature)
-    def named(waveform):
-        return {OUTPUT: tf.nest.flatten(frozen(waveform))[0]}
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([named.get_concrete_function()], model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return converter.convert()
 
@@ -273,6 +389,21 @@ def tflite_ops(model):
         else:
             ops["builtin"].add(names.get(builtin, str(builtin)))
     return {kind: sorted(values) for kind, values in ops.items()}
+
+
+def _variable_tensors(content):
+    """Names of the variable tensors of a `.tflite` model (TFLite state kept between invocations)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    flatbuffer = schema.Model.GetRootAsModel(bytearray(content), 0)
+    names = []
+    for s in range(flatbuffer.SubgraphsLength()):
+        subgraph = flatbuffer.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            if tensor.IsVariable() or tensor.Type() == schema.TensorType.RESOURCE:
+                names.append(tensor.Name().decode())
+    return names
 
 
 # --------------------------------------------------------------------------
@@ -360,6 +491,10 @@ def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
     extra = [f"Flex{op}" for op in ops["select"] if op not in SELECT_OPS] + ops["custom"]
     if extra:
         raise ValueError(f"The TFLite graph holds ops outside TFLITE_BUILTINS: {', '.join(extra)}")
+    variables = _variable_tensors(content)
+    if variables:
+        raise ValueError(f"The TFLite graph holds {len(variables)} variable tensor(s) ({', '.join(variables[:3])}): "
+                         "state that would carry over from one invoke() to the next")
     os.makedirs(export_root, exist_ok=True)
     metadata = _metadata(model, name, max_seconds, ops, len(content))
     _write_atomic(os.path.join(export_root, name + METADATA_SUFFIX),

@@ -123,15 +123,48 @@ def test_encoder_tflite_ops_are_builtin(encoder, capsys):
     ops = saved_models.tflite_ops(tflite_path)
     assert ops["select"] == list(tflite.SELECT_OPS) == []
     assert ops["custom"] == []
-    # The spectrum is a DFT matrix product (TFLite's RFFT2D takes power-of-two lengths, the window is 400).
+    # The spectrum is a DFT matrix product (TFLite's RFFT2D takes power-of-two lengths, the window is 400);
+    # the LSTMs are loops of 32 steps, not the fused op, which keeps state between invocations.
     assert "RFFT2D" not in ops["builtin"]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops["builtin"]
     assert {"WHILE", "FULLY_CONNECTED", "GATHER", "SOFTMAX"} <= set(ops["builtin"])
+    assert tflite._variable_tensors(open(tflite_path, "rb").read()) == []
     # TFLite's own analyzer sees the same ops, and no Flex (select TF) op.
     capsys.readouterr()
     tf.lite.experimental.Analyzer.analyze(model_path=tflite_path)
     report = capsys.readouterr().out
     assert "Flex" not in report
     assert set(re.findall(r"Op#\d+ ([A-Z0-9_]+)\(", report)) == set(ops["builtin"])
+
+
+def test_encoder_tflite_long_input_and_repeated_invokes(encoder, emodb_dir):
+    """11 s (the three files end to end: 1100 frames, not a multiple of the 32-step chunks), and the
+    same input invoked again without a resize gives the same output (no state kept between calls)."""
+    model, _, version_dir, tflite_path, _ = encoder
+    waveform = np.concatenate(_waveforms(emodb_dir, model.feature_config))
+    expected = _saved_model_probabilities(version_dir, waveform)
+    interpreter = _interpreter(tflite_path)
+    first = _tflite_probabilities(interpreter, waveform)
+    np.testing.assert_allclose(first, expected, rtol=0, atol=TOLERANCE)
+    interpreter.invoke()
+    np.testing.assert_array_equal(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0], first)
+
+
+@pytest.mark.parametrize("steps", [1, 31, 32, 33, 70])
+def test_chunked_lstm_equals_keras_lstm(steps):
+    import keras
+    import tensorflow as tf
+
+    from saved_models import tflite
+
+    keras.utils.set_random_seed(steps)
+    layer = keras.layers.LSTM(8, return_sequences=True, return_state=True, bias_initializer="uniform")
+    x = np.random.default_rng(steps).normal(size=(1, steps, 5)).astype(np.float32)
+    expected = [np.asarray(y) for y in layer(x)]
+    actual = [y.numpy() for y in tf.function(tflite._chunked_lstm(layer))(tf.constant(x))]
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape
+        np.testing.assert_allclose(a, e, rtol=0, atol=1e-6)
 
 
 def test_tflite_cli_output_and_metadata(encoder):
