@@ -16,8 +16,12 @@ float32 waveform [1, samples] in, probabilities [1, classes] out, features
 in the graph, TFLite built-in ops only (saved_models/tflite.py). --version
 and --warmup_files apply to SavedModels only.
 
+--preset=NAME exports a trained model shipped with keras-ser instead of a
+.keras file (e.g. encoder_stats_emodb; keras_ser.list_presets()).
+
 Example:
     keras-ser export --model=emodb.keras --export_root=exports --name=ser
+    keras-ser export --preset=encoder_stats_emodb --export_root=exports --name=ser
     keras-ser export --model=emodb.keras --export_root=exports --name=ser --format=tflite
 """
 
@@ -31,6 +35,8 @@ def define_flags(flag_values):
 
     flags.DEFINE_string("model", None, "The .keras model to export (saved by keras-ser train/loso/demo).",
                         flag_values=flag_values)
+    flags.DEFINE_string("preset", None, "A trained model shipped with keras-ser to export instead of --model "
+                        "(keras_ser.list_presets(): encoder_stats_emodb).", flag_values=flag_values)
     flags.DEFINE_string("export_root", None, "Folder of exported models; the model goes to "
                         "EXPORT_ROOT/NAME/VERSION/.", flag_values=flag_values)
     flags.DEFINE_string("name", "ser", "Model name: the folder under --export_root and the name TF Serving "
@@ -51,11 +57,11 @@ def define_flags(flag_values):
 def main(flag_values, positional):
     if positional:
         raise UsageError(f"unexpected arguments: {' '.join(positional)}")
-    if not flag_values.model:
-        raise UsageError("--model=M.keras is required")
+    if bool(flag_values.model) == bool(flag_values.preset):
+        raise UsageError("give exactly one of --model=M.keras or --preset=NAME")
     if not flag_values.export_root:
         raise UsageError("--export_root is required")
-    if not os.path.isfile(flag_values.model):
+    if flag_values.model and not os.path.isfile(flag_values.model):
         raise UsageError(f"--model file not found: {flag_values.model}")
     for path in flag_values.warmup_files:
         if not os.path.isfile(path):
@@ -68,8 +74,16 @@ def main(flag_values, positional):
         check_name(flag_values.name)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    source, what = flag_values.model, flag_values.model
+    if flag_values.preset:
+        import keras_ser
+
+        if flag_values.preset not in keras_ser.list_presets():
+            raise UsageError(f"unknown --preset {flag_values.preset!r}; the presets are "
+                             f"{sorted(keras_ser.list_presets())}")
+        source, what = keras_ser.from_preset(flag_values.preset, compile=False), f"preset {flag_values.preset}"
     if flag_values.format == "tflite":
-        return _export_tflite(flag_values)
+        return _export_tflite(flag_values, source, what)
     model_dir = os.path.join(flag_values.export_root, flag_values.name)
     if (flag_values.version is not None and not flag_values.overwrite
             and os.path.exists(os.path.join(model_dir, str(flag_values.version)))):
@@ -77,7 +91,7 @@ def main(flag_values, positional):
                          "add --overwrite to replace it, or leave out --version for the next one")
     try:
         path = export(
-            flag_values.model, flag_values.export_root, flag_values.name, version=flag_values.version,
+            source, flag_values.export_root, flag_values.name, version=flag_values.version,
             overwrite=flag_values.overwrite, warmup_files=flag_values.warmup_files or None,
             max_seconds=flag_values.max_seconds or None,
         )
@@ -86,13 +100,13 @@ def main(flag_values, positional):
     except ValueError as error:
         raise UsageError(str(error).replace("\n", " ")) from None
     labels = read_labels(path)
-    print(f"exported {flag_values.model} to {path}")
+    print(f"exported {what} to {path}")
     print(f"  signatures: serving_default (waveform, num_samples), serve_wav (audio_bytes); classes: {', '.join(labels)}")
     print(f"  serve it: keras-ser serve-local --model_base_path={model_dir} --model_name={flag_values.name}")
     return 0
 
 
-def _export_tflite(flag_values):
+def _export_tflite(flag_values, source, what):
     if flag_values.version is not None:
         raise UsageError("--version applies to --format=saved_model only (a .tflite export is one file, "
                          "EXPORT_ROOT/NAME.tflite; --overwrite replaces it)")
@@ -105,7 +119,7 @@ def _export_tflite(flag_values):
     if os.path.exists(path) and not flag_values.overwrite:
         raise UsageError(f"{path} already exists; add --overwrite to replace it")
     try:
-        path = export_tflite(flag_values.model, flag_values.export_root, flag_values.name,
+        path = export_tflite(source, flag_values.export_root, flag_values.name,
                              max_seconds=flag_values.max_seconds or None, overwrite=flag_values.overwrite)
     except FileExistsError as error:
         raise UsageError(str(error)) from None
@@ -113,7 +127,7 @@ def _export_tflite(flag_values):
         raise UsageError(str(error).replace("\n", " ")) from None
     metadata = read_tflite_metadata(path)
     select = ", ".join(metadata["ops"]["select"]) or "none"
-    print(f"exported {flag_values.model} to {path} ({metadata['size_bytes'] / 1e6:.1f} MB)")
+    print(f"exported {what} to {path} ({metadata['size_bytes'] / 1e6:.1f} MB)")
     print(f"  signature: serving_default (waveform float32 [1, samples] at {metadata['sample_rate']} Hz, at least "
           f"{metadata['min_samples']} samples) -> probabilities; classes: {', '.join(metadata['class_names'])}")
     print(f"  ops: {len(metadata['ops']['builtin'])} TFLite built-ins; select TF ops: {select}")

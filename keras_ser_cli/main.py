@@ -46,7 +46,7 @@ SUBCOMMANDS = {
     "predict": ("keras_ser_cli.predict", "emotion label and probabilities for audio files"),
     "compare": ("keras_ser_cli.compare", "paired t-test over folds between two LOSO runs"),
     "ensemble": ("keras_ser_cli.ensemble", "average the per-utterance probabilities of LOSO runs (e.g. N=1..5)"),
-    "export": ("keras_ser_cli.export", "export a .keras model as a versioned SavedModel for TF Serving"),
+    "export": ("keras_ser_cli.export", "export a .keras model (or a shipped preset) as a versioned SavedModel for TF Serving, or as TFLite"),
     "serve-local": ("keras_ser_cli.serve_local", "development gRPC/REST server for exported models (not production)"),
     "features": ("keras_ser_cli.features", "feature summary of a corpus (log-Mel images, frames, statistics)"),
 }

@@ -55,3 +55,16 @@ def test_predict_cli_with_preset(emodb_dir, tmp_path, capsys):
     assert "missing.wav" in results[1]["file"] and "error" in results[1]
     assert run(["keras-ser", "predict", "--preset=nope", files[0]]) == 2
     assert "unknown --preset 'nope'" in capsys.readouterr().err
+
+
+def test_export_cli_with_preset(tmp_path, capsys):
+    import tensorflow as tf
+
+    from keras_ser_cli.main import run
+
+    assert run(["keras-ser", "export", f"--preset={PRESET}", f"--export_root={tmp_path}", "--name=ser"]) == 0
+    assert f"exported preset {PRESET} to" in capsys.readouterr().out
+    loaded = tf.saved_model.load(str(tmp_path / "ser" / "1"))
+    assert set(loaded.signatures) >= {"serving_default", "serve_wav"}
+    assert run(["keras-ser", "export", f"--preset={PRESET}", "--model=m.keras", f"--export_root={tmp_path}"]) == 2
+    assert "give exactly one of --model=M.keras or --preset=NAME" in capsys.readouterr().err
