@@ -17,6 +17,7 @@ from keras_ser import backbones
 from keras_ser import layers
 from keras_ser import metrics
 from keras_ser import weights
+from keras_ser.adaptation import adapt
 from keras_ser.encoder_models import EncoderSRUClassifier
 from keras_ser.encoder_models import EncoderStatsClassifier
 from keras_ser.layers.standardization import get_channel_stats
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_SEGMENTS",
     "SERTask",
     "SRUClassifier",
+    "adapt",
     "backbones",
     "build_model",
     "from_preset",

@@ -13,11 +13,18 @@ own features): DIR/<file stem>.csv (start_s, end_s, one column per class) and
 DIR/<file stem>.png (the probabilities over time), and one summary line per
 file (`keras_ser.predict_timeline`).
 
+With --adapt_speaker (--model), the files are ONE speaker's utterances: the
+model's pooled features are standardised with the statistics of these files
+(`keras_ser.adapt`; the model must have been trained with per-speaker
+normalisation), and the first line says so. This uses that speaker's
+unlabelled audio.
+
 Examples:
     keras-ser predict --model=emodb.keras 03a01Fa.wav 03a01Wa.wav
     keras-ser predict --preset=encoder_stats_emodb recording.wav
     keras-ser predict --server=localhost:8500 --model_name=ser --json *.wav
     keras-ser predict --preset=encoder_stats_emodb --window_s=3 --hop_s=1 --timeline_dir=out long.wav
+    keras-ser predict --adapt_speaker --model=speaker_norm.keras call_*.wav
 """
 
 import json
@@ -46,6 +53,9 @@ def define_flags(flag_values):
     flags.DEFINE_float("window_s", 3.0, "Timeline window length in seconds (--timeline_dir).", flag_values=flag_values)
     flags.DEFINE_float("hop_s", 1.0, "Seconds between timeline window starts (--timeline_dir).",
                        flag_values=flag_values)
+    flags.DEFINE_boolean("adapt_speaker", False, "Treat the files as ONE speaker's utterances and standardise the "
+                         "model's features with their statistics (keras_ser.adapt; --model trained with per-speaker "
+                         "normalisation). Uses that speaker's unlabelled audio.", flag_values=flag_values)
 
 
 def main(flag_values, positional):
@@ -55,6 +65,9 @@ def main(flag_values, positional):
         raise UsageError("give exactly one of --model=M.keras, --preset=NAME or --server=host:port")
     if flag_values.timeline_dir and flag_values.server:
         raise UsageError("--timeline_dir predicts locally: give --model=M.keras or --preset=NAME, not --server")
+    if flag_values.adapt_speaker and (flag_values.server or flag_values.timeline_dir):
+        raise UsageError("--adapt_speaker predicts locally with --model (not --server or --timeline_dir); "
+                         "a server's serve_speaker signature does the same")
     if flag_values.timeline_dir:
         for name in ("window_s", "hop_s"):
             if not flag_values[name].value > 0:
@@ -83,12 +96,55 @@ def main(flag_values, positional):
             model = keras.saving.load_model(flag_values.model)
         if flag_values.timeline_dir:
             return _timelines(model, positional, flag_values)
+        if flag_values.adapt_speaker:
+            return _adapted(model, positional, flag_values)
         results = predict_files(model, positional)
         class_names = model.class_names
     from keras_ser.inference import format_table
 
     print(json.dumps(results, indent=1) if flag_values.json else format_table(results, class_names))
     return 1 if any("error" in result for result in results) else 0
+
+
+def _adapted(model, paths, flag_values):
+    """--adapt_speaker: adapt to the readable files (one speaker), predict them; 1 when any file failed."""
+    import tensorflow as tf
+
+    import tf_pipeline
+    from keras_ser.adaptation import adapt
+    from keras_ser.adaptation import is_speaker_normalized
+    from keras_ser.encoder_models import EncoderTask
+    from keras_ser.inference import format_table
+    from keras_ser.inference import predict_files
+
+    if not isinstance(model, EncoderTask) or not is_speaker_normalized(model):
+        source = f"--preset {flag_values.preset}" if flag_values.preset else f"--model {flag_values.model}"
+        raise UsageError(f"--adapt_speaker needs a speech-encoder model trained with per-speaker normalisation; "
+                         f"{source} was not (its 'standardize' layer holds global statistics)")
+    waveforms, readable, failed = [], [], {}
+    for path in paths:
+        try:
+            waveforms.append(tf_pipeline.load_audio(path, model.feature_config))
+            readable.append(path)
+        except (ValueError, tf.errors.InvalidArgumentError) as error:
+            failed[path] = str(error).splitlines()[0]
+    results = []
+    if readable:
+        try:
+            adapted = adapt(model, waveforms)
+        except (ValueError, tf.errors.InvalidArgumentError) as error:
+            raise UsageError(f"--adapt_speaker: {str(error).splitlines()[0]}") from None
+        by_path = dict(zip(readable, predict_files(adapted, readable)))
+    results = [by_path[path] if path in by_path else {"file": path, "error": failed[path]} for path in paths] \
+        if readable else [{"file": path, "error": failed[path]} for path in paths]
+    line = (f"speaker adaptation: the predictions use the statistics of these {len(readable)} file(s) "
+            f"as one speaker (its unlabelled audio)")
+    if flag_values.json:
+        print(json.dumps({"adapt_speaker": {"files": len(readable), "note": line}, "results": results}, indent=1))
+    else:
+        print(line)
+        print(format_table(results, model.class_names))
+    return 1 if failed else 0
 
 
 def _timelines(model, paths, flag_values):

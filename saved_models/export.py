@@ -16,7 +16,16 @@ Signatures (method `tensorflow/serving/predict`, core TF ops only):
   (4 kHz to 192 kHz) and channel count, decoded, down-mixed and resampled in
   the graph.
 
-Both return `probabilities` float32 `[batch, classes]`, `class_id` int64
+- `serve_speaker` (only for speech-encoder models trained with per-speaker
+  normalisation, `keras_ser.adaptation.is_speaker_normalized`):
+  `audio_bytes` string `[batch]`, ALL utterances of ONE speaker, decoded as
+  `serve_wav` does; the pooled features are standardised with the batch's
+  own mean and variance (the variance shrunk toward the model's prior, the
+  formula of `keras_ser.adapt`; one utterance: centring only) and the head
+  predicts every row. Uses the speaker's unlabelled audio; the other
+  signatures use the stored statistics.
+
+All return `probabilities` float32 `[batch, classes]`, `class_id` int64
 `[batch]`, `class_name` string `[batch]` and `classes` string `[batch,
 classes]` (the class names in the order of `probabilities`, TF's
 classification-output convention, so a client needs nothing but the
@@ -61,6 +70,7 @@ from saved_models import warmup
 
 SERVING_DEFAULT = "serving_default"
 SERVE_WAV = "serve_wav"
+SERVE_SPEAKER = "serve_speaker"
 SIGNATURES = (SERVING_DEFAULT, SERVE_WAV)
 OUTPUTS = ("probabilities", "class_id", "class_name", "classes")
 LABELS_FILE = "labels.txt"
@@ -246,8 +256,9 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
             Defaults to `30.0`; None accepts any length.
 
     Returns:
-        dict `{"serving_default": fn(waveform, num_samples), "serve_wav": fn(audio_bytes)}`.
-        Each returns the dict of outputs `probabilities`, `class_id`,
+        dict `{"serving_default": fn(waveform, num_samples), "serve_wav": fn(audio_bytes)}`,
+        plus `"serve_speaker": fn(audio_bytes)` for a speaker-normalised
+        speech-encoder model (see the module docstring). Each returns the dict of outputs `probabilities`, `class_id`,
         `class_name`, `classes`.
 
     Example:
@@ -337,7 +348,76 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
         waveforms, num_samples = tf_pipeline.batch_decode_wav(audio_bytes, config)
         return predict(waveforms, num_samples)
 
-    return {SERVING_DEFAULT: serving_default, SERVE_WAV: serve_wav}
+    functions = {SERVING_DEFAULT: serving_default, SERVE_WAV: serve_wav}
+    if _speaker_normalized(model):
+        functions[SERVE_SPEAKER] = _serve_speaker(model, max_seconds)
+    return functions
+
+
+def _speaker_normalized(model):
+    from keras_ser.adaptation import is_speaker_normalized
+    from keras_ser.encoder_models import EncoderTask
+
+    return isinstance(model, EncoderTask) and is_speaker_normalized(model)
+
+
+def _serve_speaker(model, max_seconds):
+    """The `serve_speaker` function: one speaker's utterances, standardised with their own statistics."""
+    import keras
+    import tensorflow as tf
+
+    import tf_pipeline
+    from keras_ser.adaptation import DEFAULT_PRIOR_WEIGHT
+    from tf_pipeline.audio import check_wav_bytes
+
+    config = model.feature_config
+    preprocessor = model.preprocessor
+    class_names = tf.constant(model.class_names)
+    features_model = model.features_model()
+    standardize = model.get_layer("standardize")
+    head = [model.get_layer(name) for name in model.HEAD_LAYERS[1:]]
+    weight = float(DEFAULT_PRIOR_WEIGHT)
+
+    @functools.partial(tf.function, autograph=False,
+                       input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
+    def serve_speaker(audio_bytes):
+        not_empty = tf.debugging.Assert(
+            tf.shape(audio_bytes)[0] > 0, ["audio_bytes has 0 rows; expected at least one WAV file of the speaker"],
+            name="check_batch_size")
+        with tf.control_dependencies([not_empty]):
+            audio_bytes = tf.identity(audio_bytes)
+        rows = tf.range(tf.shape(audio_bytes)[0])
+        checked = tf.map_fn(
+            lambda args: check_wav_bytes(args[0], args[1], config, max_seconds),
+            (audio_bytes, rows),
+            fn_output_signature=tf.int64,
+        )
+        with tf.control_dependencies([checked]):
+            audio_bytes = tf.identity(audio_bytes)
+        waveforms, num_samples = tf_pipeline.batch_decode_wav(audio_bytes, config)
+        pooled = tf.cast(features_model(preprocessor.batch(waveforms, num_samples), training=False), tf.float64)
+        axes = list(range(len(pooled.shape) - 1))
+        n = tf.cast(tf.reduce_prod(tf.shape(pooled)[:-1]), tf.float64)
+        mean = tf.reduce_mean(pooled, axis=axes)
+        variance = tf.reduce_mean(tf.square(pooled - mean), axis=axes)
+        prior = tf.cast(standardize.variance, tf.float64)
+        variance = (n * variance + weight * prior) / (n - 1.0 + weight)
+        # As ChannelStandardization, in float32 with the statistics rounded as adapt stores them.
+        mean32, variance32 = tf.cast(mean, tf.float32), tf.cast(variance, tf.float32)
+        x = tf.cast(pooled, tf.float32)
+        x = (x - mean32) / tf.maximum(tf.sqrt(variance32), standardize.epsilon)
+        for layer in head:
+            x = layer(x, training=False) if isinstance(layer, keras.layers.Dropout) else layer(x)
+        probabilities = tf.cast(x, tf.float32)
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {
+            "probabilities": probabilities,
+            "class_id": class_id,
+            "class_name": tf.gather(class_names, class_id),
+            "classes": tf.tile(class_names[None, :], [tf.shape(probabilities)[0], 1]),
+        }
+
+    return serve_speaker
 
 
 # --------------------------------------------------------------------------
@@ -375,7 +455,10 @@ def _metadata(model, name, version, max_seconds):
         "signatures": {
             SERVING_DEFAULT: {"inputs": {"waveform": "float32 [batch, samples]", "num_samples": "int32 [batch]"}},
             SERVE_WAV: {"inputs": {"audio_bytes": "string [batch] (16-bit PCM WAV)"}},
+            **({SERVE_SPEAKER: {"inputs": {"audio_bytes": "string [batch] (16-bit PCM WAV), all of ONE speaker"},
+                                "uses_speaker_audio": True}} if _speaker_normalized(model) else {}),
         },
+        "speaker_normalized": _speaker_normalized(model),
         "outputs": {"probabilities": "float32 [batch, classes]", "class_id": "int64 [batch]",
                     "class_name": "string [batch]", "classes": "string [batch, classes]"},
         "keras_ser_version": keras_ser.__version__,
@@ -436,7 +519,7 @@ def export(model, export_root, name, version=None, overwrite=False, warmup_files
     def write(path, written_version):
         archive = keras.export.ExportArchive()
         archive.track(model)
-        for signature in SIGNATURES:  # serving_default first: TF Serving's default
+        for signature in functions:  # serving_default first: TF Serving's default
             # The plain Python function plus its signature: Keras wraps it
             # in one tf.function, traced once while saving.
             function = functions[signature]

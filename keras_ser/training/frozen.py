@@ -163,7 +163,18 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
     model = build_for(config, data, feature_config)
     probe = fit_probe(data.features("train"), data.labels["train"], data.speakers["train"],
                       len(data.class_names), seed=config.seed)
-    set_probe_weights(model, probe)
+    if config.speaker_norm:
+        # Features standardised per speaker: the probe's scaler is folded into
+        # `predictions`; `standardize` holds the fold's test speaker (adapted,
+        # `make_encoder_fold_data`) or, without one, the adaptable state.
+        from keras_ser.adaptation import set_speaker_normalized_probe
+
+        stats = data.channel_stats
+        set_speaker_normalized_probe(model, probe, data.speaker_prior_variance,
+                                     mean=None if stats is None else stats[0],
+                                     variance=None if stats is None else np.square(stats[1]))
+    else:
+        set_probe_weights(model, probe)
     if verbose:
         print(f"probe: C={probe['C']} chosen on the training speakers (inner UA {probe['inner_ua']})")
     return TrainResult(model, {"probe": 1}, {"probe": 1}, {"probe": {"C": probe["C"], "inner_ua": probe["inner_ua"]}})
@@ -183,8 +194,11 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     model = build_for(config, data, feature_config)
     train_x = data.features("train")
     axes = tuple(range(train_x.ndim - 1))
-    model.get_layer("standardize").mean.assign(train_x.mean(axis=axes).astype(np.float32))
-    model.get_layer("standardize").variance.assign(train_x.var(axis=axes).astype(np.float32))
+    # With speaker_norm the features are standardised per speaker already: the head trains behind an identity.
+    model.get_layer("standardize").mean.assign(
+        (0 * train_x.mean(axis=axes) if config.speaker_norm else train_x.mean(axis=axes)).astype(np.float32))
+    model.get_layer("standardize").variance.assign(
+        (0 * train_x.var(axis=axes) + 1 if config.speaker_norm else train_x.var(axis=axes)).astype(np.float32))
     head = model.head_model()
     loss, metrics = _loss_and_metrics(config, len(data.class_names))
     head.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss, metrics=metrics,
@@ -202,4 +216,12 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
                        batch_size=config.batch_size, shuffle=True,
                        callbacks=_callbacks(config, data, log_dir, "frozen"), verbose=verbose)
     epochs_run, best = _summarise(history, config, data)
+    if config.speaker_norm:  # the test speaker's statistics (adapted), or the adaptable state without one
+        standardize = model.get_layer("standardize")
+        if data.channel_stats is not None:
+            standardize.mean.assign(np.asarray(data.channel_stats[0], np.float32))
+            standardize.variance.assign(np.square(np.asarray(data.channel_stats[1], np.float32)))
+        else:
+            standardize.mean.assign(np.zeros(standardize.mean.shape, np.float32))
+            standardize.variance.assign(np.asarray(data.speaker_prior_variance, np.float32))
     return TrainResult(model, {"frozen": epochs_run}, {"frozen": best}, {"frozen": _history(history)})

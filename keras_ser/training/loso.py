@@ -63,12 +63,18 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     `features(part)` the frozen encoder's pooled features, computed once for
     the whole corpus (`keras_ser.training.frozen.corpus_features`); the
     recipes standardise them with training-speaker statistics only.
+
+    With `config.speaker_norm` (uses the test speaker's unlabelled audio),
+    `features(part)` are standardised per speaker with that speaker's own
+    mean and variance over all its utterances (the test speaker's from its
+    test audio); `channel_stats` are the test speaker's (mean, std) (the
+    fold's model is adapted to it, as `keras_ser.adapt` would) and
+    `speaker_prior_variance` the mean of the training speakers' variances
+    (what an adaptable model stores, `keras_ser.adaptation`).
     """
     from keras_ser.training import frozen
     from keras_ser.training.recipes import FoldData
 
-    if config.speaker_norm:
-        raise ValueError("speaker_norm is not implemented for the speech-encoder entries")
     parts = {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
     speaker_ids = np.array([record.speaker for record in corpus.records])
 
@@ -78,12 +84,45 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
         return preprocessor.dataset(corpus, parts[part], batch_size=config.batch_size, training=training,
                                     seed=config.seed)
 
-    def features(part):
-        return frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log)[parts[part]]
+    def raw_features():
+        return frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log)
 
     labels = {part: corpus.labels[indices] for part, indices in parts.items()}
     speakers = {part: speaker_ids[indices] for part, indices in parts.items()}
-    return FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers)
+    if not config.speaker_norm:
+        def features(part):
+            return raw_features()[parts[part]]
+
+        return FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers)
+
+    stats = {}
+
+    def speaker_stats():
+        if not stats:
+            values = raw_features()
+            axes = tuple(range(values.ndim - 1))
+            used = {speaker_ids[i] for indices in parts.values() for i in indices}
+            for speaker in used:
+                own = values[speaker_ids == speaker].astype(np.float64)
+                stats[speaker] = (own.mean(axis=axes), own.var(axis=axes))
+        return stats
+
+    def features(part):
+        values = raw_features()[parts[part]].astype(np.float64)
+        out = np.empty_like(values)
+        for speaker, (mean, variance) in speaker_stats().items():
+            rows = speakers[part] == speaker
+            out[rows] = (values[rows] - mean) / np.sqrt(np.maximum(variance, 1e-14))
+        return out.astype(np.float32)
+
+    channel_stats = None
+    if len(fold.test_indices):
+        mean, variance = speaker_stats()[speaker_ids[fold.test_indices[0]]]
+        channel_stats = (mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
+    data = FoldData(dataset, labels, list(corpus.class_names), channel_stats, features=features, speakers=speakers)
+    train_speakers = sorted(set(speakers["train"]))
+    data.speaker_prior_variance = np.mean([speaker_stats()[s][1] for s in train_speakers], axis=0).astype(np.float32)
+    return data
 
 
 def make_fold_data(corpus, fold, config, feature_config=None):
