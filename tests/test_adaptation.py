@@ -176,3 +176,19 @@ def test_cli_adapt_speaker(adaptable, paths, waveforms, tmp_path, capsys):
     assert entry(["keras-ser", "predict", "--adapt_speaker", f"--model={global_path}"] + paths[:2]) == 2
     assert "per-speaker normalisation" in capsys.readouterr().err
     assert entry(["keras-ser", "predict", "--adapt_speaker", "--preset=encoder_stats_emodb"] + paths[:2]) == 2
+
+
+def test_a_final_model_trained_with_speaker_norm_is_adaptable(synthetic_corpus):
+    from keras_ser.adaptation import adapt
+    from keras_ser.training.config import TrainConfig
+    from keras_ser.training.final import train_final
+
+    config = TrainConfig(model="encoder_stats", recipe="probe", batch_size=8, speaker_norm=True)
+    model = train_final(synthetic_corpus, config, verbose=0).model
+    speaker = synthetic_corpus.speakers[0]
+    rows = np.flatnonzero(synthetic_corpus.speaker_ids == speaker)[:5]
+    waves = [np.asarray(tf_pipeline.load_audio(synthetic_corpus.records[i].path)) for i in rows]
+    adapted = adapt(model, waves)
+    assert not np.allclose(np.asarray(adapted.get_layer("standardize").mean), 0)
+    with pytest.raises(ValueError, match="a final CNN or SRU model for serving cannot use it"):
+        train_final(synthetic_corpus, TrainConfig(model="sru", sru_units=8, epochs=1, speaker_norm=True), verbose=0)

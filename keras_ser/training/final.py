@@ -8,6 +8,12 @@ from keras_ser.training.config import TrainConfig
 def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
     """Trains one model on all speakers (no test speaker), ready to save or export.
 
+    With `config.speaker_norm` (speech-encoder entries only) every training
+    speaker is standardised with its own statistics and the model is left
+    adaptable: `keras_ser.adapt(model, waveforms)`, the `serve_speaker`
+    signature or `keras-ser predict --adapt_speaker` give it a speaker's
+    statistics at inference.
+
     With `config.validation="next"` the last speaker (in sorted order) is held
     out for early stopping; otherwise every utterance trains for
     `config.epochs` (a good value is the best epoch of a LOSO run of the same
@@ -40,8 +46,9 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
     else:
         fold = Fold(None, np.arange(len(corpus)), np.zeros(0, np.int64))
     keras.utils.set_random_seed(config.seed)
-    if config.speaker_norm:
-        raise ValueError("speaker_norm needs each test speaker's audio at inference; a final model for serving "
-                         "cannot use it. Train the final model without speaker_norm.")
+    if config.speaker_norm and not config.uses_encoder:
+        raise ValueError("speaker_norm needs each test speaker's audio at inference; a final CNN or SRU model for "
+                         "serving cannot use it. Train the final model without speaker_norm (the speech-encoder "
+                         "entries can: their final model is adaptable, see keras_ser.adapt).")
     data = make_fold_data(corpus, fold, config, feature_config)
     return recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)
