@@ -42,6 +42,8 @@ import wave
 
 import numpy as np
 
+import host  # benchmarks/host.py: what results record of the machine and the command
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:  # run as a script from a checkout: make the repository importable
@@ -80,41 +82,6 @@ def parse_args(argv=None):
     if args.files < 1 or args.calls < 1 or args.warmup < 0:
         parser.error("--files and --calls must be at least 1, --warmup at least 0")
     return args
-
-
-def _command(argv):
-    """The command line, with the corpus folder written as DATA_DIR (result files name no local paths)."""
-    words, skip = ["python", "benchmarks/latency.py"], False
-    for word in argv:
-        if skip:
-            words.append("DATA_DIR")
-            skip = False
-        elif word == "--data_dir":
-            words.append(word)
-            skip = True
-        elif word.startswith("--data_dir="):
-            words.append("--data_dir=DATA_DIR")
-        else:
-            words.append(word)
-    return " ".join(words)
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _loadavg():
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def _folder_mb(path):
@@ -197,7 +164,7 @@ def main(argv=None):
                 warmup[name].append(call(name, contents[i % len(contents)]))
         latencies = {name: [] for name in args.models}
         per_file = {name: [[] for _ in contents] for name in args.models}
-        load_before = _loadavg()
+        load_before = host.loadavg()
         start = time.perf_counter()
         for i in range(args.calls):
             for name in args.models:
@@ -205,7 +172,7 @@ def main(argv=None):
                 latencies[name].append(elapsed)
                 per_file[name][i % len(contents)].append(elapsed)
         timed_wall = time.perf_counter() - start
-        load_after = _loadavg()
+        load_after = host.loadavg()
     finally:
         functions.clear()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -233,7 +200,7 @@ def main(argv=None):
     machine = {
         "machine": platform.machine(),
         "platform": platform.platform(),
-        "cpu": _cpu(),
+        "cpu": host.cpu_name(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -257,7 +224,7 @@ def main(argv=None):
     if args.json:
         payload = {
             "benchmark": "latency",
-            "command": _command(sys.argv[1:] if argv is None else argv),
+            "command": host.command_line("latency.py", sys.argv[1:] if argv is None else argv),
             "data_dir": "DATA_DIR in the command: the EMO-DB wav folder (its path is not recorded)",
             "signature": "serve_wav",
             "batch": 1,

@@ -43,6 +43,8 @@ import sys
 import tempfile
 import time
 
+import host  # benchmarks/host.py: what results record of the machine and the command
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from a checkout: make the repository importable
     sys.path.insert(0, ROOT)
@@ -77,45 +79,10 @@ def parse_args(argv=None):
     return args
 
 
-def _loadavg():
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _cpu_seconds():
     """User + system CPU seconds of this process and of its finished children (the openSMILE worker)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _command(argv):
-    """The command line, with the corpus folder written as DATA_DIR (result files name no local paths)."""
-    words, skip = ["python", "benchmarks/loso_speed.py"], False
-    for word in argv:
-        if skip:
-            words.append("DATA_DIR")
-            skip = False
-        elif word == "--data_dir":
-            words.append(word)
-            skip = True
-        elif word.startswith("--data_dir="):
-            words.append("--data_dir=DATA_DIR")
-        else:
-            words.append(word)
-    return " ".join(words)
 
 
 def run_encoder(corpus, speakers, data_dir, workdir):
@@ -239,7 +206,7 @@ def main(argv=None):
     machine = {
         "machine": platform.machine(),
         "platform": platform.platform(),
-        "cpu": _cpu(),
+        "cpu": host.cpu_name(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -259,7 +226,7 @@ def main(argv=None):
     rows = []
     try:
         for system in args.systems:
-            load_before = _loadavg()
+            load_before = host.loadavg()
             cpu_before = _cpu_seconds()
             print(f"== {LABELS[system]}: running {len(folds)} folds in {workdir} ...", flush=True)
             if system == "encoder":
@@ -269,7 +236,7 @@ def main(argv=None):
             row["cpu_s"] = round(_cpu_seconds() - cpu_before, 2)
             row["cpu_s_per_wall_s"] = round(row["cpu_s"] / row["wall_s"], 2)
             row["loadavg_before"] = load_before
-            row["loadavg_after"] = _loadavg()
+            row["loadavg_after"] = host.loadavg()
             rows.append(row)
             print(f"   {row['wall_s']:.1f} s ({row['extraction_s']:.1f} s extraction; {row['cpu_s']:.0f} CPU s), pooled UA "
                   f"{100 * row['pooled_ua']:.1f} WA {100 * row['pooled_wa']:.1f}; load average "
@@ -313,7 +280,7 @@ def main(argv=None):
     if args.json:
         payload = {
             "benchmark": "loso_speed",
-            "command": _command(sys.argv[1:] if argv is None else argv),
+            "command": host.command_line("loso_speed.py", sys.argv[1:] if argv is None else argv),
             "data_dir": "DATA_DIR in the command: the EMO-DB wav folder (its path is not recorded)",
             "corpus": corpus.name,
             "n_utterances": len(corpus),

@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+import host  # benchmarks/host.py: what results record of the machine and the command
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = {
     "tiny": dict(n_segments=2, num_classes=7, sru_units=16, image_size=67,
@@ -36,17 +38,6 @@ PRESETS = {
     "paper": dict(n_segments=3, num_classes=7),  # AlexNet 227x227, SRU 4096: 107 M parameters
 }
 EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _start_server(base_path, name):
@@ -180,7 +171,7 @@ def main(argv=None):
                          len(direct_err)))
 
         print(f"keras-ser serving benchmark: {description}")
-        print(f"machine: {_cpu()}, {os.cpu_count()} cores; Python {platform.python_version()}, TensorFlow "
+        print(f"machine: {host.cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, TensorFlow "
               f"{tf.__version__}; export took {export_seconds:.1f} s")
         print(f"requests: EMO-DB files, one 16-bit WAV per request through serve_wav ({len(contents)} files, "
               f"{np.mean(seconds):.2f} s mean, {max(seconds):.2f} s max), {args.requests} requests per level")

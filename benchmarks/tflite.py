@@ -44,6 +44,8 @@ import warnings
 
 import numpy as np
 
+import host  # benchmarks/host.py: what results record of the machine and the command
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:  # run as a script from a checkout: make the repository importable
@@ -81,41 +83,6 @@ def parse_args(argv=None):
     if args.files < 1 or args.rounds < 1 or args.warmup < 0:
         parser.error("--files and --rounds must be at least 1, --warmup at least 0")
     return args
-
-
-def _command(argv):
-    """The command line, with the corpus folder written as DATA_DIR (result files name no local paths)."""
-    words, skip = ["python", "benchmarks/tflite.py"], False
-    for word in argv:
-        if skip:
-            words.append("DATA_DIR")
-            skip = False
-        elif word == "--data_dir":
-            words.append(word)
-            skip = True
-        elif word.startswith("--data_dir="):
-            words.append("--data_dir=DATA_DIR")
-        else:
-            words.append(word)
-    return " ".join(words)
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _loadavg():
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def _folder_bytes(path, skip=()):
@@ -224,7 +191,7 @@ def run_model(name, args, waveforms, workdir):
     latencies = {key: [] for key in runners}
     per_file = {key: [[] for _ in waveforms] for key in runners}
     worst = 0.0
-    load_before = _loadavg()
+    load_before = host.loadavg()
     start = time.perf_counter()
     for _ in range(args.rounds):
         for index, waveform in enumerate(waveforms):
@@ -236,7 +203,7 @@ def run_model(name, args, waveforms, workdir):
             for key, output in outputs.items():
                 worst = max(worst, float(np.abs(output - outputs["saved_model"]).max()))
     timed_wall = time.perf_counter() - start
-    load_after = _loadavg()
+    load_after = host.loadavg()
     runners.clear()
 
     rows = []
@@ -308,7 +275,7 @@ def main(argv=None):
     machine = {
         "machine": platform.machine(),
         "platform": platform.platform(),
-        "cpu": _cpu(),
+        "cpu": host.cpu_name(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -334,7 +301,7 @@ def main(argv=None):
     if args.json:
         payload = {
             "benchmark": "tflite",
-            "command": _command(sys.argv[1:] if argv is None else argv),
+            "command": host.command_line("tflite.py", sys.argv[1:] if argv is None else argv),
             "data_dir": "DATA_DIR in the command: the EMO-DB wav folder (its path is not recorded)",
             "input": "waveform float32 [1, samples] at 16 kHz (SavedModel: serving_default with num_samples)",
             "size_note": "saved_model: the whole version folder (assets.extra/ with warmup records included); "

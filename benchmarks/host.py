@@ -1,0 +1,45 @@
+"""What the benchmarks record about the machine and the command (shared by the scripts here).
+
+Benchmarks run as scripts (`python benchmarks/NAME.py`), so this folder is on
+`sys.path` and they import this module as `host`.
+"""
+
+import os
+import platform
+
+
+def cpu_name():
+    """The CPU model from /proc/cpuinfo, or what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def loadavg():
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def command_line(script, argv):
+    """`python benchmarks/SCRIPT ARGS` with the corpus folder written as DATA_DIR (result files name no local paths)."""
+    words, skip = ["python", f"benchmarks/{script}"], False
+    for word in argv:
+        if skip:
+            words.append("DATA_DIR")
+            skip = False
+        elif word == "--data_dir":
+            words.append(word)
+            skip = True
+        elif word.startswith("--data_dir="):
+            words.append("--data_dir=DATA_DIR")
+        else:
+            words.append(word)
+    return " ".join(words)
