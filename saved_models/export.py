@@ -244,6 +244,40 @@ def _assert_rows(ok, template, *values):
     return tf.debugging.Assert(tf.reduce_all(ok), [message], name="check_input")
 
 
+def _outputs(probabilities, class_names):
+    """The response of every signature: probabilities, class_id, class_name, classes (batch first)."""
+    import tensorflow as tf
+
+    class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    return {
+        "probabilities": probabilities,
+        "class_id": class_id,
+        "class_name": tf.gather(class_names, class_id),
+        "classes": tf.tile(class_names[None, :], [tf.shape(probabilities)[0], 1]),
+    }
+
+
+def _decode_checked_wavs(audio_bytes, config, max_seconds, empty_message):
+    """WAV bytes `[batch]` -> `(waveforms, num_samples)`, after the batch and every row pass their checks."""
+    import tensorflow as tf
+
+    import tf_pipeline
+    from tf_pipeline.audio import check_wav_bytes
+
+    not_empty = tf.debugging.Assert(tf.shape(audio_bytes)[0] > 0, [empty_message], name="check_batch_size")
+    with tf.control_dependencies([not_empty]):
+        audio_bytes = tf.identity(audio_bytes)
+    rows = tf.range(tf.shape(audio_bytes)[0])
+    checked = tf.map_fn(
+        lambda args: check_wav_bytes(args[0], args[1], config, max_seconds),
+        (audio_bytes, rows),
+        fn_output_signature=tf.int64,
+    )
+    with tf.control_dependencies([checked]):
+        audio_bytes = tf.identity(audio_bytes)
+    return tf_pipeline.batch_decode_wav(audio_bytes, config)
+
+
 def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     """The two serving functions of a model, as `tf.function`s with input signatures.
 
@@ -268,9 +302,6 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     """
     import tensorflow as tf
 
-    import tf_pipeline
-    from tf_pipeline.audio import check_wav_bytes
-
     _check_model(model)
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive or None. Received: max_seconds={max_seconds!r}")
@@ -282,13 +313,7 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
 
     def predict(waveforms, num_samples):
         probabilities = tf.cast(model(preprocessor.batch(waveforms, num_samples), training=False), tf.float32)
-        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        return {
-            "probabilities": probabilities,
-            "class_id": class_id,
-            "class_name": tf.gather(class_names, class_id),
-            "classes": tf.tile(class_names[None, :], [tf.shape(probabilities)[0], 1]),
-        }
+        return _outputs(probabilities, class_names)
 
     @functools.partial(tf.function, autograph=False, input_signature=[
         tf.TensorSpec([None, None], tf.float32, name="waveform"),
@@ -332,20 +357,8 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     @functools.partial(tf.function, autograph=False,
                        input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
     def serve_wav(audio_bytes):
-        not_empty = tf.debugging.Assert(
-            tf.shape(audio_bytes)[0] > 0, ["audio_bytes has 0 rows; expected at least one WAV file"],
-            name="check_batch_size")
-        with tf.control_dependencies([not_empty]):
-            audio_bytes = tf.identity(audio_bytes)
-        rows = tf.range(tf.shape(audio_bytes)[0])
-        checked = tf.map_fn(
-            lambda args: check_wav_bytes(args[0], args[1], config, max_seconds),
-            (audio_bytes, rows),
-            fn_output_signature=tf.int64,
-        )
-        with tf.control_dependencies([checked]):
-            audio_bytes = tf.identity(audio_bytes)
-        waveforms, num_samples = tf_pipeline.batch_decode_wav(audio_bytes, config)
+        waveforms, num_samples = _decode_checked_wavs(
+            audio_bytes, config, max_seconds, "audio_bytes has 0 rows; expected at least one WAV file")
         return predict(waveforms, num_samples)
 
     functions = {SERVING_DEFAULT: serving_default, SERVE_WAV: serve_wav}
@@ -366,9 +379,7 @@ def _serve_speaker(model, max_seconds):
     import keras
     import tensorflow as tf
 
-    import tf_pipeline
     from keras_ser.adaptation import DEFAULT_PRIOR_WEIGHT
-    from tf_pipeline.audio import check_wav_bytes
 
     config = model.feature_config
     preprocessor = model.preprocessor
@@ -381,20 +392,8 @@ def _serve_speaker(model, max_seconds):
     @functools.partial(tf.function, autograph=False,
                        input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
     def serve_speaker(audio_bytes):
-        not_empty = tf.debugging.Assert(
-            tf.shape(audio_bytes)[0] > 0, ["audio_bytes has 0 rows; expected at least one WAV file of the speaker"],
-            name="check_batch_size")
-        with tf.control_dependencies([not_empty]):
-            audio_bytes = tf.identity(audio_bytes)
-        rows = tf.range(tf.shape(audio_bytes)[0])
-        checked = tf.map_fn(
-            lambda args: check_wav_bytes(args[0], args[1], config, max_seconds),
-            (audio_bytes, rows),
-            fn_output_signature=tf.int64,
-        )
-        with tf.control_dependencies([checked]):
-            audio_bytes = tf.identity(audio_bytes)
-        waveforms, num_samples = tf_pipeline.batch_decode_wav(audio_bytes, config)
+        waveforms, num_samples = _decode_checked_wavs(
+            audio_bytes, config, max_seconds, "audio_bytes has 0 rows; expected at least one WAV file of the speaker")
         pooled = tf.cast(features_model(preprocessor.batch(waveforms, num_samples), training=False), tf.float64)
         axes = list(range(len(pooled.shape) - 1))
         n = tf.cast(tf.reduce_prod(tf.shape(pooled)[:-1]), tf.float64)
@@ -408,14 +407,7 @@ def _serve_speaker(model, max_seconds):
         x = (x - mean32) / tf.maximum(tf.sqrt(variance32), standardize.epsilon)
         for layer in head:
             x = layer(x, training=False) if isinstance(layer, keras.layers.Dropout) else layer(x)
-        probabilities = tf.cast(x, tf.float32)
-        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        return {
-            "probabilities": probabilities,
-            "class_id": class_id,
-            "class_name": tf.gather(class_names, class_id),
-            "classes": tf.tile(class_names[None, :], [tf.shape(probabilities)[0], 1]),
-        }
+        return _outputs(tf.cast(x, tf.float32), class_names)
 
     return serve_speaker
 
