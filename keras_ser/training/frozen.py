@@ -195,10 +195,11 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     train_x = data.features("train")
     axes = tuple(range(train_x.ndim - 1))
     # With speaker_norm the features are standardised per speaker already: the head trains behind an identity.
-    model.get_layer("standardize").mean.assign(
-        (0 * train_x.mean(axis=axes) if config.speaker_norm else train_x.mean(axis=axes)).astype(np.float32))
-    model.get_layer("standardize").variance.assign(
-        (0 * train_x.var(axis=axes) + 1 if config.speaker_norm else train_x.var(axis=axes)).astype(np.float32))
+    mean, variance = train_x.mean(axis=axes), train_x.var(axis=axes)
+    if config.speaker_norm:
+        mean, variance = np.zeros_like(mean), np.ones_like(variance)
+    model.get_layer("standardize").mean.assign(mean.astype(np.float32))
+    model.get_layer("standardize").variance.assign(variance.astype(np.float32))
     head = model.head_model()
     loss, metrics = _loss_and_metrics(config, len(data.class_names))
     head.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss, metrics=metrics,
