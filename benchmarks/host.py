@@ -4,6 +4,7 @@ Benchmarks run as scripts (`python benchmarks/NAME.py`), so this folder is on
 `sys.path` and they import this module as `host`.
 """
 
+import json
 import os
 import platform
 
@@ -43,3 +44,37 @@ def command_line(script, argv):
         else:
             words.append(word)
     return " ".join(words)
+
+
+def machine_info():
+    """What a result records of the machine: architecture, CPU, cores, Python, TensorFlow, Keras, GPUs."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+    }
+
+
+def machine_line(info):
+    """One printed line of `machine_info()`."""
+    return (f"{info['machine']}, {info['cpu_count']} cores ({info['cpu']}), {info['platform']}; "
+            f"Python {info['python']}, TensorFlow {info['tensorflow']}, Keras {info['keras']} "
+            f"({info['keras_backend']}), GPUs: {len(info['gpus'])}")
+
+
+def write_json(path, payload):
+    """Writes a benchmark's result JSON (folders created) and says where."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
+    print(f"\nwritten {path}")

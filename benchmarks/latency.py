@@ -31,9 +31,7 @@ in ms per model and the ratios of p50 and p90 to the encoder model's; with
 import argparse
 import gc
 import importlib.util
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -197,19 +195,8 @@ def main(argv=None):
         row["p50_ratio_to_encoder"] = round(row["p50_ms"] / reference["p50_ms"], 2) if reference else None
         row["p90_ratio_to_encoder"] = round(row["p90_ms"] / reference["p90_ms"], 2) if reference else None
 
-    machine = {
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "cpu": host.cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
-    }
-    print(f"\nmachine: {machine['machine']}, {machine['cpu_count']} cores ({machine['cpu']}), {machine['platform']}; "
-          f"Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}, "
-          f"GPUs: {len(machine['gpus'])}; load average {load_before} -> {load_after} over the timed calls")
+    machine = host.machine_info()
+    print(f"\nmachine: {host.machine_line(machine)}; load average {load_before} -> {load_after} over the timed calls")
     print(f"requests: serve_wav, batch 1, {len(contents)} EMO-DB files at duration quantiles "
           f"({min(seconds):.2f}-{max(seconds):.2f} s, mean {np.mean(seconds):.2f} s), {args.warmup} warm-up and "
           f"{args.calls} timed calls per model, round-robin over the models ({timed_wall:.1f} s)\n")
@@ -239,11 +226,7 @@ def main(argv=None):
             "timed_wall_s": round(timed_wall, 1),
             "rows": rows,
         }
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        print(f"\nwritten {args.json}")
+        host.write_json(args.json, payload)
     return 0
 
 

@@ -36,7 +36,6 @@ never asserted. With `--json PATH` the table is also written as JSON.
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -203,20 +202,8 @@ def main(argv=None):
     speakers = None if args.folds.strip().lower() == "all" else [s.strip() for s in args.folds.split(",") if s.strip()]
     folds = loso_folds(corpus, validation="none", speakers=speakers)
     speakers = [fold.test_speaker for fold in folds]
-    machine = {
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "cpu": host.cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "keras_backend": keras.backend.backend(),
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
-    }
-    machine_line = (f"{machine['machine']}, {machine['cpu_count']} cores ({machine['cpu']}), {machine['platform']}; "
-                    f"Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']} "
-                    f"({machine['keras_backend']}), GPUs: {len(machine['gpus'])}")
+    machine = host.machine_info()
+    machine_line = host.machine_line(machine)
     print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers; folds: {','.join(speakers)}",
           flush=True)
     print(f"machine: {machine_line}", flush=True)
@@ -292,11 +279,7 @@ def main(argv=None):
             "cpu_ratio_encoder_over_is10_svm": None if cpu_ratio is None else round(cpu_ratio, 3),
             "bar": bar,
         }
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        print(f"written {args.json}")
+        host.write_json(args.json, payload)
     return 0
 
 

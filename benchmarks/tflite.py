@@ -33,9 +33,7 @@ Times are printed, never asserted.
 
 import argparse
 import gc
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -272,19 +270,8 @@ def main(argv=None):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    machine = {
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "cpu": host.cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
-    }
-    print(f"\nmachine: {machine['machine']}, {machine['cpu_count']} cores ({machine['cpu']}), {machine['platform']}; "
-          f"Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}, "
-          f"GPUs: {len(machine['gpus'])}")
+    machine = host.machine_info()
+    print(f"\nmachine: {host.machine_line(machine)}")
     print(f"inputs: 16 kHz float32 waveforms, batch 1, {len(waveforms)} EMO-DB files at duration quantiles "
           f"({min(seconds):.2f}-{max(seconds):.2f} s, mean {np.mean(seconds):.2f} s); {args.warmup} warm-up calls, "
           f"then {args.rounds} rounds over the files, round-robin over the runtimes\n")
@@ -315,11 +302,7 @@ def main(argv=None):
             "machine": machine,
             "models": results,
         }
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        print(f"\nwritten {args.json}")
+        host.write_json(args.json, payload)
     return 0
 
 
