@@ -181,7 +181,7 @@ def run_is10_svm(corpus, folds, data_dir, workdir, extract_workers, svm_jobs):
         "pooled_wa": results["pooled"]["wa"],
         "mean_ua": results["mean"]["ua"],
         "mean_wa": results["mean"]["wa"],
-        "chosen_C": [record.get("chosen_C") for record in fold_records] if fold_records else None,
+        "chosen_C": [record["history"]["svm"]["C"] for record in _fold_files(run.run_dir, fold_records)],
         "svm_jobs": svm_jobs,
     }
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env python
-"""The paper's Table V baselines: openSMILE IS09 / IS10 functionals + linear SVM, LOSO.
+"""The paper's Table V baselines: openSMILE functionals + linear SVM, LOSO.
 
-For every feature set and normalisation asked for, runs leave-one-speaker-out
-over the corpus (every speaker once the test speaker), writing one run
-directory per configuration under --run_dir:
+IS09 and IS10 (the paper's Table V) and, beyond the paper, ComParE_2016 and
+eGeMAPSv02. For every feature set and normalisation asked for, runs
+leave-one-speaker-out over the corpus (every speaker once the test speaker)
+through the LOSO runner of the Keras models (`keras_ser.training.loso`), so
+each configuration's run directory under --run_dir has their layout:
 
     <run_dir>/<corpus>-<feature set>-<normalization>/
-        run.json             configuration and data fingerprint
-        folds/fold-<speaker>.json   one per finished fold (WA, UA, confusion
-                             matrix, predictions, chosen C, scaler stats, time)
+        run.json             configuration, data fingerprint, label, protocol, command
+        fold_<speaker>.json  one per finished fold (WA, UA, confusion matrix,
+                             predictions, chosen C, scaler stats, time)
         results.json, results.md    per fold, pooled, mean/std, versions, machine
     <run_dir>/summary.md     every configuration in <run_dir>, next to the paper
 
@@ -21,11 +23,13 @@ speakers; the test speaker is used for nothing but the final prediction.
 `--normalization=speaker` is the labelled exception: each speaker,
 the test speaker included, is standardised with its own mean/std.
 
-Example (the four runs of docs/baselines.md):
+Examples (the runs of docs/baselines.md):
 
     .venv/bin/python experiments/baselines.py --data_dir=/data/emodb/wav \\
         --feature_set=IS09,IS10 --normalization=train,speaker \\
         --run_dir=runs/baselines --cache_dir=runs/feature_cache
+    .venv/bin/python experiments/baselines.py --data_dir=/data/emodb/wav \\
+        --feature_set=ComParE_2016,eGeMAPSv02 --run_dir=runs/baselines --cache_dir=runs/feature_cache
 
 Needs the baselines extra: pip install 'keras-ser[baselines]'.
 """
@@ -44,6 +48,8 @@ if __package__ in (None, ""):  # run as a script from a checkout: make the repos
 # Jiang, Fu & Tao (2019), Table V: EMO-DB, leave-one-speaker-out, WA / UA in %.
 PAPER_TABLE_V = {"IS09": (75.5, 74.0), "IS10": (78.1, 76.7)}
 
+# keras_ser.baselines.FEATURE_SETS, named here so that --help needs no import of keras_ser (Keras).
+FEATURE_SETS = ("IS09", "IS10", "ComParE_2016", "eGeMAPSv02")
 CORPORA = ("emodb", "casia")
 NORMALIZATIONS = ("train", "speaker")  # checked again by BaselineConfig
 DEFAULT_CACHE_DIR = os.path.join(
@@ -73,7 +79,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="experiments/baselines.py",
         description=(
-            "openSMILE IS09/IS10 functionals + linear SVM under leave-one-speaker-out (the paper's Table V). "
+            "openSMILE IS09/IS10 (the paper's Table V), ComParE_2016 or eGeMAPSv02 functionals + linear SVM "
+            "under leave-one-speaker-out. "
             "One resumable run directory per feature set and normalisation."
         ),
         epilog=(
@@ -86,8 +93,11 @@ def build_parser():
     parser.add_argument(
         "--feature_set",
         default=["IS09", "IS10"],
-        type=lambda v: _choices(v, ("IS09", "IS10"), "--feature_set"),
-        help="comma-separated: IS09 (384 functionals) and/or IS10 (1582) (default: IS09,IS10)",
+        type=lambda v: _choices(v, FEATURE_SETS, "--feature_set"),
+        help=(
+            "comma-separated: IS09 (384 functionals), IS10 (1582), ComParE_2016 (6373), eGeMAPSv02 (88) "
+            "(default: IS09,IS10)"
+        ),
     )
     parser.add_argument(
         "--normalization",
@@ -143,32 +153,36 @@ def _paper_cell(feature_set, corpus_name):
     return f"{wa:.1f}", f"{ua:.1f}"
 
 
-def summary_markdown(run_root):
-    """A table of every `results.json` under `run_root`, with the paper's figures beside them."""
-    from keras_ser.baselines import results as results_lib
+def _percent(value):
+    return "n/a" if value is None else f"{100 * value:.1f}"
 
+
+def _mean_std(mean, std, folds):
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if folds > 1 else f"{100 * mean:.1f}"
+
+
+def summary_markdown(run_root):
+    """A table of every baseline run's `results.json` under `run_root`, with the paper's figures beside them."""
     runs = []
     for path in glob.glob(os.path.join(run_root, "*", "results.json")):
         with open(path, encoding="utf-8") as handle:
-            runs.append((path, json.load(handle)))
+            results = json.load(handle)
+        if "feature_set" in results.get("config", {}):  # an openSMILE baseline's run folder
+            runs.append((path, results))
     # corpus, feature set, then the standard protocol before the per-speaker variant
-    runs.sort(key=lambda run: (run[1].get("provenance", {}).get("corpus", ""), run[1]["feature_set"],
+    runs.sort(key=lambda run: (run[1]["corpus"], run[1]["config"]["feature_set"],
                                run[1]["uses_test_speaker_audio"], run[0]))
     rows = []
     for path, results in runs:
-        corpus_name = results.get("provenance", {}).get("corpus", "")
-        pooled = results.get("pooled") or {}
-        mean, std = results["mean"], results["std"]
-        pct, pm = results_lib.format_percent, results_lib.format_mean_std
-
-        paper_wa, paper_ua = _paper_cell(results["feature_set"], corpus_name)
+        config, pooled, mean, std = results["config"], results["pooled"], results["mean"], results["std"]
+        paper_wa, paper_ua = _paper_cell(config["feature_set"], results["corpus"])
         done = len(results["speakers_done"])
-        total = done + len(results["speakers_missing"])
+        total = done + len(results.get("speakers_missing", []))
         rows.append(
-            f"| {corpus_name} | {results['feature_set']} | {results['normalization']}"
+            f"| {results['corpus']} | {config['feature_set']} | {config['normalization']}"
             f"{' (uses test speaker audio)' if results['uses_test_speaker_audio'] else ''} | {done}/{total} | "
-            f"{pct(pooled.get('wa'))} | {pct(pooled.get('ua'))} | {pm(mean['wa'], std['wa'])} | "
-            f"{pm(mean['ua'], std['ua'])} | {paper_wa} | {paper_ua} | {results['wall_time_s']['folds_total']:.0f} | "
+            f"{_percent(pooled['wa'])} | {_percent(pooled['ua'])} | {_mean_std(mean['wa'], std['wa'], done)} | "
+            f"{_mean_std(mean['ua'], std['ua'], done)} | {paper_wa} | {paper_ua} | {results['wall_time_s']:.0f} | "
             f"{os.path.basename(os.path.dirname(path))} |"
         )
     header = [
@@ -213,7 +227,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     cache_dir = None if args.cache_dir.lower() == "none" else args.cache_dir
-    command = shlex.join([os.path.relpath(os.path.abspath(__file__)) if os.path.exists(__file__) else "baselines.py"] + argv)
+    script = os.path.relpath(os.path.abspath(__file__)) if os.path.exists(__file__) else "baselines.py"
+    command = "python " + shlex.join([script] + argv)
     print(corpus.summary(), flush=True)
 
     def log(message):

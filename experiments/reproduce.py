@@ -13,8 +13,12 @@ Tables:
     II        CNN+SRU for N = 1..5 segments, and the ensemble over N (mean of
               the per-utterance probabilities of the five runs).
     III       CNN alone (one segment), SRU alone (frame features), CNN+SRU (N=3).
-    V         openSMILE IS09 / IS10 + SVM: reads runs/baselines/*/results.json
-              (made by experiments/baselines.py; never rerun here).
+    V         openSMILE functionals + linear SVM: IS09 / IS10 (the paper's,
+              standardised on the training speakers and per speaker),
+              ComParE_2016 and eGeMAPSv02 (training speakers only). Their run
+              folders (--baselines_dir, the LOSO runner's layout) are made by
+              experiments/baselines.py, which this runs for any fold missing
+              (not with --features: openSMILE reads the WAV files).
     levers    each lever on vs off on the same folds: SpecAugment masks,
               segment jitter, mixup, label smoothing; per-speaker
               normalisation (uses the test speaker's unlabelled audio) as a
@@ -160,6 +164,7 @@ class Row:
     uses_test_audio: bool = False
     features: dict = None  # feature-config fields passed to run_loso as `feature_config` (None: the model's default)
     standalone: bool = False  # `overrides` is a whole TrainConfig (on its defaults), not changes to the preset's base
+    baseline: tuple = None  # (feature set, normalization) of experiments/baselines.py (kind "baseline")
 
 
 # The speech-encoder rows: TrainConfigs of their own, the same under every preset.
@@ -229,14 +234,7 @@ def table_rows(table, preset, baselines_dir=DEFAULT_BASELINES):
     if table == "III":
         return [rows["cnn_sru_n3"], rows["cnn"], rows["sru"]]
     if table == "V":
-        baselines = []
-        for feature_set in ("IS09", "IS10"):
-            for normalization, label in (("train", "standardised on the training speakers"),
-                                         ("speaker", "PER-SPEAKER NORMALISATION (uses the test speaker's audio)")):
-                baselines.append(Row(os.path.join(baselines_dir, f"emodb-{feature_set.lower()}-{normalization}"),
-                                     f"openSMILE {feature_set} + linear SVM, {label}", kind="baseline",
-                                     paper=PAPER_TABLE_V[feature_set], uses_test_audio=normalization == "speaker"))
-        return [rows["cnn_sru_n3"]] + baselines
+        return [rows["cnn_sru_n3"]] + baseline_rows(baselines_dir)
     if table == "levers":
         return [Row("cnn_sru_n3", "no lever (CNN+SRU, N=3)", overrides=rows["cnn_sru_n3"].overrides,
                     paper=rows["cnn_sru_n3"].paper)] + [rows[f"lever_{name}"] for name in LEVERS]
@@ -246,9 +244,7 @@ def table_rows(table, preset, baselines_dir=DEFAULT_BASELINES):
         return chosen + [Row("cnn_sru_n3", "AlexNet CNN+SRU (N=3), random init, trained end to end",
                              overrides=rows["cnn_sru_n3"].overrides, paper=rows["cnn_sru_n3"].paper)]
     if table == "speech":
-        is10 = Row(os.path.join(baselines_dir, "emodb-is10-train"),
-                   "openSMILE IS10 + linear SVM, standardised on the training speakers", kind="baseline",
-                   paper=PAPER_TABLE_V["IS10"])
+        is10 = baseline_row(baselines_dir, "IS10", "train")
         cnn = Row("cnn_sru_n3", f"AlexNet CNN+SRU (N=3), random init, trained end to end (preset `{preset}`)",
                   overrides=rows["cnn_sru_n3"].overrides, paper=rows["cnn_sru_n3"].paper)
         return [rows[name] for name in speech_rows()] + [is10, cnn, rows["effnet_imagenet_frozen"],
@@ -256,6 +252,27 @@ def table_rows(table, preset, baselines_dir=DEFAULT_BASELINES):
     if table == "IV":
         return [rows[name] for name in ("cnn_sru_n3", "cnn", "sru", "effnet_imagenet_frozen", "effnet_random_frozen")]
     raise ValueError(f"table must be one of {TABLES}. Received: table={table!r}")
+
+
+# The openSMILE + linear SVM rows: (feature set, normalisations); the paper's Table V has IS09 and IS10.
+BASELINES = (("IS09", ("train", "speaker")), ("IS10", ("train", "speaker")), ("ComParE_2016", ("train",)),
+             ("eGeMAPSv02", ("train",)))
+BASELINE_NORMALIZATIONS = {"train": "standardised on the training speakers",
+                           "speaker": "PER-SPEAKER NORMALISATION (uses the test speaker's audio)"}
+
+
+def baseline_row(baselines_dir, feature_set, normalization):
+    """The row of one experiments/baselines.py run folder (`<baselines_dir>/emodb-<set>-<normalisation>`)."""
+    return Row(os.path.join(baselines_dir, f"emodb-{feature_set.lower()}-{normalization}"),
+               f"openSMILE {feature_set} + linear SVM, {BASELINE_NORMALIZATIONS[normalization]}", kind="baseline",
+               paper=PAPER_TABLE_V.get(feature_set), uses_test_audio=normalization == "speaker",
+               baseline=(feature_set, normalization))
+
+
+def baseline_rows(baselines_dir=DEFAULT_BASELINES):
+    """Every openSMILE + SVM row of Table V, in table order."""
+    return [baseline_row(baselines_dir, feature_set, normalization)
+            for feature_set, normalizations in BASELINES for normalization in normalizations]
 
 
 def table_iv_pairs(baselines_dir=DEFAULT_BASELINES):
@@ -300,7 +317,7 @@ def run_root_name(preset, global_overrides):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Reading run folders (training runs, ensembles and openSMILE baselines) into one shape
+# Reading run folders (training runs, ensembles and openSMILE baselines: one layout) into one shape
 
 
 @dataclasses.dataclass
@@ -316,7 +333,7 @@ class RunScores:
     uses_test_audio: bool = False
     feature_config: dict = None
     corpus: str = "emodb"
-    baseline: dict = None  # experiments/baselines.py runs: their results.json's config and labels
+    protocol: str = None  # run.json's own protocol sentence (the openSMILE baselines), else None
 
     @property
     def speakers(self):
@@ -324,35 +341,10 @@ class RunScores:
 
 
 def load_run(path):
-    """A `RunScores` of a keras-ser LOSO run folder or of an experiments/baselines.py run folder; None if absent."""
+    """A `RunScores` of a LOSO run folder (`run.json` + `fold_<speaker>.json`, the layout of every system: the
+    Keras runs, ensembles and the openSMILE baselines); None if absent."""
     import numpy as np
 
-    if os.path.isfile(os.path.join(path, "results.json")) and os.path.isdir(os.path.join(path, "folds")):
-        with open(os.path.join(path, "results.json")) as handle:
-            results = json.load(handle)
-        names = results["class_names"]
-        index = {name: i for i, name in enumerate(names)}
-        folds = {}
-        for fold_file in sorted(glob.glob(os.path.join(path, "folds", "fold-*.json"))):
-            with open(fold_file) as handle:
-                fold = json.load(handle)
-            labels = np.array([index[p["true"]] for p in fold["predictions"]])
-            predicted = np.array([index[p["predicted"]] for p in fold["predictions"]])
-            folds[fold["test_speaker"]] = {"wa": fold["wa"], "ua": fold["ua"], "labels": labels, "predicted": predicted,
-                                           "wall_time_s": fold.get("wall_time_s"), "epochs": None}
-        versions = dict(results.get("versions", {}))
-        machine = results.get("machine", {})
-        versions.setdefault("platform", machine.get("platform", machine.get("system", "?")))
-        versions.setdefault("cpu_count", machine.get("cpu_count", "?"))
-        provenance = results.get("provenance", {})
-        baseline = {**results.get("config", {}), "label": results.get("label"),
-                    "dimension": results.get("data", {}).get("dimension")}
-        command = provenance.get("command")
-        if command and not command.startswith("python"):
-            command = "python " + command
-        return RunScores(path, folds, names, config=None, versions=versions, command=command,
-                         uses_test_audio=bool(results.get("uses_test_speaker_audio")),
-                         corpus=provenance.get("corpus", "emodb"), baseline=baseline)
     fold_files = sorted(glob.glob(os.path.join(path, "fold_*.json")))
     if not fold_files or not os.path.isfile(os.path.join(path, "run.json")):
         return None
@@ -364,19 +356,22 @@ def load_run(path):
             fold = json.load(handle)
         names = fold.get("class_names", names)
         versions = fold.get("versions", versions)
+        history = fold.get("history") or {}
+        fit = history.get("probe") or history.get("svm") or {}  # a fit with C chosen on the training speakers
         folds[fold["test_speaker"]] = {
             "wa": fold["wa"], "ua": fold["ua"],
             "labels": np.array([p["label"] for p in fold["predictions"]]),
             "predicted": np.array([p["predicted"] for p in fold["predictions"]]),
             "wall_time_s": fold.get("wall_time_s"),
             "epochs": fold.get("epochs_run"),
-            "probe_c": ((fold.get("history") or {}).get("probe") or {}).get("C"),
-            "probe_grid": [float(c) for c in ((fold.get("history") or {}).get("probe") or {}).get("inner_ua", {})],
+            "probe_c": fit.get("C"),
+            "probe_grid": [float(c) for c in fit.get("inner_ua", {})],
         }
     config = run.get("config")
+    uses_test_audio = run.get("uses_test_speaker_audio", bool(config and config.get("speaker_norm")))
     return RunScores(path, folds, names, config=config, versions=versions, command=run.get("command"),
-                     uses_test_audio=bool(config and config.get("speaker_norm")),
-                     feature_config=run.get("feature_config"), corpus=run.get("corpus") or "emodb")
+                     uses_test_audio=bool(uses_test_audio), feature_config=run.get("feature_config"),
+                     corpus=run.get("corpus") or "emodb", protocol=run.get("protocol"))
 
 
 def pooled(run, speakers=None):
@@ -510,8 +505,9 @@ def _seconds_per_fold(run):
 
 
 def _epochs(run):
-    values = [sum(v for k, v in f["epochs"].items() if k != "probe")  # the probe's count is not epochs
-              for f in run.folds.values() if isinstance(f.get("epochs"), dict) and set(f["epochs"]) != {"probe"}]
+    fits = {"probe", "svm"}  # one fit each (the probe, the openSMILE baselines' SVM): not epochs
+    values = [sum(v for k, v in f["epochs"].items() if k not in fits)
+              for f in run.folds.values() if isinstance(f.get("epochs"), dict) and not set(f["epochs"]) <= fits]
     return f"{sum(values) / len(values):.1f}" if values else ""
 
 
@@ -703,14 +699,13 @@ def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DE
             protocols.append(f"- `{row.name}`: mean of the per-utterance probabilities of "
                              + ", ".join(f"`{m}`" for m in row.members) + " on the folds all of them finished.")
         elif row.kind == "baseline":
-            protocols.append(f"- `{os.path.relpath(row.name, ROOT)}`: {row.label}; protocol and command in "
-                             "docs/baselines.md (not rerun here).")
+            protocols.append(f"- `{_run_key(row.name)}`: {_baseline_protocol(row, run)}")
         else:
             protocols.append(f"- `{row.name}`: {protocol_text(run.config)}")
     if protocols:
         lines += ["Protocols:", ""] + protocols
-    commands = sorted({run.command for row in rows for run in [runs.get(row.name)]
-                       if run is not None and run.folds and run.command and row.kind == "train"})
+    commands = sorted({public_command(run.command) for row in rows for run in [runs.get(row.name)]
+                       if run is not None and run.folds and run.command and row.kind in ("train", "baseline")})
     if commands:
         lines += ["", "Last command per run folder:", ""] + [f"- `{command}`" for command in commands]
     if missing:
@@ -883,7 +878,8 @@ def table_command(table, preset, folds=None, all_speakers=None):
 def baseline_command(run_name):
     """The experiments/baselines.py command of one baselines run folder (`emodb-<set>-<normalisation>`)."""
     _, feature_set, normalization = os.path.basename(run_name).split("-")
-    return (f"python experiments/baselines.py --data_dir=<EMO-DB wav folder> --feature_set={feature_set.upper()} "
+    feature_set = {name.lower(): name for name, _ in BASELINES}.get(feature_set, feature_set.upper())
+    return (f"python experiments/baselines.py --data_dir=<EMO-DB wav folder> --feature_set={feature_set} "
             f"--normalization={normalization} --run_dir={_run_key(os.path.dirname(run_name))}")
 
 
@@ -897,11 +893,8 @@ def _system_name(row, preset):
 
 
 def _baseline_protocol(row, run):
-    info = run.baseline or {}
-    grid = ", ".join(f"{c:g}" for c in info.get("c_grid", []))
-    return (f"{row.label}: openSMILE {info.get('feature_set', '?')} functionals ({info.get('dimension', '?')} "
-            f"features), {info.get('kernel', 'linear')} SVM, C from {{{grid}}} chosen by leave-one-speaker-out over "
-            f"the training speakers (maximising {info.get('selection_metric', 'ua').upper()}); docs/baselines.md.")
+    """`<label>: <the run's protocol> C chosen per fold: ...` of an openSMILE baseline row; docs/baselines.md."""
+    return f"{row.label}: {run.protocol or 'protocol not recorded.'}{_probe_choices(run)} See docs/baselines.md."
 
 
 def system_entries(preset, run_root, runs, all_speakers=None, baselines_dir=DEFAULT_BASELINES):
@@ -1183,9 +1176,40 @@ def grid(tables, preset, global_overrides, baselines_dir=DEFAULT_BASELINES, only
 
 
 def row_names(tables, preset, baselines_dir=DEFAULT_BASELINES):
-    """Names of the training and ensemble rows of `tables` (what --rows accepts)."""
-    return [row.name for table in tables for row in table_rows(table, preset, baselines_dir)
-            if row.kind in ("train", "ensemble")]
+    """Names of the training and ensemble rows of `tables`, and the folder names of their baseline rows (what
+    --rows accepts)."""
+    return [os.path.basename(row.name) if row.kind == "baseline" else row.name
+            for table in tables for row in table_rows(table, preset, baselines_dir)]
+
+
+def baselines_of(tables, preset, baselines_dir=DEFAULT_BASELINES, only=None):
+    """The openSMILE baseline rows of `tables`, without duplicates (`only`: folder names to keep)."""
+    rows, seen = [], set()
+    for table in tables:
+        for row in table_rows(table, preset, baselines_dir):
+            if row.kind == "baseline" and row.name not in seen and (
+                    only is None or os.path.basename(row.name) in only):
+                seen.add(row.name)
+                rows.append(row)
+    return rows
+
+
+def run_baseline(row, data_dir, folds=None):
+    """Runs the missing folds of one openSMILE baseline row with experiments/baselines.py (same runner, same run
+    folder as calling that script); returns the number of folds it computed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baselines_command", os.path.join(ROOT, "experiments",
+                                                                                     "baselines.py"))
+    command = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(command)
+    feature_set, normalization = row.baseline
+    argv = [f"--data_dir={data_dir}", f"--feature_set={feature_set}", f"--normalization={normalization}",
+            f"--run_dir={os.path.dirname(row.name)}"] + ([f"--folds={','.join(folds)}"] if folds else [])
+    before = len(glob.glob(os.path.join(row.name, "fold_*.json")))
+    if command.main(argv) != 0:
+        raise SystemExit(f"error: experiments/baselines.py {' '.join(argv)} failed")
+    return len(glob.glob(os.path.join(row.name, "fold_*.json"))) - before
 
 
 def load_corpus(args):
@@ -1239,6 +1263,10 @@ def main(argv=None):
         changed = {key: value for key, value in train.config.to_dict().items() if reference.get(key) != value}
         features = f", feature config {json.dumps(train.features, sort_keys=True)}" if train.features else ""
         log(f"  {train.name}: {prefix}{json.dumps(changed, sort_keys=True)}{features}")
+    baselines = baselines_of(tables, args.preset, args.baselines_dir, only=args.rows)
+    for row in baselines:
+        log(f"  {os.path.basename(row.name)}: openSMILE {row.baseline[0]} + linear SVM, normalisation "
+            f"{row.baseline[1]} (experiments/baselines.py, run folder {row.name})")
     if args.dry_run:
         return 0
 
@@ -1265,7 +1293,7 @@ def main(argv=None):
             schedule = [(t, s) for t in trains for s in speakers]
         else:
             schedule = [(t, s) for s in speakers for t in trains]
-        last_fold_s = None
+        last_fold_s, stopped = None, False
 
         def run_log(text):
             if "\n" not in text and not text.startswith("confusion.png not written"):
@@ -1278,11 +1306,13 @@ def main(argv=None):
                 continue
             if args.max_folds is not None and trained >= args.max_folds:
                 log(f"--max_folds={args.max_folds} reached; stopping (rerun to resume)")
+                stopped = True
                 break
             elapsed = time.time() - start
             if args.budget_s is not None and last_fold_s is not None and elapsed + last_fold_s > args.budget_s:
                 log(f"budget: {elapsed:.0f} s used, next fold expected to take {last_fold_s:.0f} s of "
                     f"{args.budget_s:.0f} s; stopping (rerun to resume)")
+                stopped = True
                 break
             log(f"{name}: fold {speaker}")
             fold_start = time.time()
@@ -1293,6 +1323,16 @@ def main(argv=None):
             last_fold_s = time.time() - fold_start
             trained += 1
             keras.backend.clear_session()
+
+        # The openSMILE baseline rows: openSMILE reads the WAV files, so not with --features.
+        for row in baselines if not stopped else []:
+            if args.features:
+                log(f"skipped {os.path.basename(row.name)} (openSMILE reads the WAV files; run without --features)")
+                continue
+            try:
+                trained += run_baseline(row, args.data_dir, args.folds)
+            except ImportError as error:  # the baselines extra is not installed
+                log(f"skipped {os.path.basename(row.name)}: {error}")
 
     from keras_ser.training import report
 

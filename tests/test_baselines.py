@@ -1,10 +1,13 @@
 """The Table V baselines: openSMILE functionals, the LOSO SVM, its run directory and command.
 
-Real EMO-DB files check the feature dimensions (IS09 384, IS10 1582); small
+Real EMO-DB files check the feature dimensions (IS09 384, IS10 1582,
+ComParE_2016 6373, eGeMAPSv02 88); small
 synthetic feature matrices check the evaluation protocol exactly: the scaler
 is fitted on the training speakers only, model selection never sees the test
 speaker, finished folds are not recomputed, and per-speaker normalisation is
-named in every result that uses it.
+named in every result that uses it. The run folder is the one every LOSO
+system writes (`keras_ser.training.loso`), read by experiments/reproduce.py
+like the Keras runs.
 """
 
 import json
@@ -76,7 +79,8 @@ def test_wa_ua_match_sklearn_and_skip_absent_classes():
 
 # -- features on real EMO-DB files -----------------------------------------------------------------
 
-@pytest.mark.parametrize("feature_set,dimension", [("IS09", 384), ("IS10", 1582)])
+@pytest.mark.parametrize("feature_set,dimension",
+                         [("IS09", 384), ("IS10", 1582), ("ComParE_2016", 6373), ("eGeMAPSv02", 88)])
 def test_functionals_shape_and_cache(emodb_dir, tmp_path, monkeypatch, feature_set, dimension):
     pytest.importorskip("opensmile")
     # openSMILE's native library aborts a process that loaded TensorFlow first; extraction
@@ -90,7 +94,8 @@ def test_functionals_shape_and_cache(emodb_dir, tmp_path, monkeypatch, feature_s
     assert first.features.dtype == np.float32 and np.isfinite(first.features).all()
     assert len(first.feature_names) == dimension
     assert not first.from_cache and os.path.isfile(first.cache_file)
-    expected_config = {"IS09": "is09-13/IS09_emotion.conf", "IS10": "is09-13/IS10_paraling_compat.conf"}
+    expected_config = {"IS09": "is09-13/IS09_emotion.conf", "IS10": "is09-13/IS10_paraling_compat.conf",
+                       "ComParE_2016": "compare/ComParE_2016.conf", "eGeMAPSv02": "egemaps/v02/eGeMAPSv02.conf"}
     assert first.info["config_file"] == expected_config[feature_set]
     assert first.info["dimension"] == dimension and len(first.info["config_sha256"]) == 64
 
@@ -189,14 +194,15 @@ def test_run_writes_folds_and_resume_skips_finished_folds(tmp_path, monkeypatch)
     results = json.loads((tmp_path / "results.json").read_text())
     assert not results["complete"] and results["speakers_missing"] == ["s2", "s3"]
 
-    fold_file = tmp_path / "folds" / "fold-s0.json"
+    fold_file = tmp_path / "fold_s0.json"
     record = json.loads(fold_file.read_text())
-    for key in ("wa", "ua", "confusion_matrix", "predictions", "chosen_C", "wall_time_s", "config", "scaler"):
+    for key in ("wa", "ua", "confusion", "predictions", "history", "wall_time_s", "config", "channel_stats"):
         assert key in record
+    assert record["history"]["svm"]["C"] in FAST_GRID
     assert record["config"] == BaselineConfig("IS09", c_grid=FAST_GRID).to_dict()
     assert len(record["predictions"]) == record["n_test"] == 15
-    assert record["predictions"][0]["file"] == "s0_0_0.wav"
-    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in (tmp_path / "folds").iterdir()}
+    assert os.path.basename(record["predictions"][0]["path"]) == "s0_0_0.wav"
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.glob("fold_*.json")}
 
     calls = []
     evaluate = svm.evaluate_fold
@@ -219,7 +225,7 @@ def test_run_writes_folds_and_resume_skips_finished_folds(tmp_path, monkeypatch)
     assert results["pooled"]["n"] == len(corpus)
     assert results["mean"]["wa"] == pytest.approx(np.mean([f["wa"] for f in results["folds"]]))
     assert results["std_ddof"] == 1
-    assert results["versions"]["scikit-learn"] and results["machine"]["machine"]
+    assert results["versions"]["scikit-learn"] and results["versions"]["machine"]
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
 
     # Another configuration or other features in the same directory are refused, not mixed in.
@@ -232,20 +238,20 @@ def test_run_writes_folds_and_resume_skips_finished_folds(tmp_path, monkeypatch)
 def test_per_speaker_variant_is_labelled_everywhere(tmp_path):
     features, corpus = _synthetic_features(n_speakers=3)
     plain = _run(corpus, features, tmp_path / "train")
-    assert plain.results["normalization"] == "train"
+    assert plain.results["config"]["normalization"] == "train"
     assert plain.results["uses_test_speaker_audio"] is False
     assert "per-speaker" not in plain.results["label"]
 
     run = _run(corpus, features, tmp_path / "speaker", normalization="speaker")
     results = json.loads((tmp_path / "speaker" / "results.json").read_text())
-    assert results["normalization"] == "speaker"
+    assert results["config"]["normalization"] == "speaker"
     assert results["uses_test_speaker_audio"] is True
     assert "per-speaker normalisation" in results["label"]
-    assert "test speaker's unlabelled audio" in results["normalization_label"]
+    assert "test speaker's unlabelled audio" in results["protocol"]
     assert results["config"]["normalization"] == "speaker"
     assert "uses the test speaker's unlabelled audio" in (tmp_path / "speaker" / "results.md").read_text()
     for speaker in run.computed:
-        fold = json.loads((tmp_path / "speaker" / "folds" / f"fold-{speaker}.json").read_text())
+        fold = json.loads((tmp_path / "speaker" / f"fold_{speaker}.json").read_text())
         assert fold["uses_test_speaker_audio"] is True and "per-speaker" in fold["label"]
 
 
@@ -258,7 +264,7 @@ def test_package_imports_neither_tensorflow_nor_keras():
         "import sys, types; "
         f"package = types.ModuleType('keras_ser'); package.__path__ = [{os.path.join(ROOT, 'keras_ser')!r}]; "
         "sys.modules['keras_ser'] = package; "
-        "import keras_ser.baselines.svm, keras_ser.baselines.opensmile_features, keras_ser.baselines.results; "
+        "import keras_ser.baselines.svm, keras_ser.baselines.opensmile_features, keras_ser.baselines.config; "
         "heavy = [m for m in ('tensorflow', 'keras', 'opensmile', 'sklearn') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
@@ -321,3 +327,130 @@ def test_command_end_to_end_on_synthetic_corpus(synthetic_corpus, tmp_path, caps
     assert command.main(argv) == 0  # everything resumed: features from the cache, no fold recomputed
     output = capsys.readouterr().out
     assert "from cache" in output and "0 computed now, 3 resumed" in output
+
+
+# -- one run folder for every system ---------------------------------------------------------------
+
+def _reproduce_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce", os.path.join(ROOT, "experiments", "reproduce.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_baseline_run_folder_is_the_loso_runners_and_reproduce_reads_it(tmp_path):
+    """The folder the Keras runner writes (run.json + fold_<speaker>.json), its progress lines and its resume;
+    experiments/reproduce.py's loader gives the pooled WA/UA of the predictions themselves."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from keras_ser.training import report
+
+    features, corpus = _synthetic_features()
+    features = features + np.random.default_rng(1).normal(0.0, 4.0, features.shape)  # not separable: WA < 1
+    config = BaselineConfig("IS09", c_grid=FAST_GRID)
+    lines = []
+
+    def run():
+        return svm.run_loso(features, corpus.labels, corpus.speaker_ids, loso_folds(corpus), str(tmp_path), config,
+                            corpus.class_names, paths=corpus.paths, log=lines.append,
+                            provenance={"corpus": "toy", "command": "python experiments/baselines.py --toy"})
+
+    first = run()
+    speakers = list(corpus.speakers)
+    assert set(os.listdir(tmp_path)) >= {"run.json", "results.json", "results.md"} | {
+        f"fold_{s}.json" for s in speakers}
+    assert not (tmp_path / "folds").exists() and not list(tmp_path.glob("fold-*.json"))
+    keras_fold_keys = {"test_speaker", "validation_speaker", "n_train", "n_validation", "n_test", "wa", "ua",
+                       "confusion", "class_names", "predictions", "epochs_run", "best_epoch", "history",
+                       "channel_stats", "wall_time_s", "config", "feature_config", "corpus", "versions"}
+    y_true, y_pred = [], []
+    for speaker in speakers:
+        fold = json.loads((tmp_path / f"fold_{speaker}.json").read_text())
+        assert keras_fold_keys <= set(fold)
+        assert {"path", "label", "predicted", "probabilities"} <= set(fold["predictions"][0])
+        assert fold["history"]["svm"]["C"] in FAST_GRID and not fold["uses_test_speaker_audio"]
+        y_true += [p["label"] for p in fold["predictions"]]
+        y_pred += [p["predicted"] for p in fold["predictions"]]
+    assert 0.3 < np.mean(np.array(y_true) == np.array(y_pred)) < 1.0
+    run_json = json.loads((tmp_path / "run.json").read_text())
+    assert run_json["config"] == config.to_dict() and run_json["protocol"] == config.protocol
+    assert run_json["uses_test_speaker_audio"] is False and run_json["speakers"] == speakers
+    # The report is the Keras runs' report, computed from the fold files alone.
+    assert first.results == json.loads((tmp_path / "results.json").read_text()) == report.summarise(str(tmp_path))
+
+    reproduce = _reproduce_module()
+    loaded = reproduce.load_run(str(tmp_path))
+    wa, ua, n = reproduce.pooled(loaded)
+    assert n == len(corpus) and loaded.speakers == speakers
+    assert wa == pytest.approx(np.mean(np.array(y_true) == np.array(y_pred)))
+    assert ua == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert (wa, ua) == pytest.approx((first.results["pooled"]["wa"], first.results["pooled"]["ua"]))
+    assert loaded.folds["s0"]["probe_c"] in FAST_GRID and loaded.protocol == config.protocol
+    assert not loaded.uses_test_audio and loaded.command == "python experiments/baselines.py --toy"
+    assert reproduce.fold_stats(loaded, "ua")[0] == pytest.approx(first.results["mean"]["ua"])
+    # The runner's progress lines, with the configuration's slug and the chosen C.
+    assert lines[0] == "[is09-train] [fold 1/4] speaker s0: training on 45 utterances, testing on 15"
+    assert lines[1].startswith("[is09-train] [fold 1/4] speaker s0: WA ") and ", C=" in lines[1]
+
+    # Resumed: every fold is found done and skipped, nothing is rewritten.
+    before = {path: path.stat().st_mtime_ns for path in tmp_path.glob("fold_*.json")}
+    lines.clear()
+    again = run()
+    assert again.computed == () and again.skipped == tuple(speakers)
+    assert len(lines) == 4 and all(line.endswith("; skipped") and "already done" in line for line in lines)
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.glob("fold_*.json")} == before
+    assert again.results["pooled"] == first.results["pooled"]
+
+
+def test_new_feature_sets_are_accepted_and_named_everywhere():
+    from keras_ser.baselines.opensmile_features import FEATURE_SETS, check_feature_set
+
+    for name, dimension in (("ComParE_2016", 6373), ("eGeMAPSv02", 88)):
+        for spelling in (name, name.lower(), name.upper()):
+            assert BaselineConfig(spelling).feature_set == name
+        assert FEATURE_SETS[name][2] == dimension
+        config = BaselineConfig(name)
+        assert config.slug == f"{name.lower()}-train" and f"{dimension} features" in config.protocol
+        assert check_feature_set(name) == name
+    with pytest.raises(ValueError, match="feature_set must be one of"):
+        BaselineConfig("ComParE_2013")
+    # The command and reproduce.py's Table V know them too.
+    sys.path.insert(0, os.path.join(ROOT, "experiments"))
+    try:
+        import baselines as command
+    finally:
+        sys.path.pop(0)
+    assert set(command.FEATURE_SETS) == set(FEATURE_SETS)
+    assert command.build_parser().parse_args(["--data_dir=.", "--feature_set=compare_2016,EGEMAPSV02"]).feature_set \
+        == ["ComParE_2016", "eGeMAPSv02"]
+    reproduce = _reproduce_module()
+    rows = {os.path.basename(row.name): row for row in reproduce.table_rows("V", "cpu", "/b")}
+    assert rows["emodb-compare_2016-train"].baseline == ("ComParE_2016", "train")
+    assert rows["emodb-egemapsv02-train"].label.startswith("openSMILE eGeMAPSv02 + linear SVM, standardised")
+    assert "--feature_set=ComParE_2016 --normalization=train" in reproduce.baseline_command(
+        "/b/emodb-compare_2016-train")
+    assert {"emodb-compare_2016-train", "emodb-egemapsv02-train"} <= set(reproduce.row_names(["V"], "cpu", "/b"))
+
+
+def test_reproduce_table_v_runs_a_missing_baseline_row(synthetic_corpus, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("opensmile")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # experiments/baselines.py's feature cache
+    reproduce = _reproduce_module()
+    data_dir = os.path.dirname(synthetic_corpus.paths[0])
+    baselines_dir, results = tmp_path / "baselines", tmp_path / "results.md"
+    argv = ["--table=V", "--rows=emodb-egemapsv02-train", f"--data_dir={data_dir}", f"--baselines_dir={baselines_dir}",
+            f"--run_root={tmp_path / 'runs'}", f"--results={results}"]
+    assert reproduce.main(argv) == 0
+    run_dir = baselines_dir / "emodb-egemapsv02-train"
+    assert sorted(p.name for p in run_dir.glob("fold_*.json")) == [f"fold_{s}.json" for s in synthetic_corpus.speakers]
+    assert json.loads((run_dir / "run.json").read_text())["command"].startswith(
+        "python experiments/baselines.py --data_dir=")
+    row = next(line for line in results.read_text().splitlines()
+               if line.startswith("| openSMILE eGeMAPSv02 + linear SVM, standardised on the training speakers |"))
+    assert f"| all {len(synthetic_corpus.speakers)} |" in row and "CPU" in row
+    assert not (tmp_path / "runs" / "cnn_sru_n3").exists()  # --rows: the reference row was not trained
+    capsys.readouterr()
+    assert reproduce.main(argv) == 0  # resumed
+    assert "0 computed now, 3 resumed" in capsys.readouterr().out

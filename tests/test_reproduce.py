@@ -64,20 +64,28 @@ def write_train_run(run_dir, corrects, config=None, speakers=SPEAKERS, seed=0, f
 
 
 def write_baseline_run(run_dir, corrects, speaker_norm=False):
-    """A run folder in experiments/baselines.py's format (results.json + folds/fold-<speaker>.json)."""
-    os.makedirs(os.path.join(run_dir, "folds"), exist_ok=True)
-    folds = []
+    """A run folder of experiments/baselines.py: the LOSO runner's layout (run.json + fold_<speaker>.json)."""
+    os.makedirs(run_dir, exist_ok=True)
+    feature_set, normalization = os.path.basename(run_dir).split("-")[1:]
+    config = {"feature_set": feature_set.upper(), "normalization": normalization, "kernel": "linear",
+              "c_grid": [0.001, 0.01, 0.1], "selection_metric": "ua"}
+    write_json_atomic(os.path.join(run_dir, "run.json"), {
+        "config": config, "corpus": "emodb", "class_names": CLASSES, "feature_config": {"dimension": 1582},
+        "command": f"python experiments/baselines.py --feature_set={feature_set.upper()}", "speakers": SPEAKERS,
+        "label": f"{feature_set.upper()} + linear SVM", "protocol": "openSMILE functionals, linear SVM.",
+        "uses_test_speaker_audio": speaker_norm})
     for speaker, correct in zip(SPEAKERS, corrects):
-        labels, predicted, _ = fake_predictions(speaker, correct, seed=7)
-        fold = {"test_speaker": speaker, "n_test": len(labels), "wa": scores.weighted_accuracy(labels, predicted),
-                "ua": scores.unweighted_accuracy(labels, predicted, len(CLASSES)), "wall_time_s": 1.0,
-                "predictions": [{"index": i, "true": CLASSES[l], "predicted": CLASSES[p], "file": f"{speaker}_{i}.wav"}
-                                for i, (l, p) in enumerate(zip(labels, predicted))]}
-        write_json_atomic(os.path.join(run_dir, "folds", f"fold-{speaker}.json"), fold)
-        folds.append({key: fold[key] for key in ("test_speaker", "n_test", "wa", "ua", "wall_time_s")})
-    write_json_atomic(os.path.join(run_dir, "results.json"), {
-        "class_names": CLASSES, "folds": folds, "uses_test_speaker_audio": speaker_norm,
-        "versions": {}, "machine": {"platform": "Linux", "cpu_count": 2}})
+        labels, predicted, probabilities = fake_predictions(speaker, correct, seed=7)
+        write_json_atomic(os.path.join(run_dir, f"fold_{speaker}.json"), {
+            "test_speaker": speaker, "validation_speaker": None, "n_train": 18, "n_validation": 0,
+            "n_test": len(labels), "wa": scores.weighted_accuracy(labels, predicted),
+            "ua": scores.unweighted_accuracy(labels, predicted, len(CLASSES)),
+            "confusion": scores.confusion_matrix(labels, predicted, len(CLASSES)).tolist(), "class_names": CLASSES,
+            "predictions": [{"path": f"{speaker}_{i}.wav", "label": int(l), "predicted": int(p),
+                             "probabilities": np.eye(len(CLASSES))[p].tolist()}
+                            for i, (l, p) in enumerate(zip(labels, predicted))],
+            "epochs_run": {"svm": 1}, "best_epoch": {"svm": 1}, "history": {"svm": {"C": 0.01}},
+            "wall_time_s": 1.0, "config": config, "versions": {"platform": "Linux", "cpu_count": 2}})
 
 
 @pytest.fixture()
@@ -97,7 +105,7 @@ def fake_runs(tmp_path):
     return root, baselines
 
 
-def test_load_run_reads_both_formats_into_the_same_scores(fake_runs):
+def test_load_run_reads_training_and_baseline_runs_into_the_same_scores(fake_runs):
     root, baselines = fake_runs
     run = reproduce.load_run(os.path.join(root, "cnn_sru_n3"))
     assert run.speakers == SPEAKERS and run.class_names == CLASSES and not run.uses_test_audio
@@ -131,7 +139,7 @@ def test_paired_test_is_scipy_ttest_rel_on_shared_folds(fake_runs):
     one = os.path.join(root, "one")
     write_train_run(one, [3], speakers=["03"])
     assert reproduce.paired(reproduce.load_run(one), b) is None
-    # A baseline (experiments/baselines.py format) pairs with a training run.
+    # A baseline (experiments/baselines.py, the same layout) pairs with a training run.
     is10 = reproduce.load_run(os.path.join(baselines, "emodb-is10-train"))
     assert reproduce.paired(is10, b)["speakers"] == SPEAKERS
 

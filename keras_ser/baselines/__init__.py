@@ -1,8 +1,13 @@
-"""The paper's Table V baselines: openSMILE IS09 / IS10 functionals + SVM, leave-one-speaker-out.
+"""The paper's Table V baselines: openSMILE functionals + SVM, leave-one-speaker-out.
 
-Pure Python on numpy; openSMILE and scikit-learn come with the extra
+IS09 and IS10 (the paper's), ComParE_2016 and eGeMAPSv02 functionals. Pure
+Python on numpy; openSMILE and scikit-learn come with the extra
 `pip install 'keras-ser[baselines]'` and are imported on first use (never
-TensorFlow or Keras). `experiments/baselines.py` runs the whole table.
+TensorFlow or Keras). The folds run through the LOSO runner of the Keras
+models (`keras_ser.training.loso.run_folds`): a baseline's run folder is that
+of every other system. These are research baselines: openSMILE does not run
+inside a SavedModel, so none of them is an exportable model.
+`experiments/baselines.py` runs the whole table.
 
 Example:
 

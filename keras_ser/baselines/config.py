@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from keras_ser.baselines.opensmile_features import FEATURE_SETS
 from keras_ser.baselines.opensmile_features import check_feature_set
 
 # normalisation -> how results that use it are labelled
@@ -28,13 +29,14 @@ class BaselineConfig:
     all training speakers with that C and predicts the test speaker.
 
     Args:
-        feature_set: `"IS09"` or `"IS10"`. Defaults to `"IS09"`.
+        feature_set: `"IS09"`, `"IS10"` (the paper's Table V), `"ComParE_2016"`
+            or `"eGeMAPSv02"` (any case; see `FEATURE_SETS`). Defaults to `"IS09"`.
         normalization: `"train"` (scaler fitted on the training speakers only,
             the default) or `"speaker"` (before that, each speaker is
             standardised with its own statistics; this uses the test speaker's
             unlabelled audio and is named in every result).
         kernel: str, `SVC` kernel. Defaults to `"linear"`, as usual for the
-            high-dimensional IS09/IS10 functionals.
+            high-dimensional openSMILE functionals.
         c_grid: tuple of float, the SVM costs tried. Defaults to
             1e-5 ... 10 in decades.
         selection_metric: `"ua"` (mean per-class recall) or `"wa"` (accuracy),
@@ -84,8 +86,20 @@ class BaselineConfig:
         return f"{self.feature_set} + {self.kernel} SVM, {NORMALIZATIONS[self.normalization]}"
 
     @property
+    def protocol(self):
+        """One sentence of what a fold does, for the run folder's `run.json` and the reports."""
+        _, config_file, dimension = FEATURE_SETS[self.feature_set]
+        grid = ", ".join(f"{c:g}" for c in self.c_grid)
+        return (
+            f"openSMILE {self.feature_set} functionals ({dimension} features, `{config_file}`), "
+            f"{NORMALIZATIONS[self.normalization]}; sklearn SVC, {self.kernel} kernel, C from {{{grid}}} chosen by "
+            f"leave-one-speaker-out over the training speakers (maximising {self.selection_metric.upper()}, "
+            "ties: smallest C; the scaler refitted on every inner training part), then refitted on all of them."
+        )
+
+    @property
     def slug(self):
-        """A short folder-friendly name, e.g. 'is09-train' ('is09-train-rbf' for another kernel)."""
+        """A short folder-friendly name, e.g. 'is09-train', 'compare_2016-train' ('is09-train-rbf' for another kernel)."""
         kernel = "" if self.kernel == "linear" else f"-{self.kernel}"
         return f"{self.feature_set.lower()}-{self.normalization}{kernel}"
 

@@ -1,4 +1,4 @@
-"""openSMILE IS09 and IS10 utterance-level functionals, cached on disk.
+"""openSMILE utterance-level functionals (IS09, IS10, ComParE 2016, eGeMAPS v02), cached on disk.
 
 The paper's Table V baselines (Jiang, Fu & Tao 2019) classify the
 INTERSPEECH challenge feature sets with an SVM:
@@ -15,8 +15,18 @@ INTERSPEECH challenge feature sets with an SVM:
   `opensmile` package enumerates as `FeatureSet.IS10`: numerically
   compatible with the original IS10 set except jitter/shimmer (bugs fixed
   in openSMILE 2.1, as the configuration's header says).
+- `"ComParE_2016"`: the INTERSPEECH 2013-2016 ComParE set (Schuller et al.
+  2013; Eyben's thesis, 2016), 6373 functionals of 65 energy, spectral and
+  voicing low-level descriptors and their deltas. openSMILE configuration
+  `compare/ComParE_2016.conf`, `opensmile.FeatureSet.ComParE_2016`. Not in
+  the paper's Table V.
+- `"eGeMAPSv02"`: the extended Geneva Minimalistic Acoustic Parameter Set
+  (Eyben et al. 2016), 88 functionals (frequency, energy/amplitude and
+  spectral parameters and their statistics over voiced / unvoiced regions).
+  openSMILE configuration `egemaps/v02/eGeMAPSv02.conf`,
+  `opensmile.FeatureSet.eGeMAPSv02`. Not in the paper's Table V.
 
-Both configurations ship inside the `opensmile` Python package (audEERING);
+All configurations ship inside the `opensmile` Python package (audEERING);
 `feature_set_info` reports the file used and its SHA-256. Audio is mixed down
 to mono and resampled to 16 kHz by the package before extraction (EMO-DB is
 already 16 kHz mono, so its features are those of the files as they are).
@@ -46,16 +56,19 @@ SAMPLE_RATE = 16000
 FEATURE_SETS = {
     "IS09": ("IS09", "is09-13/IS09_emotion.conf", 384),
     "IS10": ("IS10", "is09-13/IS10_paraling_compat.conf", 1582),
+    "ComParE_2016": ("ComParE_2016", "compare/ComParE_2016.conf", 6373),
+    "eGeMAPSv02": ("eGeMAPSv02", "egemaps/v02/eGeMAPSv02.conf", 88),
 }
+_CANONICAL = {name.upper(): name for name in FEATURE_SETS}
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "opensmile_worker.py")
 
 _CACHE_FORMAT = "keras_ser.baselines.functionals/1"
 
 
 def check_feature_set(feature_set):
-    """Returns the canonical name ("IS09"/"IS10") or raises a `ValueError`."""
-    name = str(feature_set).upper()
-    if name not in FEATURE_SETS:
+    """Returns the canonical name (e.g. "IS09", "ComParE_2016"; any case accepted) or raises a `ValueError`."""
+    name = _CANONICAL.get(str(feature_set).upper())
+    if name is None:
         raise ValueError(
             f"feature_set must be one of {sorted(FEATURE_SETS)}. Received: feature_set={feature_set!r}"
         )
@@ -74,7 +87,7 @@ def feature_set_info(feature_set):
     """What a feature set is, exactly: configuration file, its hash, dimension, versions.
 
     Args:
-        feature_set: `"IS09"` or `"IS10"`.
+        feature_set: a key of `FEATURE_SETS` (`"IS09"`, `"IS10"`, `"ComParE_2016"`, `"eGeMAPSv02"`).
 
     Returns:
         A JSON-ready dict with `feature_set`, `opensmile_feature_set` (the
@@ -210,10 +223,10 @@ def _extract(paths, feature_set, num_workers):
 
 
 def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1):
-    """openSMILE IS09 (384-d) or IS10 (1582-d) functionals of audio files.
+    """openSMILE IS09 (384-d), IS10 (1582-d), ComParE_2016 (6373-d) or eGeMAPSv02 (88-d) functionals of audio files.
 
     One row per file, computed by the `opensmile` package's built-in
-    `FeatureSet.IS09` / `FeatureSet.IS10` configurations at the functionals
+    `FeatureSet` configuration of that name at the functionals
     level (see the module docstring for the exact files). With `cache_dir`,
     the matrix is saved to `<cache_dir>/<feature_set>-<key>.npz`, the key
     hashing the file list (path, size, modification time), the configuration
@@ -223,7 +236,7 @@ def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1
     Args:
         paths: sequence of audio file paths (WAV, FLAC, ...; any rate, any
             channels: mixed down to mono, resampled to 16 kHz).
-        feature_set: `"IS09"` or `"IS10"`. Defaults to `"IS09"`.
+        feature_set: a key of `FEATURE_SETS` (any case). Defaults to `"IS09"`.
         cache_dir: optional folder for the `.npz` cache. Defaults to `None`
             (no cache).
         num_workers: int, files processed in parallel by openSMILE.

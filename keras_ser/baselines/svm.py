@@ -12,29 +12,30 @@ for the test speaker means statistics of its unlabelled test audio. Results
 made that way carry the label of `BaselineConfig.label` and
 `uses_test_speaker_audio: true`.
 
-`run_loso` writes one JSON per fold into a run directory as soon as the fold
-is done, then `results.json` and `results.md`; run again with the same
-directory, it skips the folds already there.
+`run_loso` runs the folds through the LOSO runner of the Keras models
+(`keras_ser.training.loso.run_folds`), so a baseline's run folder is that of
+every other system: `run.json`, one `fold_<speaker>.json` per finished fold
+(written as soon as the fold is done; run again with the same folder, the
+folds already there are skipped), `results.json` and `results.md`
+(`keras_ser.training.report`). An SVC gives decisions, not probabilities: a
+prediction's `probabilities` are the one-hot of its decision.
 """
 
 import dataclasses
-import glob
 import hashlib
+import importlib.metadata
 import json
 import os
-import re
+import platform
+import sys
 import time
 
 import numpy as np
 
-from keras_ser.baselines import results as results_lib
-from keras_ser.training.atomic import write_json_atomic, write_text_atomic
-from keras_ser.baselines.config import NORMALIZATIONS, BaselineConfig
+from keras_ser.baselines.config import BaselineConfig
 from keras_ser.baselines.dependencies import require
-from keras_ser.training.scores import confusion_matrix, scores_from_confusion, unweighted_accuracy
-
-FOLD_FORMAT = "keras_ser.baselines.fold/1"
-RUN_FORMAT = "keras_ser.baselines.run/1"
+from keras_ser.training import loso
+from keras_ser.training.scores import unweighted_accuracy
 
 
 # -- normalisation ---------------------------------------------------------------------------------
@@ -202,7 +203,7 @@ def evaluate_fold(features, labels, speakers, fold, config, n_jobs=1):
 
 @dataclasses.dataclass(frozen=True)
 class LosoRun:
-    """What `run_loso` did: the results written and which folds it computed or found done."""
+    """What `run_loso` did: the report written (`results.json`) and which folds it computed or found done."""
 
     results: dict
     computed: tuple
@@ -231,58 +232,89 @@ def data_fingerprint(features, labels, speakers, paths=None, class_names=None):
     return fingerprint
 
 
-def fold_filename(test_speaker):
-    return "fold-" + re.sub(r"[^A-Za-z0-9._-]", "_", str(test_speaker)) + ".json"
-
-
-def _load_finished_fold(path, identity):
-    """The fold record at `path` if it is complete and of this run, else None."""
-    if not os.path.isfile(path):
-        return None
+def _version(distribution):
     try:
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
         return None
-    if record.get("format") != FOLD_FORMAT:
-        return None
-    if record.get("config") != identity["config"] or record.get("data") != identity["data"]:
-        return None
-    return record
 
 
-def _fold_record(out, config, identity, class_names, paths, wall_time):
-    num_classes = len(class_names)
-    matrix = confusion_matrix(out["y_true"], out["y_pred"], num_classes)
-    wa, ua, recalls = scores_from_confusion(matrix)
-    predictions = []
-    for index, true, pred in zip(out["test_indices"], out["y_true"], out["y_pred"]):
-        entry = {"index": int(index), "true": class_names[true], "predicted": class_names[pred]}
-        if paths is not None:
-            entry["file"] = os.path.basename(str(paths[index]))
-        predictions.append(entry)
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def versions():
+    """Library versions and the machine, for every fold file (the baselines' `versions`)."""
+    try:
+        usable_cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable_cpus = os.cpu_count()
     return {
-        "format": FOLD_FORMAT,
-        "label": config.label,
-        "normalization": config.normalization,
-        "normalization_label": NORMALIZATIONS[config.normalization],
-        "uses_test_speaker_audio": config.uses_test_speaker_audio,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": _version("scipy"),
+        "scikit-learn": _version("scikit-learn"),
+        "opensmile": _version("opensmile"),
+        "keras-ser": _version("keras-ser"),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cpus,
+        "gpus": [],
+    }
+
+
+def _fold_record(out, fold, config, class_names, paths, feature_config, corpus, wall_time):
+    """The fold file: the keys of every system's fold (see `keras_ser.training.loso`), and the SVM's own."""
+    y_true, y_pred = np.asarray(out["y_true"]), np.asarray(out["y_pred"])
+    one_hot = np.eye(len(class_names))
+    predictions = [
+        {
+            "index": int(index),
+            "path": None if paths is None else str(paths[index]),
+            "label": int(true),
+            "predicted": int(pred),
+            "probabilities": one_hot[pred].tolist(),  # an SVC decides: the one-hot of its decision
+        }
+        for index, true, pred in zip(out["test_indices"], y_true, y_pred)
+    ]
+    selection = out["model_selection"]
+    scaler = out["scaler"]
+    return {
         "test_speaker": out["test_speaker"],
-        "train_speakers": out["train_speakers"],
-        "n_train": out["scaler"]["n_rows"],
-        "n_test": len(out["y_true"]),
-        "wa": wa,
-        "ua": ua,
-        "per_class_recall": dict(zip(class_names, recalls)),
+        "validation_speaker": None,  # C is chosen by leave-one-speaker-out over the training speakers
+        "n_train": int(len(fold.train_indices)),
+        "n_validation": 0,
+        "n_test": int(len(y_true)),
+        **loso.fold_scores(y_true, y_pred, len(class_names)),
         "class_names": list(class_names),
-        "confusion_matrix": matrix.tolist(),
-        "chosen_C": out["chosen_C"],
-        "model_selection": out["model_selection"],
-        "scaler": out["scaler"],
         "predictions": predictions,
+        "epochs_run": {"svm": 1},
+        "best_epoch": {"svm": 1},
+        "history": {
+            "svm": {
+                "C": out["chosen_C"],
+                f"inner_{selection['metric']}": {str(entry["C"]): round(entry["mean"], 4) for entry in selection["grid"]},
+                "model_selection": selection,
+                "scaler": {key: scaler[key] for key in ("fitted_on", "speakers", "n_rows")},
+            }
+        },
+        "channel_stats": {"mean": scaler["mean"], "std": scaler["scale"]},
         "wall_time_s": round(wall_time, 3),
-        "config": identity["config"],
-        "data": identity["data"],
+        "config": config.to_dict(),
+        "feature_config": feature_config,
+        "corpus": corpus,
+        "versions": versions(),
+        "label": config.label,
+        "uses_test_speaker_audio": config.uses_test_speaker_audio,
     }
 
 
@@ -304,37 +336,46 @@ def run_loso(
     n_jobs=1,
     log=None,
 ):
-    """Evaluates `config` on every fold, resumably, writing results into `run_dir`.
+    """Evaluates `config` on every fold, resumably, writing the run folder of every LOSO system.
 
-    Layout of `run_dir`:
-      - `run.json`: the configuration and the data fingerprint of the run. A
-        second call with another configuration or other features is refused
-        (use a new directory), so folds of different runs never mix.
-      - `folds/fold-<speaker>.json`: one per finished fold, written
-        atomically (temporary file + `os.replace`) as soon as the fold is done:
-        WA, UA, per-class recall, confusion matrix, every prediction, chosen C
-        with the inner cross-validation scores, the scaler's statistics, wall
-        time, configuration. A fold whose file is there is skipped.
-      - `results.json`, `results.md`: every finished fold, pooled WA/UA over all
-        their test utterances, mean and standard deviation over folds,
-        configuration, provenance, library versions and machine.
+    The folds go through `keras_ser.training.loso.run_folds`, the runner of
+    the Keras models, so `run_dir` holds what theirs hold (see
+    `keras_ser.training.loso`):
+      - `run.json`: the configuration (`config`: feature set, normalisation,
+        kernel, C grid, selection metric), the data fingerprint (`data`),
+        `label`, `protocol`, `uses_test_speaker_audio`, `feature_config` (the
+        openSMILE configuration, from `provenance["features"]`), `provenance`
+        and `command`. A second call with another configuration or other
+        features is refused (use a new directory), so folds of different
+        runs never mix.
+      - `fold_<speaker>.json`: one per finished fold, written atomically as
+        soon as the fold is done: WA, UA, confusion matrix, every prediction
+        (`path`, `label`, `predicted`), the chosen C with the inner
+        cross-validation scores (`history["svm"]`), the scaler's statistics
+        (`channel_stats`), wall time, configuration, versions. A fold whose
+        file is there is skipped.
+      - `results.json`, `results.md` (and `confusion.png` with matplotlib):
+        every finished fold, pooled WA/UA over all their test utterances,
+        mean and standard deviation over folds, `complete` /
+        `speakers_missing`, provenance and versions.
 
     Args:
-        features: array `[n, d]`.
+        features: array `[n, d]` of utterance functionals.
         labels: int array `[n]`.
         speakers: array `[n]` of speaker ids.
-        folds: list of `tf_pipeline.folds.Fold` (`validation="none"`).
-        run_dir: str, the run directory (created if needed).
+        folds: `tf_pipeline.folds.Fold`s built with `validation="none"`.
+        run_dir: str, the run directory.
         config: a `BaselineConfig`.
-        class_names: sequence of str, indexed by the labels.
-        paths: optional sequence of the utterances' files (recorded per prediction).
-        provenance: optional JSON-ready dict stored in `results.json` (corpus,
-            data folder, feature extraction details, the command line).
-        n_jobs: int, parallel fits in model selection. Defaults to `1`.
-        log: optional callable taking a str (progress lines).
+        class_names: list of str.
+        paths: optional file paths `[n]`, recorded with the predictions.
+        provenance: optional dict (corpus, data_dir, command, feature
+            extraction), recorded in `run.json` and `results.json`.
+        n_jobs: int, parallel fits of the inner cross-validation.
+        log: optional callable for progress lines (the runner's, prefixed
+            with the configuration's slug).
 
     Returns:
-        A `LosoRun` with the results dict and the folds computed / skipped.
+        A `LosoRun` with the report dict (`results.json`) and the folds computed / skipped.
 
     Example:
 
@@ -346,50 +387,54 @@ def run_loso(
     class_names = [str(name) for name in class_names]
     if labels.min() < 0 or labels.max() >= len(class_names):
         raise ValueError(f"labels must lie in [0, {len(class_names)}). Received range {labels.min()}..{labels.max()}")
-    log = log or (lambda message: None)
-    identity = {
-        "config": config.to_dict(),
-        "data": data_fingerprint(features, labels, speakers, paths, class_names),
-    }
+    provenance = dict(provenance or {})
+    fingerprint = data_fingerprint(features, labels, speakers, paths, class_names)
+    identity = {"config": config.to_dict(), "data": fingerprint}
     run_dir = os.path.abspath(run_dir)
-    fold_dir = os.path.join(run_dir, "folds")
-    os.makedirs(fold_dir, exist_ok=True)
-    run_file = os.path.join(run_dir, "run.json")
-    if os.path.isfile(run_file):
-        with open(run_file, encoding="utf-8") as handle:
+    corpus = provenance.get("corpus") or "an unnamed corpus"
+    feature_config = provenance.get("features") or {"feature_set": config.feature_set}
+    record = {
+        **identity,
+        "corpus": corpus,
+        "data_dir": provenance.get("data_dir"),
+        "class_names": class_names,
+        "num_utterances": int(len(labels)),
+        "speakers": fingerprint["speakers"],
+        "feature_config": feature_config,
+        "label": config.label,
+        "protocol": config.protocol,
+        "uses_test_speaker_audio": config.uses_test_speaker_audio,
+        "provenance": provenance,
+        "command": provenance.get("command") or " ".join(sys.argv),
+    }
+
+    def check():
+        path = os.path.join(run_dir, loso.RUN_FILE)
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as handle:
             stored = json.load(handle)
         for part in ("config", "data"):
             if stored.get(part) != identity[part]:
                 raise ValueError(
-                    f"{run_dir} holds a run with another {part} ({_describe_difference(stored.get(part) or {}, identity[part])}); "
-                    "use a new run directory"
+                    f"{run_dir} holds a run with another {part} "
+                    f"({_describe_difference(stored.get(part) or {}, identity[part])}); use a new run directory"
                 )
-    else:
-        write_json_atomic(run_file, {"format": RUN_FORMAT, "label": config.label, **identity})
 
-    computed, skipped = [], []
-    for fold in folds:
-        path = os.path.join(fold_dir, fold_filename(fold.test_speaker))
-        if _load_finished_fold(path, identity) is not None:
-            skipped.append(str(fold.test_speaker))
-            log(f"[{config.slug}] fold {fold.test_speaker}: done already ({path})")
-            continue
+    def fit_fold(fold):
         start = time.perf_counter()
         out = evaluate_fold(features, labels, speakers, fold, config, n_jobs=n_jobs)
-        record = _fold_record(out, config, identity, class_names, paths, time.perf_counter() - start)
-        write_json_atomic(path, record)
-        computed.append(str(fold.test_speaker))
-        log(
-            f"[{config.slug}] fold {fold.test_speaker}: WA {100 * record['wa']:.1f} UA {100 * record['ua']:.1f} "
-            f"C={record['chosen_C']:g} ({record['wall_time_s']:.1f} s)"
-        )
+        return _fold_record(out, fold, config, class_names, paths, feature_config, corpus,
+                            time.perf_counter() - start)
 
-    records = []
-    for path in sorted(glob.glob(os.path.join(fold_dir, "fold-*.json"))):
-        record = _load_finished_fold(path, identity)
-        if record is not None:
-            records.append(record)
-    results = results_lib.summarize(records, config, identity, class_names, provenance)
-    write_json_atomic(os.path.join(run_dir, "results.json"), results)
-    write_text_atomic(os.path.join(run_dir, "results.md"), results_lib.markdown(results))
-    return LosoRun(results, tuple(computed), tuple(skipped), run_dir)
+    progress = loso.run_folds(
+        run_dir,
+        folds,
+        fit_fold,
+        record,
+        check=check,
+        log=(lambda text: log(f"[{config.slug}] {text}")) if log else None,
+        print_report=False,
+        note=lambda result: f", C={result['history']['svm']['C']:g}",
+    )
+    return LosoRun(progress.report, progress.computed, progress.skipped, run_dir)

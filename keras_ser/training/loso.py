@@ -6,8 +6,25 @@ speakers only, training (early stopping on a held-out training speaker when
 written atomically (temporary file + rename) as `fold_<speaker>.json`; a
 second invocation with the same run directory skips the folds already there,
 so an interrupted run loses at most the fold in progress.
+
+`run_folds` is that loop on its own, for any system that can fit on a fold's
+training speakers and predict its test speaker: `run_loso` drives it with the
+Keras recipes, `keras_ser.baselines.run_loso` with the openSMILE + SVM
+baselines, so every system writes the same run folder:
+
+- `run.json`: what the run is (`config`, `corpus`, `class_names`,
+  `feature_config`, `command`, `speakers`: every speaker of the corpus,
+  `uses_test_speaker_audio`); a system whose `config` the report cannot put
+  in words adds `label` and `protocol`.
+- `fold_<speaker>.json`: `test_speaker`, `validation_speaker`, `n_train`,
+  `n_validation`, `n_test`, `wa`, `ua`, `confusion`, `class_names`,
+  `predictions` (`path`, `label`, `predicted`, `probabilities`),
+  `epochs_run`, `best_epoch`, `history`, `channel_stats`, `wall_time_s`,
+  `config`, `feature_config`, `corpus`, `versions`.
+- `results.json`, `results.md`, `confusion.png`: `keras_ser.training.report`.
 """
 
+import dataclasses
 import json
 import os
 import platform
@@ -26,6 +43,15 @@ RUN_FILE = "run.json"
 
 def fold_path(run_dir, speaker):
     return os.path.join(run_dir, f"fold_{speaker}.json")
+
+
+def fold_scores(labels, predicted, num_classes):
+    """`wa`, `ua` and `confusion` of one fold's test predictions, as every fold file holds them."""
+    return {
+        "wa": scores.weighted_accuracy(labels, predicted),
+        "ua": scores.unweighted_accuracy(labels, predicted, num_classes),
+        "confusion": scores.confusion_matrix(labels, predicted, num_classes).tolist(),
+    }
 
 
 def versions():
@@ -236,16 +262,13 @@ def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold
     probabilities = result.model.predict(data.dataset("test", training=False), verbose=0)
     labels = data.labels["test"]
     predicted = np.argmax(probabilities, axis=1)
-    num_classes = len(corpus.class_names)
     return {
         "test_speaker": fold.test_speaker,
         "validation_speaker": fold.validation_speaker,
         "n_train": int(len(fold.train_indices)),
         "n_validation": int(len(fold.validation_indices)),
         "n_test": int(len(fold.test_indices)),
-        "wa": scores.weighted_accuracy(labels, predicted),
-        "ua": scores.unweighted_accuracy(labels, predicted, num_classes),
-        "confusion": scores.confusion_matrix(labels, predicted, num_classes).tolist(),
+        **fold_scores(labels, predicted, len(corpus.class_names)),
         "class_names": list(corpus.class_names),
         "predictions": [
             {
@@ -267,6 +290,66 @@ def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold
         "corpus": corpus.name,
         "versions": versions(),
     }, result.model
+
+
+@dataclasses.dataclass(frozen=True)
+class LosoProgress:
+    """What `run_folds` did: the report it wrote, the test speakers computed now and those found done."""
+
+    report: dict
+    computed: tuple
+    skipped: tuple
+
+
+def run_folds(run_dir, folds, fit_fold, run_record, check=None, log=print, print_report=True, note=None):
+    """The resumable leave-one-speaker-out loop of every system: one fold file per finished fold, then the report.
+
+    Writes `run.json` (`run_record`), then, fold by fold, skips a fold whose
+    `fold_<speaker>.json` exists (a finished fold of this run: the file is
+    written atomically) and otherwise calls `fit_fold(fold)` and writes what it
+    returns as that file at once; last, `keras_ser.training.report.write_report`.
+
+    Args:
+        run_dir: str, the run folder (created when missing).
+        folds: sequence of `tf_pipeline.folds.Fold`, in the order to run.
+        fit_fold: callable `fold -> dict`, the content of the fold's file:
+            fits on the fold's training speakers only and predicts its test
+            speaker (the keys are listed in this module's docstring).
+        run_record: dict, the content of `run.json`.
+        check: optional callable `() -> None` that raises a `ValueError` when
+            `run_dir` holds another run; called before anything is written.
+        log: callable for the progress lines, or None.
+        print_report: bool. Pass `log` to `write_report` too (which logs the
+            whole results.md). Defaults to `True`.
+        note: optional callable `result -> str`, appended to a finished fold's line.
+
+    Returns:
+        A `LosoProgress`.
+    """
+    log = log or (lambda text: None)
+    os.makedirs(run_dir, exist_ok=True)
+    if check is not None:
+        check()
+    write_json_atomic(os.path.join(run_dir, RUN_FILE), run_record)
+    computed, skipped = [], []
+    for number, fold in enumerate(folds, start=1):
+        path = fold_path(run_dir, fold.test_speaker)
+        prefix = f"[fold {number}/{len(folds)}] speaker {fold.test_speaker}"
+        if os.path.exists(path):
+            with open(path) as handle:
+                done = json.load(handle)
+            log(f"{prefix}: already done (WA {done['wa']:.3f}, UA {done['ua']:.3f}); skipped")
+            skipped.append(fold.test_speaker)
+            continue
+        held = f", validation speaker {fold.validation_speaker}" if fold.validation_speaker else ""
+        log(f"{prefix}: training on {len(fold.train_indices)} utterances{held}, testing on {len(fold.test_indices)}")
+        result = fit_fold(fold)
+        write_json_atomic(path, result)
+        computed.append(fold.test_speaker)
+        log(f"{prefix}: WA {result['wa']:.3f}, UA {result['ua']:.3f} ({result['wall_time_s']:.0f} s)"
+            + (note(result) if note else ""))
+    summary = report.write_report(run_dir, log=log if print_report else None)
+    return LosoProgress(summary, tuple(computed), tuple(skipped))
 
 
 def run_loso(
@@ -323,25 +406,16 @@ def run_loso(
     distribute.get_strategy(config.strategy)  # before any TensorFlow op (multi-worker needs it)
     os.makedirs(run_dir, exist_ok=True)
     identity = _run_identity(corpus, config, feature_config, data_dir)
-    run_file = _check_run_dir(run_dir, identity)
+    _check_run_dir(run_dir, identity)
     folds = loso_folds(corpus, validation=config.validation, speakers=speakers)
-    write_json_atomic(run_file, {**identity, "command": command or " ".join(sys.argv)})
+    record = {**identity, "command": command or " ".join(sys.argv), "speakers": list(corpus.speakers),
+              "uses_test_speaker_audio": bool(config.speaker_norm)}
 
-    for number, fold in enumerate(folds, start=1):
-        path = fold_path(run_dir, fold.test_speaker)
-        prefix = f"[fold {number}/{len(folds)}] speaker {fold.test_speaker}"
-        if os.path.exists(path):
-            with open(path) as handle:
-                done = json.load(handle)
-            log(f"{prefix}: already done (WA {done['wa']:.3f}, UA {done['ua']:.3f}); skipped")
-            continue
-        held = f", validation speaker {fold.validation_speaker}" if fold.validation_speaker else ""
-        log(f"{prefix}: training on {len(fold.train_indices)} utterances{held}, testing on {len(fold.test_indices)}")
+    def fit_fold(fold):
         log_dir = os.path.join(run_dir, "tensorboard", f"fold_{fold.test_speaker}") if tensorboard else None
         result, _ = run_fold(corpus, fold, config, feature_config, log_dir=log_dir, verbose=verbose,
                              fold_data=fold_data)
-        write_json_atomic(path, result)
-        log(f"{prefix}: WA {result['wa']:.3f}, UA {result['ua']:.3f} ({result['wall_time_s']:.0f} s)")
         keras.backend.clear_session()
+        return result
 
-    return report.write_report(run_dir, log=log)
+    return run_folds(run_dir, folds, fit_fold, record, log=log).report

@@ -25,7 +25,12 @@ def load_folds(run_dir):
 
 
 def summarise(run_dir):
-    """The report dict of a run: per fold, pooled, mean and std over folds."""
+    """The report dict of a run: per fold, pooled, mean and std over folds.
+
+    Also `uses_test_speaker_audio`, `speakers_done` and, when `run.json` lists
+    the corpus's `speakers`, `speakers_missing` and `complete`; `label`,
+    `protocol` and `provenance` are copied from `run.json` where it has them.
+    """
     folds = load_folds(run_dir)
     if not folds:
         raise ValueError(f"{run_dir}: no finished folds (fold_*.json) to report")
@@ -37,7 +42,8 @@ def summarise(run_dir):
     was = np.array([fold["wa"] for fold in folds])
     uas = np.array([fold["ua"] for fold in folds])
     confusion = scores.confusion_matrix(labels, predicted, len(class_names))
-    return {
+    done = [fold["test_speaker"] for fold in folds]
+    summary = {
         "corpus": run["corpus"],
         "ensemble_of": run.get("ensemble_of"),
         "data_dir": run.get("data_dir"),
@@ -61,17 +67,30 @@ def summarise(run_dir):
         "mean": {"wa": float(was.mean()), "ua": float(uas.mean())},
         "std": {"wa": float(was.std(ddof=1)) if len(folds) > 1 else 0.0,
                 "ua": float(uas.std(ddof=1)) if len(folds) > 1 else 0.0},
+        "std_ddof": 1,
         "confusion": confusion.tolist(),
         "wall_time_s": round(sum(fold["wall_time_s"] for fold in folds), 1),
         "versions": folds[-1].get("versions", {}),
+        "uses_test_speaker_audio": bool(run.get("uses_test_speaker_audio", run["config"].get("speaker_norm", False))),
+        "speakers_done": done,
     }
+    if run.get("speakers") is not None:  # every speaker of the corpus: which folds are still to run
+        summary["speakers_missing"] = [speaker for speaker in run["speakers"] if speaker not in done]
+        summary["complete"] = not summary["speakers_missing"]
+    for key in ("label", "protocol", "provenance"):  # what a system whose config _protocol cannot word says of itself
+        if key in run:
+            summary[key] = run[key]
+    return summary
 
 
 def markdown(summary):
     """The human-readable table of a report."""
     config = summary["config"]
-    title = f"# LOSO on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)"
-    protocol = _protocol(config)
+    if summary.get("label"):
+        title, protocol = f"# LOSO on {summary['corpus']}: {summary['label']}", f"Protocol: {summary['protocol']}"
+    else:
+        title = f"# LOSO on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)"
+        protocol = _protocol(config)
     if summary.get("ensemble_of"):
         title = f"# LOSO on {summary['corpus']}: ensemble of {len(summary['ensemble_of'])} runs"
         protocol = ("Mean of the per-utterance probabilities of: " + ", ".join(summary["ensemble_of"])
@@ -107,11 +126,16 @@ def markdown(summary):
     for name, row in zip(summary["class_names"], summary["confusion"]):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     versions = summary.get("versions", {})
+    if "keras" in versions or not versions:
+        libraries = (f"Keras {versions.get('keras', '?')} ({versions.get('keras_backend', '?')}), "
+                     f"TensorFlow {versions.get('tensorflow', '-')}")
+    else:  # a system without Keras (the openSMILE baselines): the libraries it recorded
+        libraries = ", ".join(f"{name} {versions[name]}" for name in ("python", "numpy", "scipy", "scikit-learn",
+                                                                      "opensmile") if versions.get(name))
     lines += [
         "",
         f"Machine: {versions.get('platform', '?')}, {versions.get('cpu_count', '?')} CPUs, "
-        f"GPUs: {versions.get('gpus') or 'none'}; Keras {versions.get('keras', '?')} "
-        f"({versions.get('keras_backend', '?')}), TensorFlow {versions.get('tensorflow', '-')}.",
+        f"GPUs: {versions.get('gpus') or 'none'}; {libraries}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -188,7 +212,8 @@ def plot_confusion(summary, path):
             axis.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center",
                       color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
     pooled = summary["pooled"]
-    axis.set_title(f"{summary['corpus']} LOSO, {summary['config']['model']}: "
+    name = summary["config"].get("model") or summary.get("label")
+    axis.set_title(f"{summary['corpus']} LOSO, {name}: "
                    f"WA {100 * pooled['wa']:.1f} / UA {100 * pooled['ua']:.1f}", fontsize=10)
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
