@@ -11,6 +11,11 @@ looks names up here; a new backbone is one entry (or one call to
 `factory(variant, weights, **kwargs) -> keras.Model` (Mel frames in, frame
 sequences and an embedding out); the zoo's `encoder_*` entries use it.
 
+`SoundEffectsEncoder` / `sound_effects_encoder` (the aisfx sound-effects CNN,
+normalised log-Mel frames in, per-block frame sequences and an embedding
+out) is exported here but not registered in `SPEECH_BACKBONES`: its input
+is not the Mel power frames the `encoder_*` entries feed.
+
 Example:
 
 >>> from keras_ser import backbones
@@ -28,6 +33,8 @@ from keras_ser.backbones.alexnet import AlexNet
 from keras_ser.backbones.alexnet import alexnet_backbone
 from keras_ser.backbones.speaker_encoder import SpeakerEncoder
 from keras_ser.backbones.speaker_encoder import speaker_encoder
+from keras_ser.backbones.sound_effects_encoder import SoundEffectsEncoder
+from keras_ser.backbones.sound_effects_encoder import sound_effects_encoder
 
 
 def _efficientnet_lite0(variant=None, weights=None, image_size=224, dropout=0.2, **kwargs):
@@ -125,4 +132,6 @@ __all__ = [
     "get_speech_backbone_factory",
     "register_backbone",
     "speaker_encoder",
+    "SoundEffectsEncoder",
+    "sound_effects_encoder",
 ]
