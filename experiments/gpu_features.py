@@ -6,8 +6,10 @@ tf_pipeline cannot compute features there. Run this here (TensorFlow
 installed); it writes the log-Mel frames of every utterance (float16,
 concatenated along time), the labels, speakers, file names, class names and
 the FeatureConfig into `.gpu_data/<corpus>.npz`. On the GPU machine
-`keras_ser.training.arrays` recomputes the delta channels, cuts and resizes
-the segments with numpy, and `experiments/gpu_loso.py` runs LOSO from it.
+`keras_ser.training.feature_file` computes the delta channels, cuts and
+resizes the segments with numpy (the arithmetic of `tf_pipeline.array_math`,
+which tf_pipeline itself runs in TensorFlow ops), and
+`experiments/gpu_loso.py` runs LOSO from it.
 Channel statistics are not stored: they are computed per fold from the
 training speakers only.
 
@@ -56,13 +58,14 @@ def export(corpus, path, feature_config=None, dtype="float16", store="log_mel", 
     """Computes the feature images of `corpus` and writes them to `path`. Returns the file size in bytes."""
     import tensorflow as tf
 
-    from keras_ser.training import arrays
+    from keras_ser.training import feature_file
     from tf_pipeline.config import FeatureConfig
 
     feature_config = FeatureConfig.from_dict(feature_config) if feature_config is not None else FeatureConfig()
     images = compute_images(corpus, feature_config)
     info = {"tensorflow": tf.__version__, "source": source, "made_by": "experiments/gpu_features.py"}
-    return arrays.save_feature_arrays(path, corpus, images, feature_config, dtype=dtype, store=store, info=info)
+    return feature_file.save_feature_arrays(path, corpus, images, feature_config, dtype=dtype, store=store,
+                                            info=info)
 
 
 def load_corpus(name, data_dir):
@@ -81,7 +84,7 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"],
                         help="Storage precision of the log-Mel values (float16: ~14 MB for EMO-DB).")
     parser.add_argument("--store", default="log_mel", choices=["log_mel", "images"],
-                        help="log_mel: channel 0 only, deltas recomputed on load (3x smaller); images: all 3.")
+                        help="log_mel: channel 0 only, deltas computed on load (3x smaller); images: all 3.")
     parser.add_argument("--whl_dir", default=os.path.join(ROOT, ".whl"), help="Wheels carried along (for the size check).")
     args = parser.parse_args(argv)
 

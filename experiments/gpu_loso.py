@@ -4,7 +4,7 @@
 Reads the feature file `experiments/gpu_features.py` wrote (`.gpu_data/emodb.npz`)
 and runs leave-one-speaker-out through the normal resumable LOSO runner
 (`keras_ser.training.run_loso`), with the numpy input path of
-`keras_ser.training.arrays` instead of tf.data: nothing here imports
+`keras_ser.training.feature_file` instead of tf.data: nothing here imports
 TensorFlow. Each configuration gets its own run folder under --run_root with
 the usual files: `run.json`, `fold_<speaker>.json` per finished fold,
 `results.json`, `results.md` (and `confusion.png` only where matplotlib is
@@ -296,7 +296,7 @@ def main(argv=None):
 
     import keras
 
-    from keras_ser.training import arrays as arrays_lib
+    from keras_ser.training import feature_file
     from keras_ser.training import loso
     from keras_ser.training import report
     from tf_pipeline.folds import loso_folds
@@ -304,7 +304,7 @@ def main(argv=None):
     if not os.path.isfile(args.data):
         raise SystemExit(f"error: feature file {args.data} not found; make it with experiments/gpu_features.py "
                          "(on a machine with TensorFlow) and carry .gpu_data")
-    data = arrays_lib.load_feature_arrays(args.data)
+    data = feature_file.load_feature_arrays(args.data)
     corpus = data.corpus
     log(f"{corpus.summary()}; features {args.data} ({os.path.getsize(args.data) / 2**20:.1f} MiB, "
         f"{data.info.get('dtype')} {data.info.get('store')}), loaded in {time.time() - start:.1f} s")
@@ -331,7 +331,7 @@ def main(argv=None):
     for name, config in runs:
         log(f"  {name}: {config.to_json()}")
 
-    fold_data = arrays_lib.fold_data_fn(data, workers=args.workers)
+    fold_data = feature_file.fold_data_fn(data, workers=args.workers)
     fold_times = {name: [] for name, _ in runs}
     stopped = False
     if args.order == "config":

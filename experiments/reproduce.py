@@ -81,7 +81,7 @@ Examples:
 
 On a machine without TensorFlow (a GPU machine with Keras on JAX), --features
 reads the `.npz` of experiments/gpu_features.py (numpy input pipeline,
-`keras_ser.training.arrays`) instead of decoding the WAV files with tf.data;
+`keras_ser.training.feature_file`) instead of decoding the WAV files with tf.data;
 --print_device_command prints the whole device command (docs/gpu.md).
 """
 
@@ -1215,10 +1215,10 @@ def run_baseline(row, data_dir, folds=None):
 def load_corpus(args):
     """`(corpus, feature_config, fold_data)`: tf.data from WAV files, or numpy arrays from --features."""
     if args.features:
-        from keras_ser.training import arrays as arrays_lib
+        from keras_ser.training import feature_file
 
-        data = arrays_lib.load_feature_arrays(args.features)
-        return data.corpus, data.feature_config, arrays_lib.fold_data_fn(data, workers=args.workers)
+        data = feature_file.load_feature_arrays(args.features)
+        return data.corpus, data.feature_config, feature_file.fold_data_fn(data, workers=args.workers)
     from tf_pipeline import corpora
 
     return corpora.emodb(args.data_dir), None, None

@@ -2,7 +2,8 @@
 
 The GPU machines have Keras + JAX but neither TensorFlow nor matplotlib; the
 child process here blocks both (`import` raises ImportError), as it would be
-there.
+there. The arithmetic is `tf_pipeline.array_math`, run here with numpy and by
+tf_pipeline with TensorFlow: the tests check that both give the same values.
 """
 
 import importlib.util
@@ -17,7 +18,10 @@ import tensorflow as tf
 
 import tf_pipeline
 from keras_ser.training import TrainConfig
-from keras_ser.training import arrays
+from keras_ser.training import feature_file
+from tf_pipeline import array_math
+from tf_pipeline.array_math import NUMPY
+from tf_pipeline.tf_namespace import TF
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ["--epochs=1", "--batch_size=9", "--image_size=67", "--sru_units=8",
@@ -68,8 +72,8 @@ def feature_files(synthetic_corpus, tmp_path_factory):
     images = gpu_features.compute_images(synthetic_corpus)
     path16 = str(folder / "synthetic.npz")
     path32 = str(folder / "synthetic32.npz")
-    arrays.save_feature_arrays(path16, synthetic_corpus, images)
-    arrays.save_feature_arrays(path32, synthetic_corpus, images, dtype="float32")
+    feature_file.save_feature_arrays(path16, synthetic_corpus, images)
+    feature_file.save_feature_arrays(path32, synthetic_corpus, images, dtype="float32")
     return path16, path32, images
 
 
@@ -85,34 +89,36 @@ def _padded(images):
 def test_numpy_segments_equal_tf_pipeline_on_emodb(emodb_images, n_segments, size):
     padded, frames = _padded(emodb_images)
     expected = tf_pipeline.batch_segment_and_resize(padded, frames, n_segments, size).numpy()
-    got = arrays.batch_segment_and_resize(emodb_images, n_segments, size)
+    got = feature_file.batch_segments(emodb_images, n_segments, size)
     assert got.shape == expected.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(arrays.segment_and_resize(emodb_images[3], n_segments, size),
+    np.testing.assert_allclose(feature_file.batch_segments([emodb_images[3]], n_segments, size)[0],
                                tf_pipeline.segment_and_resize(emodb_images[3], n_segments, size).numpy(), atol=1e-5)
 
 
 def test_numpy_deltas_and_frame_sequences_equal_tf_pipeline(emodb_images):
     for image in emodb_images[:4]:
-        np.testing.assert_allclose(arrays.image_from_log_mel(image[..., 0].T), image, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(array_math.image_from_log_mel(NUMPY, image[..., 0].T), image, rtol=0, atol=1e-5)
     padded, _ = _padded(emodb_images[:3])
     expected = tf_pipeline.batch_frame_sequence(padded).numpy()
-    np.testing.assert_array_equal(arrays.frame_sequences(emodb_images[:3]), expected)
+    np.testing.assert_array_equal(feature_file.frame_sequences(emodb_images[:3]), expected)
 
 
 def test_numpy_segments_check_their_inputs():
     with pytest.raises(ValueError, match="n_segments=6"):
-        arrays.batch_segment_and_resize([np.zeros([60, 50, 3])], 6)
+        feature_file.batch_segments([np.zeros([60, 50, 3])], 6)
     with pytest.raises(ValueError, match="at least n_segments=3 frames"):
-        arrays.batch_segment_and_resize([np.zeros([60, 50, 3]), np.zeros([60, 2, 3])], 3)
+        feature_file.batch_segments([np.zeros([60, 50, 3]), np.zeros([60, 2, 3])], 3)
+    with pytest.raises(ValueError, match=r"same n_mels and channels. Received shapes: \[\(40, 9, 3\), \(60, 9, 3\)\]"):
+        feature_file.batch_segments([np.zeros([60, 9, 3]), np.zeros([40, 9, 3])], 3)
 
 
 def test_feature_file_round_trip(feature_files, synthetic_corpus):
     path16, path32, images = feature_files
-    exact = arrays.load_feature_arrays(path32)
+    exact = feature_file.load_feature_arrays(path32)
     for got, want in zip(exact.images, images):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-    small = arrays.load_feature_arrays(path16)
+    small = feature_file.load_feature_arrays(path16)
     assert os.path.getsize(path16) < 0.6 * os.path.getsize(path32)
     for got, want in zip(small.images, images):
         np.testing.assert_allclose(got, want, rtol=0, atol=0.02)  # float16 log-Mel
@@ -124,14 +130,14 @@ def test_feature_file_round_trip(feature_files, synthetic_corpus):
     assert small.feature_config == tf_pipeline.FeatureConfig() and small.info["dtype"] == "float16"
     with pytest.raises(ValueError, match="not a keras-ser feature file"):
         np.savez(path16 + ".other.npz", x=np.zeros(3))
-        arrays.load_feature_arrays(path16 + ".other.npz")
+        feature_file.load_feature_arrays(path16 + ".other.npz")
 
 
 def test_fold_data_statistics_from_training_speakers_only(feature_files, synthetic_corpus):
     _, path32, _ = feature_files
-    data = arrays.load_feature_arrays(path32)
+    data = feature_file.load_feature_arrays(path32)
     fold = tf_pipeline.loso_folds(data.corpus, validation="next")[0]
-    fold_data = arrays.make_fold_data(data, fold, TrainConfig(image_size=67, batch_size=5))
+    fold_data = feature_file.make_fold_data(data, fold, TrainConfig(image_size=67, batch_size=5))
     expected = tf_pipeline.corpus_channel_stats(synthetic_corpus, fold.train_indices)
     np.testing.assert_allclose(fold_data.channel_stats[0], expected.mean, rtol=1e-5)
     np.testing.assert_allclose(fold_data.channel_stats[1], expected.std, rtol=1e-5)
@@ -146,13 +152,51 @@ def test_fold_data_statistics_from_training_speakers_only(feature_files, synthet
     np.testing.assert_array_equal(x[:3], fold_data.dataset("validation", training=False)[0][0][0])
 
 
+def test_fold_data_with_speaker_norm_equals_the_tf_data_path(feature_files, synthetic_corpus):
+    from keras_ser.training import loso
+
+    _, path32, _ = feature_files
+    data = feature_file.load_feature_arrays(path32)
+    fold = tf_pipeline.loso_folds(data.corpus, validation="next")[1]
+    config = TrainConfig(image_size=67, batch_size=5, speaker_norm=True)
+    gpu = feature_file.make_fold_data(data, fold, config)
+    tf_data = loso.make_fold_data(synthetic_corpus, fold, config)
+    for got, want in zip(gpu.channel_stats, tf_data.channel_stats):
+        np.testing.assert_array_equal(got, want)  # the identity: the inputs are standardised per speaker
+    for part in ("test", "validation"):
+        inputs, labels = gpu.dataset(part, training=False)[0]
+        expected_inputs, expected_labels = next(iter(tf_data.dataset(part, training=False)))
+        np.testing.assert_array_equal(labels, expected_labels.numpy())
+        np.testing.assert_allclose(inputs, expected_inputs.numpy(), rtol=0, atol=1e-4)
+
+
+def test_levers_give_the_same_values_in_numpy_and_in_a_tensorflow_graph():
+    def draw(high):  # the same "random" numbers on both paths
+        return (high * 2) // 3
+
+    image = np.random.default_rng(0).standard_normal((60, 120, 3)).astype(np.float32)
+    augment = array_math.Augment(time_masks=2, time_width=30, freq_masks=2, freq_width=10, jitter=0.2)
+    graph = tf.function(lambda x, frames: augment(TF, x, frames, draw),
+                        input_signature=[tf.TensorSpec([60, None, 3]), tf.TensorSpec([], tf.int32)])
+    expected, expected_frames = graph(image, 120)
+    got, frames = augment(NUMPY, image, 120, draw)
+    assert int(frames) == int(expected_frames) and got.shape == tuple(expected.shape) and (got != image[:, :frames]).any()
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-6, atol=1e-6)
+
+    inputs = np.random.default_rng(1).standard_normal((4, 2, 5, 5, 3)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 1]]
+    lam, perm = np.array([0.1, 0.5, 0.9, 1.0], np.float32), np.array([2, 0, 3, 1])
+    for got, want in zip(array_math.mix(NUMPY, inputs, labels, lam, perm), array_math.mix(TF, inputs, labels, lam, perm)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+
+
 def test_array_dataset_shuffles_by_seed_and_epoch_and_augments(feature_files):
     _, path32, _ = feature_files
-    data = arrays.load_feature_arrays(path32)
+    data = feature_file.load_feature_arrays(path32)
     images, labels = data.images, data.corpus.labels
 
     def make(**kwargs):
-        return arrays.ArrayDataset(images, labels, 3, n_segments=2, batch_size=len(labels), image_size=(20, 20),
+        return feature_file.ArrayDataset(images, labels, 3, n_segments=2, batch_size=len(labels), image_size=(20, 20),
                                    training=True, **kwargs)
 
     first, again = make(seed=1), make(seed=1)
@@ -161,18 +205,23 @@ def test_array_dataset_shuffles_by_seed_and_epoch_and_augments(feature_files):
     first.on_epoch_end()
     assert sorted(first[0][1]) == sorted(order) and first[0][1].tolist() != order.tolist()
     assert make(seed=2)[0][1].tolist() != order.tolist()
-    plain = arrays.ArrayDataset(images, labels, 3, n_segments=2, batch_size=len(labels), image_size=(20, 20))
+    plain = feature_file.ArrayDataset(images, labels, 3, n_segments=2, batch_size=len(labels), image_size=(20, 20))
     np.testing.assert_array_equal(plain[0][1], labels)
 
-    augment = arrays.Augment(time_masks=2, time_width=10, freq_masks=2, freq_width=5, jitter=0.2)
+    augment = array_math.Augment(time_masks=2, time_width=10, freq_masks=2, freq_width=5, jitter=0.2)
     rng = np.random.default_rng(0)
+
+    def draw(high):
+        return int(rng.integers(0, high))
+
     image = images[0]
-    masked = arrays.spec_augment(image, rng, 2, 10, 2, 5)
+    masked = array_math.spec_augment(NUMPY, image, draw, 2, 10, 2, 5)
     changed = (masked != image).any(axis=2)  # masked (mel, frame) cells: every channel set to its mean
     assert changed.any() and masked.shape == image.shape
     np.testing.assert_allclose(masked[changed], np.broadcast_to(image.mean(axis=(0, 1)), masked[changed].shape),
                                rtol=1e-5, atol=1e-6)
-    cropped = arrays.segment_jitter(image, rng, 0.2)
+    cropped, frames = array_math.segment_jitter(NUMPY, image, image.shape[1], draw, 0.2)
+    assert cropped.shape[1] == frames
     start = next(s for s in range(image.shape[1]) if np.array_equal(image[:, s], cropped[:, 0]))
     np.testing.assert_array_equal(image[:, start : start + cropped.shape[1]], cropped)
     assert cropped.shape[1] >= image.shape[1] * 0.6 - 1
@@ -233,7 +282,8 @@ def test_gpu_loso_runs_on_jax_without_tensorflow_and_resumes(feature_files, tmp_
     assert sessions and json.loads(sessions[-1].read_text())["runs"][0]["folds_done"] == 2
 
 
-@pytest.mark.parametrize("path", ["keras_ser/training/arrays.py", "experiments/gpu_loso.py"])
+@pytest.mark.parametrize("path", ["keras_ser/training/feature_file.py", "tf_pipeline/array_math.py",
+                                  "experiments/gpu_loso.py"])
 def test_gpu_modules_import_no_tensorflow(path):
     import ast
 

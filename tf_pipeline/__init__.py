@@ -46,8 +46,8 @@ _EXPORTS = {
     # segments
     "segment_and_resize": "tf_pipeline.segments",
     "batch_segment_and_resize": "tf_pipeline.segments",
-    "MAX_SEGMENTS": "tf_pipeline.segments",
-    "check_n_segments": "tf_pipeline.segments",
+    "MAX_SEGMENTS": "tf_pipeline.config",
+    "check_n_segments": "tf_pipeline.config",
     # normalisation
     "ChannelStats": "tf_pipeline.normalization",
     "channel_stats": "tf_pipeline.normalization",

@@ -1,11 +1,140 @@
-"""Feature configuration: the settings that turn a waveform into model input."""
+"""Feature configuration: the settings that turn a waveform into model input.
+
+Also the one place of the limits and argument checks of the steps after the
+features (segments, image size, batching), shared by the TensorFlow input
+pipeline and the numpy one of the GPU path
+(`keras_ser.training.feature_file`). Nothing here imports TensorFlow.
+"""
 
 import dataclasses
 import json
+import numbers
 
 # Most segments an utterance is cut into (the paper's N = 1..5): the one definition, used by
 # tf_pipeline.segments, the model zoo, the training configuration and the command line.
 MAX_SEGMENTS = 5
+
+# `(height, width)` each segment is resized to: the CNN input of the paper (AlexNet).
+DEFAULT_SIZE = (227, 227)
+
+# What a dataset of model input can yield (`tf_pipeline.make_dataset(output=...)`).
+OUTPUTS = ("segments", "frames", "images")
+LABEL_MODES = ("int", "one_hot")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_integer(name, value, minimum=1):
+    """Validates an integer argument (a bool is not one) of at least `minimum` and returns it.
+
+    Example:
+
+    >>> check_integer("time_masks", -1, minimum=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: time_masks must be a non-negative integer. Received: time_masks=-1
+    """
+    if not _is_int(value) or value < minimum:
+        kind = {0: "non-negative", 1: "positive"}.get(minimum, f">= {minimum}")
+        raise ValueError(f"{name} must be a {kind} integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_n_segments(n_segments):
+    """Validates N, the segments an utterance is cut into (an int in 1..5), and returns it.
+
+    Example:
+
+    >>> check_n_segments(3)
+    3
+    >>> check_n_segments(6)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_segments must be an integer between 1 and 5. Received: n_segments=6
+    """
+    if not _is_int(n_segments) or not 1 <= n_segments <= MAX_SEGMENTS:
+        raise ValueError(
+            f"n_segments must be an integer between 1 and {MAX_SEGMENTS}. Received: n_segments={n_segments!r}"
+        )
+    return int(n_segments)
+
+
+def check_size(size):
+    """Validates a segment size, an int or `(height, width)` of positive ints; returns `(height, width)`.
+
+    Example:
+
+    >>> check_size(67)
+    (67, 67)
+    >>> check_size((32, 0))
+    Traceback (most recent call last):
+    ...
+    ValueError: size must be (height, width) with positive integers. Received: size=(32, 0)
+    """
+    if _is_int(size):
+        size = (size, size)
+    size = tuple(size)
+    if len(size) != 2 or not all(_is_int(s) and s > 0 for s in size):
+        raise ValueError(f"size must be (height, width) with positive integers. Received: size={size!r}")
+    return int(size[0]), int(size[1])
+
+
+def too_few_frames_message(n_segments):
+    """The error of an utterance shorter than `n_segments` frames (the number follows it)."""
+    return (
+        f"an utterance needs at least n_segments={n_segments} frames to be cut into {n_segments} "
+        "segments (each frame is 10 ms with the default config); received fewer. Frames:"
+    )
+
+
+def check_frames(shortest, n_segments):
+    """Raises ValueError when the shortest utterance (`shortest` frames) has fewer than N frames.
+
+    (In a TensorFlow graph the same rule is an assertion with the same
+    message, `tf_pipeline.segments`.)
+    """
+    if int(shortest) < n_segments:
+        raise ValueError(f"{too_few_frames_message(n_segments)} {int(shortest)}")
+
+
+def check_batching(output, n_segments, batch_size, label_mode="int", mixup_alpha=0.0, outputs=OUTPUTS):
+    """Validates the arguments every dataset of model input takes.
+
+    Args:
+        output: the layout asked for, one of `outputs`.
+        n_segments: N; checked when `output` is `"segments"`.
+        batch_size: positive int.
+        label_mode: `"int"` or `"one_hot"`.
+        mixup_alpha: float >= 0.
+        outputs: the layouts the dataset can make. Defaults to `OUTPUTS`.
+
+    Returns:
+        N as an int for `"segments"`, else None.
+
+    Example:
+
+    >>> check_batching("segments", 3, 30)
+    3
+    >>> check_batching("frames", 3, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be a positive integer. Received: batch_size=0
+    """
+    if output not in outputs:
+        raise ValueError(f"output must be one of {outputs}. Received: output={output!r}")
+    if label_mode not in LABEL_MODES:
+        raise ValueError(f"label_mode must be one of {LABEL_MODES}. Received: label_mode={label_mode!r}")
+    if not mixup_alpha >= 0:
+        raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={mixup_alpha}")
+    check_batch_size(batch_size)
+    return check_n_segments(n_segments) if output == "segments" else None
+
+
+def check_batch_size(batch_size):
+    """Validates a batch size (a positive int) and returns it."""
+    return check_integer("batch_size", batch_size)
 
 
 class _DictConfig:

@@ -12,16 +12,19 @@ import wave
 import numpy as np
 import tensorflow as tf
 
+from tf_pipeline import array_math
 from tf_pipeline import audio as audio_lib
 from tf_pipeline import augment as augment_lib
 from tf_pipeline import features
 from tf_pipeline import mel_power
 from tf_pipeline import normalization
 from tf_pipeline import segments as segments_lib
+from tf_pipeline.config import DEFAULT_SIZE
+from tf_pipeline.config import OUTPUTS  # noqa: F401  (re-exported)
 from tf_pipeline.config import FeatureConfig
 from tf_pipeline.config import MelFramesConfig
-
-OUTPUTS = ("segments", "frames", "images")
+from tf_pipeline.config import check_batch_size
+from tf_pipeline.config import check_batching
 
 
 def _is_pcm16_wav(path):
@@ -106,8 +109,7 @@ def mel_frames_dataset(corpus, indices=None, config=None, batch_size=32, trainin
     (4, 40)
     """
     config = MelFramesConfig.from_dict(config) if config is not None else MelFramesConfig()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    check_batch_size(batch_size)
     indices = _check_indices(corpus, indices)
     paths = [corpus.records[i].path for i in indices]
     to_waveform = _waveform_fn(paths, config)
@@ -164,7 +166,7 @@ def make_dataset(
     batch_size=30,
     training=False,
     config=None,
-    image_size=segments_lib.DEFAULT_SIZE,
+    image_size=DEFAULT_SIZE,
     output="segments",
     cache=True,
     seed=0,
@@ -220,28 +222,15 @@ def make_dataset(
     >>> segments.shape
     TensorShape([30, 3, 227, 227, 3])
     """
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}. Received: output={output!r}")
-    if label_mode not in ("int", "one_hot"):
-        raise ValueError(f"label_mode must be 'int' or 'one_hot'. Received: label_mode={label_mode!r}")
-    if mixup_alpha < 0:
-        raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={mixup_alpha}")
-    if output == "segments":
-        n_segments = segments_lib.check_n_segments(n_segments)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    n_segments = check_batching(output, n_segments, batch_size, label_mode, mixup_alpha)
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
     indices = _check_indices(corpus, indices)
 
     dataset = feature_images(corpus, indices, config)
     if speaker_stats is not None:
-        missing = sorted({corpus.records[i].speaker for i in indices} - set(speaker_stats))
-        if missing:
-            raise ValueError(f"speaker_stats has no statistics for speaker(s) {missing}")
-        means = np.array([speaker_stats[corpus.records[i].speaker].mean for i in indices], np.float32)
-        stds = np.array([speaker_stats[corpus.records[i].speaker].std for i in indices], np.float32)
-        dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices((means, stds)))).map(
-            lambda item, stats: ((item[0] - stats[0]) / stats[1], item[1], item[2]),
+        stats = normalization.utterance_stats([corpus.records[i].speaker for i in indices], speaker_stats)
+        dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(stats))).map(
+            lambda item, stats: (array_math.standardise(item[0], *stats), item[1], item[2]),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     if cache is True:

@@ -2,7 +2,9 @@
 
 Every function here runs eagerly, inside `tf.function`, inside tf.data and
 inside an exported SavedModel: the constants (window, Mel filterbank) are
-built once per config with numpy and embedded as graph constants.
+built once per config with numpy and embedded as graph constants. The delta
+channels and frame sequences are the shared arithmetic of
+`tf_pipeline.array_math` in TensorFlow ops.
 """
 
 import functools
@@ -10,7 +12,9 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from tf_pipeline import array_math
 from tf_pipeline.config import FeatureConfig
+from tf_pipeline.tf_namespace import TF
 
 
 def _hz_to_mel(freqs):
@@ -176,6 +180,8 @@ def deltas(x, n=2, axis=0):
     `d_t = sum_{k=1..n} k * (x_{t+k} - x_{t-k}) / (2 * sum_{k=1..n} k^2)`,
     where frames beyond either end repeat the edge frame. Equals
     `librosa.feature.delta(x, width=2 * n + 1, mode="nearest", axis=...)`.
+    The arithmetic is `tf_pipeline.array_math.deltas`, shared with the numpy
+    path of the GPU machines.
 
     Args:
         x: float tensor, e.g. `[frames, n_mels]`.
@@ -190,35 +196,7 @@ def deltas(x, n=2, axis=0):
     >>> deltas(tf.constant([[0.0], [1.0], [2.0], [3.0]]))[:, 0].numpy()
     array([0.5, 0.8, 0.8, 0.5], dtype=float32)
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be a positive integer. Received: n={n!r}")
-    x = tf.convert_to_tensor(x)
-    rank = x.shape.rank
-    axis = axis % rank
-    length = tf.shape(x)[axis]
-    # Edge-replicated copy, n frames longer at each end: one gather, then slices.
-    extended = tf.gather(x, tf.clip_by_value(tf.range(-n, length + n), 0, length - 1), axis=axis)
-    return _regression(extended, length, n, axis)
-
-
-def _regression(extended, length, n, axis):
-    """HTK regression over an `axis` extended by `n` edge frames at each end."""
-
-    def shifted(k):
-        index = [slice(None)] * extended.shape.rank
-        index[axis] = slice(n + k, n + k + length)
-        return extended[tuple(index)]
-
-    result = shifted(1) - shifted(-1)
-    for k in range(2, n + 1):
-        result += float(k) * (shifted(k) - shifted(-k))
-    return result / (2.0 * sum(k * k for k in range(1, n + 1)))
-
-
-def _stack_image(mel, config, frame_axis):
-    d1 = deltas(mel, config.delta_width, axis=frame_axis)
-    d2 = deltas(d1, config.delta_width, axis=frame_axis)
-    return tf.stack([mel, d1, d2], axis=-1)
+    return array_math.deltas(TF, tf.convert_to_tensor(x), n, axis)
 
 
 def feature_image(waveform, config=None):
@@ -242,8 +220,7 @@ def feature_image(waveform, config=None):
     TensorShape([60, 97, 3])
     """
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
-    mel = log_mel(waveform, config)  # [frames, n_mels]
-    return tf.transpose(_stack_image(mel, config, frame_axis=0), [1, 0, 2])
+    return array_math.image_from_log_mel(TF, log_mel(waveform, config), config.delta_width)
 
 
 def _batch_mask(num_frames, max_frames):
@@ -285,14 +262,6 @@ def _batch_log_mel(waveforms, num_samples, config):
     return tf.math.log(_power_mel(frames, config) + config.log_floor), num_frames
 
 
-def _batch_deltas(x, num_frames, n):
-    """Deltas along axis 1 of [batch, frames, ...], each row replicating its own
-    edge frames (frames past a row's end are never read)."""
-    length = tf.shape(x)[1]
-    index = tf.minimum(tf.maximum(tf.range(-n, length + n)[None, :], 0), (num_frames - 1)[:, None])
-    return _regression(tf.gather(x, index, axis=1, batch_dims=1), length, n, axis=1)
-
-
 def batch_feature_image(waveforms, num_samples, config=None):
     """Batched `feature_image` for zero-padded waveforms of different lengths.
 
@@ -315,8 +284,8 @@ def batch_feature_image(waveforms, num_samples, config=None):
     """
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
     mel, num_frames = _batch_log_mel(waveforms, num_samples, config)
-    d1 = _batch_deltas(mel, num_frames, config.delta_width)
-    d2 = _batch_deltas(d1, num_frames, config.delta_width)
+    d1 = array_math.batch_deltas(TF, mel, num_frames, config.delta_width)
+    d2 = array_math.batch_deltas(TF, d1, num_frames, config.delta_width)
     mask = _batch_mask(num_frames, tf.shape(mel)[1])[:, :, None, None]
     images = tf.stack([mel, d1, d2], axis=-1) * mask  # [batch, frames, n_mels, 3]
     return tf.transpose(images, [0, 2, 1, 3]), num_frames
@@ -337,6 +306,4 @@ def batch_frame_sequence(images):
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4:
         raise ValueError(f"`images` must have shape [batch, n_mels, frames, channels]. Received shape: {images.shape}")
-    shape = tf.shape(images)
-    sequence = tf.transpose(images, [0, 2, 3, 1])  # [B, T, C, n_mels]
-    return tf.reshape(sequence, [shape[0], shape[2], shape[1] * shape[3]])
+    return array_math.frame_sequence(TF, images)

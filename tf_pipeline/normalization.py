@@ -74,3 +74,32 @@ def channel_stats(images, min_std=1e-6):
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     return ChannelStats(tuple(float(m) for m in mean), tuple(float(max(s, min_std)) for s in std), count)
+
+
+# The statistics of a model whose input is already standardised (per-speaker normalisation).
+IDENTITY = ChannelStats((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def utterance_stats(speakers, speaker_stats):
+    """Per-utterance `(mean, std)` from the statistics of each utterance's speaker.
+
+    Args:
+        speakers: the speaker of each utterance (a sequence of str).
+        speaker_stats: dict `speaker -> ChannelStats`.
+
+    Returns:
+        float32 arrays `mean`, `std`, each `[len(speakers), C]`.
+
+    Example:
+
+    >>> stats = {"03": ChannelStats((1.0, 2.0), (0.5, 0.5))}
+    >>> utterance_stats(["03", "03"], stats)[0]
+    array([[1., 2.],
+           [1., 2.]], dtype=float32)
+    """
+    missing = sorted(set(speakers) - set(speaker_stats))
+    if missing:
+        raise ValueError(f"speaker_stats has no statistics for speaker(s) {missing}")
+    mean = np.array([speaker_stats[speaker].mean for speaker in speakers], np.float32)
+    std = np.array([speaker_stats[speaker].std for speaker in speakers], np.float32)
+    return mean, std

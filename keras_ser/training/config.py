@@ -202,9 +202,10 @@ class TrainConfig:
 
     def augment(self):
         """The per-utterance training augmentation, or None."""
-        from tf_pipeline.augment import make_augment
+        from tf_pipeline.array_math import Augment
+        from tf_pipeline.augment import augment_fn
 
-        return make_augment(self.time_masks, self.time_width, self.freq_masks, self.freq_width, self.jitter)
+        return augment_fn(Augment.from_config(self))
 
     def levers(self):
         """Short names of the levers that are on (for reports)."""

@@ -101,7 +101,7 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     from keras_ser.training import frozen
     from keras_ser.training.recipes import FoldData
 
-    parts = {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
+    parts = fold_parts(fold)
     speaker_ids = np.array([record.speaker for record in corpus.records])
 
     preprocessor = config.preprocessor(feature_config)
@@ -151,41 +151,78 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     return data
 
 
-def make_fold_data(corpus, fold, config, feature_config=None):
-    """Builds the `FoldData` of one fold from a corpus with tf_pipeline.
+def fold_parts(fold):
+    """`{"train", "validation", "test"} -> record indices` of a fold."""
+    return {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
 
-    Channel statistics come from `fold.train_indices` only, and the model's
-    `standardize` layer gets them. With `config.speaker_norm`, every speaker
-    is standardised with its own statistics instead (the test speaker's from
-    its unlabelled audio) and the model's layer is the identity.
+
+def build_fold_data(corpus, fold, config, stats_of, dataset, segment_dataset=None):
+    """The `FoldData` of one fold of a log-Mel model, whatever computes its features.
+
+    The one statement of the evaluation rule: channel statistics come from
+    `fold.train_indices` only, and the model's `standardize` layer gets
+    them; with `config.speaker_norm`, every speaker of the fold is
+    standardised with its own statistics instead (the test speaker's from
+    its unlabelled audio) and the model's layer is the identity. Used by
+    `make_fold_data` (tf.data) and `keras_ser.training.feature_file`
+    (numpy, no TensorFlow).
+
+    Args:
+        corpus: the `Corpus`.
+        fold: a `tf_pipeline.folds.Fold` of it.
+        config: a `TrainConfig`.
+        stats_of: callable `record indices -> ChannelStats` of their feature
+            images.
+        dataset: callable `(indices, training, speaker_stats) -> dataset`
+            (`speaker_stats`: dict `speaker -> ChannelStats`, or None).
+        segment_dataset: optional callable of the same form giving single
+            segments (stage 1 of the paper recipe).
+
+    Returns:
+        A `FoldData`.
     """
+    from keras_ser.training.recipes import FoldData
+    from tf_pipeline.normalization import IDENTITY
+
+    parts = fold_parts(fold)
+    speaker_stats = None
+    if config.speaker_norm:
+        ids = corpus.speaker_ids
+        used = sorted({ids[i] for indices in parts.values() for i in indices})
+        speaker_stats = {speaker: stats_of(np.flatnonzero(ids == speaker)) for speaker in used}
+        stats = IDENTITY
+    else:
+        stats = stats_of(fold.train_indices)
+
+    def part_dataset(make):
+        return None if make is None else lambda part, training: make(parts[part], training, speaker_stats)
+
+    labels = {part: corpus.labels[indices] for part, indices in parts.items()}
+    return FoldData(part_dataset(dataset), labels, list(corpus.class_names), (np.array(stats.mean), np.array(stats.std)),
+                    segment_dataset=part_dataset(segment_dataset))
+
+
+def make_fold_data(corpus, fold, config, feature_config=None):
+    """Builds the `FoldData` of one fold from a corpus with tf_pipeline (`build_fold_data`)."""
     if config.uses_encoder:
         return make_encoder_fold_data(corpus, fold, config, feature_config)
     import tensorflow as tf
 
     import tf_pipeline
-    from keras_ser.training.recipes import FoldData
 
-    speaker_stats = None
-    if config.speaker_norm:
-        speakers = sorted({corpus.records[i].speaker for part in (fold.train_indices, fold.validation_indices,
-                                                                  fold.test_indices) for i in part})
-        speaker_stats = tf_pipeline.speaker_channel_stats(corpus, speakers, feature_config)
-        stats = tf_pipeline.ChannelStats((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    else:
-        stats = tf_pipeline.corpus_channel_stats(corpus, fold.train_indices, feature_config)
     augment = config.augment()
-    parts = {"train": fold.train_indices, "validation": fold.validation_indices, "test": fold.test_indices}
     options = tf.data.Options()
     if config.strategy == "multi_worker":
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-
     preprocessor = config.preprocessor(feature_config)
 
-    def dataset(part, training):
+    def stats_of(indices):
+        return tf_pipeline.corpus_channel_stats(corpus, indices, feature_config)
+
+    def dataset(indices, training, speaker_stats):
         return preprocessor.dataset(
             corpus,
-            parts[part],
+            indices,
             batch_size=config.batch_size,
             training=training,
             seed=config.seed,
@@ -195,8 +232,7 @@ def make_fold_data(corpus, fold, config, feature_config=None):
             mixup_alpha=config.mixup_alpha,
         ).with_options(options)
 
-    labels = {part: corpus.labels[indices] for part, indices in parts.items()}
-    return FoldData(dataset, labels, list(corpus.class_names), (np.array(stats.mean), np.array(stats.std)))
+    return build_fold_data(corpus, fold, config, stats_of, dataset)
 
 
 def feature_config_for(config, feature_config=None):
@@ -245,7 +281,7 @@ def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold
 
     `fold_data` is a callable `(corpus, fold, config, feature_config) ->
     FoldData`; the default, `make_fold_data`, builds tf.data pipelines with
-    tf_pipeline (`keras_ser.training.arrays.fold_data_fn` needs no TensorFlow).
+    tf_pipeline (`keras_ser.training.feature_file.fold_data_fn` needs no TensorFlow).
 
     Returns:
         `(result, model)`: the fold's result dict (not written) and the
@@ -381,7 +417,7 @@ def run_loso(
         log: callable for progress lines.
         fold_data: callable `(corpus, fold, config, feature_config) ->
             FoldData` (default: `make_fold_data`, tf_pipeline). Without
-            TensorFlow: `keras_ser.training.arrays.fold_data_fn(arrays)`.
+            TensorFlow: `keras_ser.training.feature_file.fold_data_fn(arrays)`.
         tensorboard: bool. Write `tensorboard/` logs (Keras' TensorBoard
             callback needs TensorFlow). Defaults to `True`.
 
