@@ -168,6 +168,12 @@ def test_fold_data_with_speaker_norm_equals_the_tf_data_path(feature_files, synt
         expected_inputs, expected_labels = next(iter(tf_data.dataset(part, training=False)))
         np.testing.assert_array_equal(labels, expected_labels.numpy())
         np.testing.assert_allclose(inputs, expected_inputs.numpy(), rtol=0, atol=1e-4)
+    stats = tf_pipeline.speaker_channel_stats(synthetic_corpus)
+    with pytest.raises(ValueError, match="the speaker of each of the 2 images. Received: None"):
+        feature_file.ArrayDataset(data.images[:2], data.corpus.labels[:2], 3, speaker_stats=stats)
+    with pytest.raises(ValueError, match=r"no statistics for speaker\(s\) \['unknown'\]"):
+        feature_file.ArrayDataset(data.images[:2], data.corpus.labels[:2], 3, speakers=["unknown"] * 2,
+                                  speaker_stats=stats)
 
 
 def test_levers_give_the_same_values_in_numpy_and_in_a_tensorflow_graph():

@@ -269,7 +269,9 @@ class _Source:
         self.stats = None
         if speaker_stats is not None:
             if speakers is None or len(speakers) != len(self.images):
-                raise ValueError(f"speaker_stats needs the speaker of every image. Received speakers={speakers!r}")
+                received = None if speakers is None else f"{len(speakers)} speakers"
+                raise ValueError(f"speaker_stats needs the speaker of each of the {len(self.images)} images. "
+                                 f"Received: {received}")
             self.stats = utterance_stats(list(speakers), speaker_stats)
         self.epoch = 0
 
