@@ -108,6 +108,8 @@ PAPER_TABLE_V = {"IS09": (75.5, 74.0), "IS10": (78.1, 76.7)}
 GOAL_UA = 80.6  # the paper's CNN+SRU; our goal without test-speaker statistics (issue 6)
 
 TABLES = ("II", "III", "V", "levers", "imagenet", "speech", "IV")
+# Zoo entries on frozen pretrained speech encoders (their protocol sentences name the encoders).
+ENCODER_MODELS = ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats")
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "emodb", "wav")
 DEFAULT_RESULTS = os.path.join(ROOT, "docs", "results.md")
 EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
@@ -186,6 +188,16 @@ def speech_rows():
         "encoder_sru_frozen": Row(
             "encoder_sru_frozen", "GE2E encoder, N=3 segments (mean + std each), SRU 256 + softmax trained with Adam",
             overrides=dict(SPEECH_SRU), standalone=True),
+        "sfx_stats_probe": Row(
+            "sfx_stats_probe", "aisfx sound-effects CNN, mean + std of its top block (1024-d), logistic-regression "
+            "probe", overrides=dict(SPEECH_PROBE, model="sfx_stats"), standalone=True),
+        "fusion_stats_probe": Row(
+            "fusion_stats_probe", "GE2E encoder + aisfx CNN, both mean + std (2560-d), logistic-regression probe",
+            overrides=dict(SPEECH_PROBE, model="fusion_stats"), standalone=True),
+        "fusion_stats_subspace": Row(
+            "fusion_stats_subspace", "GE2E encoder + aisfx CNN, speaker-subspace projection (rank 0-4 chosen on the "
+            "training speakers), logistic-regression probe",
+            overrides=dict(SPEECH_PROBE, model="fusion_stats", speaker_subspace=4), standalone=True),
     }
 
 
@@ -290,7 +302,11 @@ def speech_pairs(baselines_dir=DEFAULT_BASELINES):
     others = [os.path.join(baselines_dir, "emodb-is10-train"), "cnn_sru_n3", "effnet_imagenet_frozen",
               "effnet_imagenet_frozen_fd"]
     return [(other, reference) for other in others] + [(reference, "encoder_stats_probe_vol30"),
-                                                       (reference, "encoder_sru_frozen")]
+                                                       (reference, "encoder_sru_frozen"),
+                                                       (reference, "sfx_stats_probe"),
+                                                       (reference, "fusion_stats_probe"),
+                                                       (reference, "fusion_stats_subspace"),
+                                                       ("fusion_stats_probe", "fusion_stats_subspace")]
 
 
 def make_config(preset, overrides, global_overrides=None, standalone=False):
@@ -365,7 +381,9 @@ def load_run(path):
             "wall_time_s": fold.get("wall_time_s"),
             "epochs": fold.get("epochs_run"),
             "probe_c": fit.get("C"),
-            "probe_grid": [float(c) for c in fit.get("inner_ua", {})],
+            "probe_rank": fit.get("rank"),  # speaker-subspace rank, when the probe chose one
+            # inner_ua keys: "C", or "rank/C" for a probe behind a speaker-subspace projection
+            "probe_grid": sorted({float(key.split("/")[-1]) for key in fit.get("inner_ua", {})}),
         }
     config = run.get("config")
     uses_test_audio = run.get("uses_test_speaker_audio", bool(config and config.get("speaker_norm")))
@@ -459,7 +477,7 @@ def protocol_text(config, feature_config=None, c_grid=None):
     """The protocol sentence of a run's config (as in each run's results.md)."""
     if config is None:
         return "see docs/baselines.md"
-    if config.get("model") in ("encoder_stats", "encoder_sru"):
+    if config.get("model") in ENCODER_MODELS:
         return encoder_protocol_text(config, feature_config, c_grid)
     from keras_ser.training.report import _protocol
 
@@ -473,13 +491,23 @@ def encoder_protocol_text(config, feature_config=None, c_grid=None):
         from keras_ser.training.frozen import PROBE_C_GRID as c_grid
 
     features = feature_config or {}
+    if config["model"] == "fusion_stats":
+        features = features.get("mel_frames") or {}
     volume = features.get("volume_dbfs")
     audio = ("raw audio (no volume normalisation)" if volume is None else
              f"each utterance raised to {volume:g} dBFS RMS (never lowered) before the spectrum, in the graph")
     frames = (f"{features.get('n_mels', 40)}-band Mel power frames ({features.get('n_fft', 400)}-sample window every "
               f"{features.get('hop_length', 160)} samples at {features.get('sample_rate', 16000)} Hz)")
     encoder = f"GE2E speaker encoder (3 LSTM layers of 256 units, offline weights, frozen) over {frames}, {audio}"
-    if config["model"] == "encoder_stats":
+    sfx = ("aisfx sound-effects CNN (4 blocks of two 3x3 convolutions, 64-512 channels, offline weights CC BY 4.0, "
+           "frozen) over 96-band HTK log-Mel (46.4 ms Hann window every 23.2 ms at 16 kHz, peak-normalised audio)")
+    if config["model"] == "sfx_stats":
+        encoder, pooling = sfx, "mean and std over time of the top block's frames (1024 features)"
+    elif config["model"] == "fusion_stats":
+        encoder = f"{encoder}, and the {sfx}"
+        pooling = ("mean and std over time of each LSTM layer's frames and of the CNN's top block, concatenated "
+                   "(1536 + 1024 = 2560 features)")
+    elif config["model"] == "encoder_stats":
         pooling = "mean and std over time of each layer's frames (1536 features)"
     else:
         pooling = (f"each layer's frames cut in N={config['n_segments']} segments, mean and std per segment "
@@ -490,6 +518,13 @@ def encoder_protocol_text(config, feature_config=None, c_grid=None):
         training = ("features standardised on the training speakers, multinomial logistic regression (L-BFGS), "
                     f"C from {{{grid}}} chosen by leave-one-speaker-out over the training speakers (mean UA), "
                     "then refitted on all of them")
+        if config.get("speaker_subspace"):
+            from keras_ser.training.frozen import subspace_ranks
+
+            ranks = ", ".join(str(r) for r in subspace_ranks(config["speaker_subspace"]))
+            training += (f"; before the regression, the speaker subspace (principal directions of the training "
+                         f"speakers' class-balanced mean features) is projected out, its rank from {{{ranks}}} "
+                         "chosen together with C in the same inner leave-one-speaker-out")
     else:
         validation = ("early stopping on the next training speaker "
                       f"({config['monitor']}, patience {config['patience']}, best epoch restored)"
@@ -636,8 +671,14 @@ def _probe_choices(run):
     if not chosen:
         return ""
     counts = {c: chosen.count(c) for c in sorted(set(chosen), reverse=True)}
-    return " C chosen per fold: " + ", ".join(f"{c:g} ({n} fold{'s' if n > 1 else ''})"
+    text = " C chosen per fold: " + ", ".join(f"{c:g} ({n} fold{'s' if n > 1 else ''})"
                                               for c, n in counts.items()) + "."
+    ranks = [f["probe_rank"] for f in run.folds.values() if f.get("probe_rank") is not None]
+    if ranks:
+        counts = {r: ranks.count(r) for r in sorted(set(ranks))}
+        text += " Speaker-subspace rank chosen per fold: " + ", ".join(
+            f"{r} ({n} fold{'s' if n > 1 else ''})" for r, n in counts.items()) + "."
+    return text
 
 
 def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DEFAULT_BASELINES):
@@ -692,7 +733,7 @@ def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DE
         if row.features:
             protocols.append(f"- `{row.name}` (feature config `{json.dumps(row.features, sort_keys=True)}`): "
                              + protocol_text(run.config, run.feature_config, _probe_grid(run)) + _probe_choices(run))
-        elif row.kind == "train" and run.config and run.config.get("model") in ("encoder_stats", "encoder_sru"):
+        elif row.kind == "train" and run.config and run.config.get("model") in ENCODER_MODELS:
             protocols.append(f"- `{row.name}` (feature config: defaults): "
                              + protocol_text(run.config, run.feature_config, _probe_grid(run)) + _probe_choices(run))
         elif row.kind == "ensemble":

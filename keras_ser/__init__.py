@@ -7,7 +7,7 @@ Example:
 
 >>> import keras_ser
 >>> list(keras_ser.list_models())
-['cnn_sru', 'cnn', 'sru', 'encoder_stats', 'encoder_sru']
+['cnn_sru', 'cnn', 'sru', 'encoder_stats', 'encoder_sru', 'sfx_stats', 'fusion_stats']
 >>> model = keras_ser.build_model(n_segments=3)                     # doctest: +SKIP
 >>> keras_ser.set_channel_stats(model, train_mean, train_std)       # doctest: +SKIP
 >>> model.fit(train_ds, validation_data=val_ds, epochs=30)          # doctest: +SKIP
@@ -20,6 +20,8 @@ from keras_ser import weights
 from keras_ser.adaptation import adapt
 from keras_ser.encoder_models import EncoderSRUClassifier
 from keras_ser.encoder_models import EncoderStatsClassifier
+from keras_ser.encoder_models import FusionStatsClassifier
+from keras_ser.encoder_models import SoundEffectsStatsClassifier
 from keras_ser.layers.standardization import get_channel_stats
 from keras_ser.layers.standardization import set_channel_stats
 from keras_ser.presets import from_preset
@@ -40,9 +42,11 @@ __all__ = [
     "CNNSRUClassifier",
     "EncoderSRUClassifier",
     "EncoderStatsClassifier",
+    "FusionStatsClassifier",
     "MAX_SEGMENTS",
     "SERTask",
     "SRUClassifier",
+    "SoundEffectsStatsClassifier",
     "adapt",
     "backbones",
     "build_model",

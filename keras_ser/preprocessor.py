@@ -10,6 +10,8 @@ functions, the same ones everywhere:
 | `segments`   | `[B, N, H, W, 3]` feature-image segments       | `cnn_sru`, `cnn` (N = 1)     |
 | `frames`     | `[B, T, 3 * n_mels]` log-Mel + deltas per frame | `sru`                        |
 | `mel_frames` | `[B, T, n_mels]` Mel power frames, -1 padding  | `encoder_stats`, `encoder_sru` |
+| `sfx_mel`    | `[B, T, 96]` sound-effects log-Mel, -1 padding | `sfx_stats`                  |
+| `fusion`     | dict of both: `mel_frames`, `sfx_mel`          | `fusion_stats`               |
 
 Every model carries its preprocessor (`model.preprocessor`, built from what
 the model saves with itself: layout, feature config, segments, image size),
@@ -25,9 +27,19 @@ without TensorFlow.
 import numpy as np
 
 from tf_pipeline.config import FeatureConfig
+from tf_pipeline.config import FusionFeatureConfig
 from tf_pipeline.config import MelFramesConfig
+from tf_pipeline.config import SoundEffectsMelConfig
 
-LAYOUTS = ("segments", "frames", "mel_frames")
+LAYOUTS = ("segments", "frames", "mel_frames", "sfx_mel", "fusion")
+# The feature config of each layout.
+CONFIG_CLASSES = {
+    "segments": FeatureConfig,
+    "frames": FeatureConfig,
+    "mel_frames": MelFramesConfig,
+    "sfx_mel": SoundEffectsMelConfig,
+    "fusion": FusionFeatureConfig,
+}
 
 
 class Preprocessor:
@@ -56,7 +68,7 @@ class Preprocessor:
     def __init__(self, layout, feature_config=None, n_segments=None, image_size=None):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}. Received: layout={layout!r}")
-        config_class = MelFramesConfig if layout == "mel_frames" else FeatureConfig
+        config_class = CONFIG_CLASSES[layout]
         if feature_config is None:
             feature_config = config_class()
         elif isinstance(feature_config, (dict, config_class)):
@@ -103,12 +115,17 @@ class Preprocessor:
             num_samples: int `[batch]`, the true length of each row.
 
         Returns:
-            The model input, a float32 tensor (see the module docstring).
+            The model input: a float32 tensor, or for `"fusion"` a dict of
+            them (see the module docstring).
         """
         import tf_pipeline
 
         if self.layout == "mel_frames":
             return tf_pipeline.batch_mel_frames(waveforms, num_samples, self.feature_config)[0]
+        if self.layout == "sfx_mel":
+            return tf_pipeline.batch_sfx_mel(waveforms, num_samples, self.feature_config)[0]
+        if self.layout == "fusion":
+            return tf_pipeline.batch_fusion_inputs(waveforms, num_samples, self.feature_config)
         images, num_frames = tf_pipeline.batch_feature_image(waveforms, num_samples, self.feature_config)
         if self.layout == "frames":
             return tf_pipeline.batch_frame_sequence(images)  # zero past each row's frames
@@ -119,24 +136,34 @@ class Preprocessor:
         waveform = np.asarray(waveform, np.float32)
         if waveform.ndim != 1:
             raise ValueError(f"waveform must be a mono signal of shape [samples]. Received shape: {waveform.shape}")
-        return np.asarray(self.batch(waveform[None], [waveform.shape[0]]))
+        inputs = self.batch(waveform[None], [waveform.shape[0]])
+        if isinstance(inputs, dict):
+            return {name: np.asarray(value) for name, value in inputs.items()}
+        return np.asarray(inputs)
 
     def dataset(self, corpus, indices=None, batch_size=30, training=False, seed=0, augment=None,
                 speaker_stats=None, label_mode="int", mixup_alpha=0.0, cache=True):
         """A batched tf.data pipeline of `(model input, labels)` over `corpus` records.
 
         Arguments as `tf_pipeline.make_dataset` (segments, frames; with the
-        training levers) or `tf_pipeline.mel_frames_dataset` (mel_frames,
-        which has no levers: asking for one is an error).
+        training levers) or `tf_pipeline.mel_frames_dataset` (mel_frames).
+        The speech-encoder layouts (mel_frames, sfx_mel, fusion) have no
+        levers: asking for one is an error; sfx_mel and fusion batches are
+        computed from padded waveforms (`tf_pipeline.waveform_dataset`, no
+        cache).
         """
         import tf_pipeline
 
-        if self.layout == "mel_frames":
+        if self.layout in ("mel_frames", "sfx_mel", "fusion"):
             if augment is not None or speaker_stats is not None or mixup_alpha or label_mode != "int":
-                raise ValueError("The mel_frames input has no augmentation, per-speaker statistics, mixup or soft "
-                                 "labels (the speech-encoder recipes train on features extracted once)")
+                raise ValueError(f"The {self.layout} input has no augmentation, per-speaker statistics, mixup or "
+                                 "soft labels (the speech-encoder recipes train on features extracted once)")
+        if self.layout == "mel_frames":
             return tf_pipeline.mel_frames_dataset(corpus, indices, self.feature_config, batch_size=batch_size,
                                                   training=training, seed=seed, cache=cache)
+        if self.layout in ("sfx_mel", "fusion"):
+            return tf_pipeline.waveform_dataset(corpus, indices, self.batch, self.feature_config,
+                                                batch_size=batch_size, training=training, seed=seed)
         return tf_pipeline.make_dataset(
             corpus, indices, n_segments=self.n_segments or 1, batch_size=batch_size, training=training,
             config=self.feature_config, image_size=self.image_size or (227, 227), output=self.layout, cache=cache,

@@ -518,10 +518,14 @@ MODELS = {
     "sru": "SRU baseline: SRU over frame-level log-Mel/delta/delta-delta vectors (variable length, masked).",
     "encoder_stats": "Pretrained GE2E speech encoder (frozen), mean+std over time of each LSTM layer, softmax.",
     "encoder_sru": "Pretrained GE2E speech encoder, mean+std of its frames in N segments, SRU over segments, softmax.",
+    "sfx_stats": "Pretrained aisfx sound-effects CNN (frozen), mean+std over time of its top block, softmax.",
+    "fusion_stats": "GE2E speech encoder and aisfx sound-effects CNN side by side (frozen), both statistics, softmax.",
 }
-# Zoo entries on a speech encoder (Mel power frames in), and their default backbone.
-ENCODER_MODELS = ("encoder_stats", "encoder_sru")
+# Zoo entries on pretrained speech encoders (frozen; trained by the probe or frozen recipes),
+# and the backbone each uses when none is named.
+ENCODER_MODELS = ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats")
 DEFAULT_SPEECH_BACKBONE = "speaker_encoder"
+FIXED_BACKBONES = {"sfx_stats": "sound_effects_encoder", "fusion_stats": "speaker_encoder+sound_effects_encoder"}
 DEFAULT_SRU_UNITS = {"cnn_sru": 4096, "sru": 4096, "encoder_sru": 256}
 
 
@@ -533,7 +537,9 @@ def model_class(name):
         from keras_ser import encoder_models
 
         return {"encoder_stats": encoder_models.EncoderStatsClassifier,
-                "encoder_sru": encoder_models.EncoderSRUClassifier}[name]
+                "encoder_sru": encoder_models.EncoderSRUClassifier,
+                "sfx_stats": encoder_models.SoundEffectsStatsClassifier,
+                "fusion_stats": encoder_models.FusionStatsClassifier}[name]
     return {"cnn_sru": CNNSRUClassifier, "cnn": CNNClassifier, "sru": SRUClassifier}[name]
 
 
@@ -555,7 +561,15 @@ def model_input(name, n_segments=None):
 
 
 def default_backbone(name):
-    """The backbone a zoo entry uses when none is named: `"alexnet"` or `"speaker_encoder"`."""
+    """The backbone a zoo entry uses when none is named.
+
+    Example:
+
+    >>> default_backbone("cnn_sru"), default_backbone("encoder_stats"), default_backbone("fusion_stats")
+    ('alexnet', 'speaker_encoder', 'speaker_encoder+sound_effects_encoder')
+    """
+    if name in FIXED_BACKBONES:
+        return FIXED_BACKBONES[name]
     return DEFAULT_SPEECH_BACKBONE if name in ENCODER_MODELS else "alexnet"
 
 
@@ -571,6 +585,8 @@ def list_models():
     sru
     encoder_stats
     encoder_sru
+    sfx_stats
+    fusion_stats
     """
     return dict(MODELS)
 
@@ -589,6 +605,7 @@ def build_model(
     feature_config=None,
     image_size=227,
     backbone_kwargs=None,
+    speaker_subspace=0,
 ):
     """Builds a zoo model, ready to `fit`: the entry point of keras-ser.
 
@@ -611,6 +628,11 @@ def build_model(
     - `encoder_stats`, `encoder_sru`: `mel_frames`, `[batch, time, 40]`: Mel
       power frames (`tf_pipeline.batch_mel_frames`), padded with -1; their
       `feature_config` is a `tf_pipeline.config.MelFramesConfig`.
+    - `sfx_stats`: `sfx_mel`, `[batch, time, 96]`: the sound-effects CNN's
+      log-Mel (`tf_pipeline.batch_sfx_mel`), padded with -1
+      (`SoundEffectsMelConfig`).
+    - `fusion_stats`: a dict of both, `{"mel_frames": ..., "sfx_mel": ...}`
+      (`tf_pipeline.batch_fusion_inputs`, `FusionFeatureConfig`).
 
     With `compile=True` the model is compiled with `model.compile()`'s
     defaults: Adam with learning rate 1e-4 (the optimiser of this project's
@@ -620,7 +642,8 @@ def build_model(
 
     Args:
         name: str. Zoo entry: `"cnn_sru"`, `"cnn"`, `"sru"`,
-            `"encoder_stats"` or `"encoder_sru"` (`list_models()`).
+            `"encoder_stats"`, `"encoder_sru"`, `"sfx_stats"` or
+            `"fusion_stats"` (`list_models()`).
             Defaults to `"cnn_sru"`.
         n_segments: int or None. Segments per utterance: 1..5 for
             `cnn_sru` and `encoder_sru` (None: 3); `cnn` takes exactly one
@@ -632,7 +655,8 @@ def build_model(
             `"efficientnet_lite0"`); for the encoder entries a name in
             `keras_ser.backbones.SPEECH_BACKBONES` (`"speaker_encoder"`).
             Not used by `sru`. None takes `"alexnet"` or `"speaker_encoder"`.
-            Defaults to `None`.
+            `sfx_stats` and `fusion_stats` have fixed backbones (None or
+            `default_backbone(name)` only). Defaults to `None`.
         backbone_variant: str or None. The backbone's variant; None takes
             its default (`"caffe"`, the paper's network, for AlexNet;
             `"torchvision"` is the other). Defaults to `None`.
@@ -642,7 +666,10 @@ def build_model(
             CNN entries None is a random initialisation. For the speech
             encoder None means its pretrained weights (`"resemblyzer"`,
             shipped with keras-ser); `"random"` asks for random weights, a
-            path for a `.npz` or `.pt` of one's own. Defaults to `None`.
+            path for a `.npz` or `.pt` of one's own. For `sfx_stats` None
+            means the shipped aisfx weights (`"aisfx"`); for `fusion_stats`
+            None means both pretrained and `"random"` neither. Defaults to
+            `None`.
         sru_units: int or None. SRU width (`cnn_sru`, `sru`,
             `encoder_sru`). None: 4096 (256 for `encoder_sru`). Defaults to
             `None`.
@@ -660,7 +687,13 @@ def build_model(
             to `227`.
         backbone_kwargs: dict or None. More arguments of the backbone
             factory, e.g. `{"filters": (8, 8, 8, 8, 8), "fc_units": 16}` for
-            a tiny AlexNet.
+            a tiny AlexNet. For `fusion_stats` a dict with the keys
+            `"speaker_encoder"` and `"sound_effects_encoder"`, each the
+            arguments of that encoder.
+        speaker_subspace: int >= 0. For `sfx_stats` and `fusion_stats`: the
+            rank of the speaker-subspace projection after the
+            standardisation (0: none; fitted by the `probe` recipe on the
+            training speakers). Defaults to `0`.
 
     Returns:
         A `CNNSRUClassifier`, `CNNClassifier` or `SRUClassifier`.
@@ -688,12 +721,7 @@ def build_model(
         raise ValueError(f"Unknown model. Expected one of {list(MODELS)}. Received: name={name!r}")
     _check_num_classes(num_classes)
     class_names = _resolve_class_names(class_names, num_classes)
-    if name in ENCODER_MODELS:
-        from tf_pipeline.config import MelFramesConfig
-
-        feature_config = _resolve_feature_config(feature_config, MelFramesConfig)
-    else:
-        feature_config = _resolve_feature_config(feature_config)
+    feature_config = _resolve_feature_config(feature_config, model_class(name).FEATURE_CONFIG_CLASS)
     _check_dropout(dropout)
     if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
         raise ValueError(
@@ -718,9 +746,20 @@ def build_model(
     if name in DEFAULT_SRU_UNITS:
         _check_positive_int("sru_units", sru_units)
     backbone = default_backbone(name) if backbone is None else backbone
+    if name in FIXED_BACKBONES and backbone != FIXED_BACKBONES[name]:
+        raise ValueError(f"The {name!r} model's backbone is {FIXED_BACKBONES[name]!r}. Received: backbone={backbone!r}")
+    if speaker_subspace and name not in FIXED_BACKBONES:
+        raise ValueError(f"speaker_subspace is an option of {sorted(FIXED_BACKBONES)}. "
+                         f"Received: speaker_subspace={speaker_subspace!r} for {name!r}")
 
     # === Model ===
-    if name in ENCODER_MODELS:
+    if name in FIXED_BACKBONES:
+        from keras_ser import encoder_models
+
+        model = encoder_models.build_statistics_model(
+            name, backbone_weights, backbone_kwargs, num_classes=num_classes, dropout=dropout,
+            class_names=class_names, feature_config=feature_config, speaker_subspace=speaker_subspace)
+    elif name in ENCODER_MODELS:
         from keras_ser import encoder_models
         from keras_ser.backbones import get_speech_backbone_factory
 

@@ -55,7 +55,7 @@ def test_every_path_gets_the_same_input(name, synthetic_corpus, tmp_path):
 
 
 def test_preprocessor_errors():
-    with pytest.raises(ValueError, match=r"layout must be one of \('segments', 'frames', 'mel_frames'\)"):
+    with pytest.raises(ValueError, match=r"layout must be one of \('segments', 'frames', 'mel_frames', 'sfx_mel', 'fusion'\)"):
         Preprocessor("images")
     with pytest.raises(ValueError, match="A 'frames' preprocessor cuts no segments. Received: n_segments=3"):
         Preprocessor("frames", n_segments=3)

@@ -300,7 +300,8 @@ def _block(text, key):
 def test_speech_rows_are_configs_of_their_own_with_feature_overrides():
     trains, ensembles = reproduce.grid(["speech"], "cpu", {})
     by_name = {train.name: train for train in trains}
-    assert list(by_name) == ["encoder_stats_probe", "encoder_stats_probe_vol30", "encoder_sru_frozen", "cnn_sru_n3",
+    assert list(by_name) == ["encoder_stats_probe", "encoder_stats_probe_vol30", "encoder_sru_frozen",
+                             "sfx_stats_probe", "fusion_stats_probe", "fusion_stats_subspace", "cnn_sru_n3",
                              "effnet_imagenet_frozen", "effnet_imagenet_frozen_fd"] and not ensembles
     # Not the preset's CNN base: exactly the row's fields on TrainConfig's defaults.
     assert by_name["encoder_stats_probe"].config == TrainConfig(**reproduce.SPEECH_PROBE)
@@ -312,6 +313,11 @@ def test_speech_rows_are_configs_of_their_own_with_feature_overrides():
     assert (sru.model, sru.recipe, sru.n_segments, sru.epochs, sru.batch_size, sru.sru_units) == (
         "encoder_sru", "frozen", 3, 60, 32, 256)
     assert by_name["cnn_sru_n3"].config == reproduce.make_config("cpu", {})  # the CNN row stays the preset's
+    # The second backbone and the fusion: the probe of the reference on other models; the lever is one field.
+    fusion, lever = by_name["fusion_stats_probe"].config, by_name["fusion_stats_subspace"].config
+    assert (fusion.model, fusion.recipe, fusion.speaker_subspace) == ("fusion_stats", "probe", 0)
+    assert lever == TrainConfig(**{**reproduce.SPEECH_PROBE, "model": "fusion_stats", "speaker_subspace": 4})
+    assert by_name["sfx_stats_probe"].config.backbone == "sound_effects_encoder"
     # --epochs reaches the SRU head; the preset's AlexNet widths stay off the encoder rows.
     scaled = {t.name: t.config for t in reproduce.grid(["speech"], "cpu", {"epochs": 2, "backbone_kwargs": {
         "filters": [4] * 5, "fc_units": 8}})[0]}
@@ -340,7 +346,8 @@ def test_speech_table_with_t_tests_per_class_recall_and_missing_rows(fake_runs, 
     assert "| 82.5 / 80.6 |" in cnn
     assert any(line.startswith("| EfficientNet-Lite0, ImageNet weights, frozen (SRU") and "not run" in line
                for line in lines)
-    assert "Not run yet: `effnet_imagenet_frozen`, `effnet_imagenet_frozen_fd`" in block
+    assert ("Not run yet: `sfx_stats_probe`, `fusion_stats_probe`, `fusion_stats_subspace`, `effnet_imagenet_frozen`, "
+            "`effnet_imagenet_frozen_fd`") in block
     # Paired t-tests against the reference (scipy), IS10 first; the SRU head ran 2 folds.
     expected = stats.ttest_rel([6 / 6, 5 / 6, 6 / 6, 5 / 6], [5 / 6, 5 / 6, 5 / 6, 4 / 6])
     row = next(line for line in lines if line.startswith("| IS10+SVM | encoder_stats_probe | 4 |"))

@@ -50,7 +50,7 @@ def _numpy(x):
 
 def test_list_models():
     models = keras_ser.list_models()
-    assert list(models) == ["cnn_sru", "cnn", "sru", "encoder_stats", "encoder_sru"]
+    assert list(models) == ["cnn_sru", "cnn", "sru", "encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats"]
     assert all(isinstance(line, str) and "\n" not in line for line in models.values())
 
 
@@ -272,7 +272,7 @@ def test_channel_standardization_layer():
         ({"n_segments": 7}, "n_segments must be between 1 and 5. Received: n_segments=7"),
         ({"n_segments": 0}, "n_segments must be between 1 and 5. Received: n_segments=0"),
         ({"n_segments": 2.0}, "n_segments must be between 1 and 5. Received: n_segments=2.0"),
-        ({"name": "lstm"}, "Unknown model. Expected one of ['cnn_sru', 'cnn', 'sru', 'encoder_stats', 'encoder_sru']. Received: name='lstm'"),
+        ({"name": "lstm"}, "Unknown model. Expected one of ['cnn_sru', 'cnn', 'sru', 'encoder_stats', 'encoder_sru', 'sfx_stats', 'fusion_stats']. Received: name='lstm'"),
         ({"num_classes": 1}, "num_classes must be an integer of at least 2. Received: num_classes=1"),
         ({"class_names": ["a", "b"]}, "class_names must have num_classes=7 entries. Received: 2 class names ['a', 'b']"),
         ({"num_classes": 2, "class_names": ["a", "a"]}, "class_names must be unique. Received: class_names=['a', 'a']"),
@@ -321,6 +321,10 @@ def test_task_classes_check_their_arguments_too():
         "keras_ser.backbones.speaker_encoder", "keras_ser.weights.speaker_encoder", "keras_ser.encoder_models",
         "keras_ser.layers.pooling", "keras_ser.presets", "keras_ser.preprocessor", "tf_pipeline.mel_power",
         "tf_pipeline.config",
+        # The second backbone, its input, the fused input and the speaker-subspace lever.
+        "keras_ser.backbones.sound_effects_encoder", "keras_ser.weights.sound_effects_encoder",
+        "keras_ser.layers.speaker_projection", "keras_ser.training.frozen", "tf_pipeline.sound_effects_mel",
+        "tf_pipeline.encoder_inputs", "tf_pipeline.waveform_batches",
     ],
 )
 def test_docstring_examples_run(module):

@@ -23,6 +23,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "FeatureConfig": "tf_pipeline.config",
     "MelFramesConfig": "tf_pipeline.config",
+    "SoundEffectsMelConfig": "tf_pipeline.config",
+    "FusionFeatureConfig": "tf_pipeline.config",
     # audio
     "decode_wav": "tf_pipeline.audio",
     "to_mono": "tf_pipeline.audio",
@@ -43,6 +45,10 @@ _EXPORTS = {
     "mel_frames": "tf_pipeline.mel_power",
     "batch_mel_frames": "tf_pipeline.mel_power",
     "pad_mel_frames": "tf_pipeline.mel_power",
+    # log-Mel of the sound-effects encoder, and both encoders' inputs at once
+    "sfx_mel": "tf_pipeline.sound_effects_mel",
+    "batch_sfx_mel": "tf_pipeline.sound_effects_mel",
+    "batch_fusion_inputs": "tf_pipeline.encoder_inputs",
     # segments
     "segment_and_resize": "tf_pipeline.segments",
     "batch_segment_and_resize": "tf_pipeline.segments",
@@ -61,6 +67,7 @@ _EXPORTS = {
     # datasets
     "make_dataset": "tf_pipeline.dataset",
     "mel_frames_dataset": "tf_pipeline.dataset",
+    "waveform_dataset": "tf_pipeline.waveform_batches",
     "feature_images": "tf_pipeline.dataset",
     "corpus_channel_stats": "tf_pipeline.dataset",
     "speaker_channel_stats": "tf_pipeline.dataset",

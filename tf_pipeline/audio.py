@@ -166,8 +166,8 @@ def resample(waveform, rate_in, rate_out=16000):
 
 
 def _audio_config(config):
-    """The feature config whose `sample_rate` audio is brought to (either kind, or a FeatureConfig dict)."""
-    if isinstance(config, (FeatureConfig, MelFramesConfig)):
+    """The config whose `sample_rate` audio is brought to (any feature config, or a FeatureConfig dict)."""
+    if not isinstance(config, dict) and hasattr(config, "sample_rate"):
         return config
     return FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
 

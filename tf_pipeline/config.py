@@ -317,3 +317,121 @@ class MelFramesConfig(_DictConfig):
         """Frames produced from `num_samples` samples."""
         return 1 + num_samples // self.hop_length
 
+
+# The sound-effects encoder's own frames: 2048 samples every 1024 at 44.1 kHz.
+SFX_REFERENCE_RATE = 44100
+SFX_REFERENCE_N_FFT = 2048
+SFX_REFERENCE_HOP = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class SoundEffectsMelConfig(_DictConfig):
+    """Settings of the sound-effects encoder's log-Mel input.
+
+    Window and hop follow the sample rate so that they last as long as the
+    network's (2048 and 1024 samples at 44.1 kHz).
+
+    Args:
+        sample_rate: int. Rate, in Hz, every waveform is resampled to.
+            Defaults to `16000`.
+        n_mels: int. Mel bands (HTK scale, filters of unit sum). Defaults to
+            `96`.
+        fmin: float. Lowest Mel filter edge in Hz. Defaults to `0.0`.
+        fmax: float. Highest Mel filter edge in Hz; may exceed the Nyquist
+            frequency (those bands stay empty). Defaults to `22050.0`.
+        min_samples: int. Shortest accepted waveform. Defaults to `2048`
+            (128 ms at 16 kHz: the encoder's three 2x time poolings need 8
+            frames).
+
+    Example:
+
+    >>> config = SoundEffectsMelConfig()
+    >>> config.n_fft, config.hop_length, config.num_frames(16000)
+    (743, 372, 44)
+    >>> SoundEffectsMelConfig.from_dict(config.to_dict()) == config
+    True
+    """
+
+    sample_rate: int = 16000
+    n_mels: int = 96
+    fmin: float = 0.0
+    fmax: float = 22050.0
+    min_samples: int = 2048
+
+    def __post_init__(self):
+        for name in ("sample_rate", "n_mels", "min_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if not 0 <= self.fmin < self.fmax:
+            raise ValueError(f"Expected 0 <= fmin < fmax. Received: fmin={self.fmin}, fmax={self.fmax}")
+        if self.min_samples < self.n_fft:
+            raise ValueError(
+                f"`min_samples` must be at least one window ({self.n_fft} samples at {self.sample_rate} Hz). "
+                f"Received: min_samples={self.min_samples}"
+            )
+
+    @property
+    def n_fft(self):
+        """Window length and FFT size in samples (46.4 ms)."""
+        return int(round(SFX_REFERENCE_N_FFT * self.sample_rate / SFX_REFERENCE_RATE))
+
+    @property
+    def hop_length(self):
+        """Frame step in samples (23.2 ms)."""
+        return int(round(SFX_REFERENCE_HOP * self.sample_rate / SFX_REFERENCE_RATE))
+
+    @property
+    def power_scale(self):
+        """Factor bringing this window's power to the level of the network's 2048-sample window."""
+        return (SFX_REFERENCE_N_FFT / self.n_fft) ** 2
+
+    def num_frames(self, num_samples):
+        """Frames produced from `num_samples` samples."""
+        return 1 + int(num_samples) // self.hop_length
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionFeatureConfig(_DictConfig):
+    """Front-end settings of the fused model: one config per encoder.
+
+    Both front ends must read audio at the same rate (the waveforms are
+    shared).
+
+    Args:
+        mel_frames: `MelFramesConfig` or its dict (the speaker encoder's
+            input). Defaults to `MelFramesConfig()`.
+        sfx_mel: `SoundEffectsMelConfig` or its dict (the sound-effects
+            encoder's input). Defaults to `SoundEffectsMelConfig()`.
+
+    Example:
+
+    >>> config = FusionFeatureConfig()
+    >>> config.sample_rate, config.sfx_mel.n_mels
+    (16000, 96)
+    >>> FusionFeatureConfig.from_dict(config.to_dict()) == config
+    True
+    """
+
+    mel_frames: MelFramesConfig = dataclasses.field(default_factory=MelFramesConfig)
+    sfx_mel: SoundEffectsMelConfig = dataclasses.field(default_factory=SoundEffectsMelConfig)
+
+    def __post_init__(self):
+        object.__setattr__(self, "mel_frames", MelFramesConfig.from_dict(self.mel_frames))
+        object.__setattr__(self, "sfx_mel", SoundEffectsMelConfig.from_dict(self.sfx_mel))
+        if self.mel_frames.sample_rate != self.sfx_mel.sample_rate:
+            raise ValueError(
+                "Both front ends must read the same sample rate. Received: "
+                f"mel_frames.sample_rate={self.mel_frames.sample_rate}, "
+                f"sfx_mel.sample_rate={self.sfx_mel.sample_rate}"
+            )
+
+    @property
+    def sample_rate(self):
+        """The audio rate both front ends read."""
+        return self.mel_frames.sample_rate
+
+    @property
+    def min_samples(self):
+        """Shortest waveform both front ends accept."""
+        return max(self.mel_frames.min_samples, self.sfx_mel.min_samples)

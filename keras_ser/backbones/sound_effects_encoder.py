@@ -22,6 +22,11 @@ keras-ser; torch is needed only to convert a checkpoint of one's own).
 
 import keras
 
+from keras_ser.layers.pooling import PAD_VALUE
+from keras_ser.layers.pooling import DownsampleMask
+from keras_ser.layers.pooling import FillPadding
+from keras_ser.layers.pooling import FrameMask
+
 NUM_BLOCKS = 4
 # Time (and frequency) pooling after each block: the package pools 2x2, 2x2, 2x2, then 1x1 (none).
 POOLS = (2, 2, 2, 1)
@@ -38,11 +43,13 @@ class SoundEffectsEncoder(keras.Model):
     Input `sfx_mel`: `[batch, time, n_mels]` float32, the network's
     normalised log-Mel frames, time first: `log10(1 + 1e4 * mel_power) /
     9.4578` of peak-normalised 44.1 kHz audio (`aisfx.spectrogram` +
-    `aisfx.preprocessing.spectrogram_normalize`, transposed). Nothing is
-    masked: padded frames should hold `0.0`, which is what silence looks
-    like in this input, and they are then treated as silence (the
-    convolutions see them, and the embedding's maximum runs over them).
-    At least 8 frames per row: block 3 pools time by 8.
+    `aisfx.preprocessing.spectrogram_normalize`, transposed;
+    `tf_pipeline.batch_sfx_mel`). Padded frames of a batch hold `-1.0`
+    (`PAD_VALUE`, a value the input never takes): they are masked, and
+    every row's outputs equal those of the row alone (past a row's end all
+    activations are 0, as the zero padding of a convolution is at the end
+    of a single utterance; the padded frames of the outputs hold 0). At
+    least 8 frames per row: block 3 pools time by 8.
 
     Outputs, a dict: `"block_1"` .. `"block_4"`, each `[batch, time_k,
     channels_k]`: a block's output (after its pooling) averaged over the
@@ -105,13 +112,25 @@ class SoundEffectsEncoder(keras.Model):
             blocks.append((layers, frequency_mean, to_sequence))
         time_max = keras.layers.GlobalMaxPooling1D(dtype=dtype, name="embedding")
 
+        # Padding: each row is computed as if alone. Past a row's end every
+        # activation is set to 0, the value a zero-padded convolution sees there.
+        frame_mask = FrameMask(PAD_VALUE, name="frame_mask")
+        strides = [1]
+        for pool in POOLS:
+            strides.append(strides[-1] * pool)
+        masks = {stride: DownsampleMask(stride, name=f"mask_{stride}") for stride in sorted(set(strides))}
+
         # === Functional graph ===
         sfx_mel = keras.Input(shape=(None, n_mels), name="sfx_mel")
-        x = add_channel(sfx_mel)
+        mask = frame_mask(sfx_mel)
+        x = add_channel(FillPadding(0.0, name="fill_padding")([sfx_mel, mask]))
         outputs = {}
-        for layers, frequency_mean, to_sequence in blocks:
+        for k, (layers, frequency_mean, to_sequence) in enumerate(blocks):
             for layer in layers:
                 x = layer(x)
+                if isinstance(layer, (keras.layers.ReLU, keras.layers.MaxPooling2D)):
+                    stride = strides[k + 1] if isinstance(layer, keras.layers.MaxPooling2D) else strides[k]
+                    x = FillPadding(0.0, name=f"{layer.name}_fill")([x, masks[stride](mask)])
             outputs[to_sequence.name] = to_sequence(frequency_mean(x))
         outputs["embedding"] = time_max(outputs[f"block_{NUM_BLOCKS}"])
         super().__init__(inputs=sfx_mel, outputs=outputs, dtype=dtype, name=name, **kwargs)

@@ -154,3 +154,82 @@ class SegmentStatisticsPooling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_segments": self.n_segments, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class FillPadding(keras.layers.Layer):
+    """Sets the padded frames of a batch to one value: `[frames, mask] -> frames`.
+
+    A network that has no mask of its own (a CNN) then sees zeros past each
+    row's end, as a zero-padded convolution sees them past the end of a
+    single utterance: `frames` `[batch, time, ...]` (any rank >= 2),
+    `mask` `[batch, time]` (1 for real frames, e.g. from `FrameMask`).
+
+    Args:
+        value: float. What padded frames become. Defaults to `0.0`.
+        **kwargs: standard layer arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> frames = np.array([[[2.0], [-1.0]]], "float32")
+    >>> FillPadding()([frames, np.array([[1.0, 0.0]], "float32")]).numpy()[0, :, 0].tolist()
+    [2.0, 0.0]
+    """
+
+    def __init__(self, value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.value = float(value)
+
+    def call(self, inputs):
+        frames, mask = inputs
+        keep = ops.cast(mask, "bool")
+        for _ in range(len(frames.shape) - 2):
+            keep = ops.expand_dims(keep, -1)
+        return ops.where(keep, frames, ops.cast(self.value, frames.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "value": self.value}
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class DownsampleMask(keras.layers.Layer):
+    """The frame mask after a network pools time by `stride`: `[B, T] -> [B, T // stride]`.
+
+    Output frame `t` covers input frames `t * stride .. (t + 1) * stride - 1`
+    (pooling without padding drops the remainder) and is real only if all of
+    them are.
+
+    Args:
+        stride: int >= 1. Time reduction of the network.
+        **kwargs: standard layer arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> DownsampleMask(2)(np.array([[1, 1, 1, 0, 0]], "float32")).numpy().tolist()
+    [[1.0, 0.0]]
+    """
+
+    def __init__(self, stride, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be a positive integer. Received: stride={stride!r}")
+        self.stride = stride
+
+    def call(self, inputs):
+        if self.stride == 1:
+            return ops.cast(inputs, self.compute_dtype)
+        steps = ops.shape(inputs)[1] // self.stride
+        windows = ops.reshape(inputs[:, : steps * self.stride], (ops.shape(inputs)[0], steps, self.stride))
+        return ops.cast(ops.min(windows, axis=-1), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        time = None if input_shape[1] is None else input_shape[1] // self.stride
+        return (input_shape[0], time)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}

@@ -6,8 +6,10 @@ import json
 from tf_pipeline.config import MAX_SEGMENTS
 
 RECIPES = ("end_to_end", "paper", "probe", "frozen")
-# Zoo entries on a frozen speech encoder, and the recipes that train them.
-ENCODER_MODELS = ("encoder_stats", "encoder_sru")
+# Zoo entries on a frozen speech encoder, and the recipes that train them;
+# the probe fits the statistics heads (no SRU).
+ENCODER_MODELS = ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats")
+STATISTICS_MODELS = ("encoder_stats", "sfx_stats", "fusion_stats")
 ENCODER_RECIPES = ("probe", "frozen")
 VALIDATION = ("none", "next")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -33,10 +35,11 @@ class TrainConfig:
             `"paper"` (stage 1 fine-tunes the CNN on segments labelled with
             their utterance's emotion, stage 2 trains the SRU + softmax on
             the FC7 features extracted once), or, for the speech-encoder
-            entries (`encoder_stats`, `encoder_sru`), `"probe"` (logistic
-            regression on the frozen encoder's pooled features, its `C`
-            chosen by leave-one-speaker-out over the training speakers;
-            `encoder_stats` only, `validation="none"`) or `"frozen"` (the
+            entries (`encoder_stats`, `encoder_sru`, `sfx_stats`,
+            `fusion_stats`), `"probe"` (logistic regression on the frozen
+            encoders' pooled features, its `C` chosen by
+            leave-one-speaker-out over the training speakers; the statistics
+            entries only, `validation="none"`) or `"frozen"` (the
             head trained with Adam on those features, `epochs` and
             `learning_rate`). See `keras_ser.training.frozen`.
         epochs, learning_rate: the `end_to_end` recipe (Adam).
@@ -68,6 +71,12 @@ class TrainConfig:
         speaker_norm: standardise every speaker with its own statistics,
             the test speaker's computed from its unlabelled test audio. Off
             by default; every report that uses it says so.
+        speaker_subspace: `sfx_stats` / `fusion_stats` with the `probe`
+            recipe: the largest rank of the speaker-subspace projection
+            (directions in which the training speakers' mean features
+            differ, removed before the softmax); the probe chooses the rank
+            among 0, 2, 4, ... up to it, with `C`, by leave-one-speaker-out
+            over the training speakers. 0 = off. Uses no test-speaker audio.
         jit_compile: `jit_compile` of every `compile()` of the recipes:
             True, False or `"auto"` (Keras' choice: no XLA with TensorFlow
             on a CPU-only machine or under a tf.distribute strategy, XLA on
@@ -111,11 +120,14 @@ class TrainConfig:
     label_smoothing: float = 0.0
     speaker_norm: bool = False
     jit_compile: object = "auto"
+    speaker_subspace: int = 0
 
     def __post_init__(self):
         # Per-model defaults, resolved here so that stored configs name them.
         if self.backbone is None:
-            object.__setattr__(self, "backbone", "speaker_encoder" if self.model in ENCODER_MODELS else "alexnet")
+            from keras_ser.zoo import default_backbone
+
+            object.__setattr__(self, "backbone", default_backbone(self.model))
         if self.sru_units is None:
             object.__setattr__(self, "sru_units", 256 if self.model == "encoder_sru" else 4096)
         if self.recipe in ENCODER_RECIPES and self.model not in ENCODER_MODELS:
@@ -124,10 +136,16 @@ class TrainConfig:
         if self.model in ENCODER_MODELS and self.recipe not in ENCODER_RECIPES:
             raise ValueError(f"The {self.model!r} model trains with a recipe in {ENCODER_RECIPES} (frozen encoder). "
                              f"Received: recipe={self.recipe!r}")
-        if self.recipe == "probe" and (self.model != "encoder_stats" or self.validation != "none"):
-            raise ValueError("The 'probe' recipe fits encoder_stats with validation='none' (its inner "
-                             "leave-one-speaker-out chooses C). "
+        if self.recipe == "probe" and (self.model not in STATISTICS_MODELS or self.validation != "none"):
+            raise ValueError("The 'probe' recipe fits encoder_stats with validation='none' (and sfx_stats, "
+                             "fusion_stats; its inner leave-one-speaker-out chooses C). "
                              f"Received: model={self.model!r}, validation={self.validation!r}")
+        value = self.speaker_subspace
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"speaker_subspace must be a non-negative integer. Received: speaker_subspace={value!r}")
+        if value and (self.model not in ("sfx_stats", "fusion_stats") or self.recipe != "probe"):
+            raise ValueError("speaker_subspace is fitted by the 'probe' recipe of sfx_stats and fusion_stats. "
+                             f"Received: model={self.model!r}, recipe={self.recipe!r}")
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={self.recipe!r}")
         if self.validation not in VALIDATION:
@@ -237,8 +255,10 @@ class TrainConfig:
                 backbone_weights=self.backbone_weights,
                 backbone_kwargs=dict(self.backbone_kwargs) if self.backbone_kwargs else None,
             )
-            if self.model == "encoder_stats":
+            if self.model in STATISTICS_MODELS:
                 kwargs.pop("sru_units")
+            if self.model in ("sfx_stats", "fusion_stats"):
+                kwargs["speaker_subspace"] = self.speaker_subspace
         elif self.model != "sru":
             kwargs.update(
                 n_segments=self.segments,

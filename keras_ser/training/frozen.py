@@ -59,7 +59,6 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     Returns:
         float32 numpy array `[utterances, ...]` in corpus order.
     """
-    import tf_pipeline
     from keras_ser.training.recipes import build_model_for_config
 
     key = _cache_key(corpus, config, feature_config)
@@ -74,8 +73,8 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     features_model = model.features_model()
     # Similar lengths share a batch: less padding for the LSTMs to step over.
     order = np.argsort([os.path.getsize(record.path) for record in corpus.records], kind="stable")
-    dataset = tf_pipeline.mel_frames_dataset(corpus, order, feature_config, batch_size=batch_size, cache=False)
-    features = np.concatenate([np.asarray(features_model(frames, training=False)) for frames, _ in dataset])
+    dataset = model.preprocessor.dataset(corpus, order, batch_size=batch_size, cache=False)
+    features = np.concatenate([np.asarray(features_model(inputs, training=False)) for inputs, _ in dataset])
     result = np.empty_like(features)
     result[order] = features
     _FEATURES[key] = result
@@ -145,6 +144,127 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
             "inner_ua": {str(c): round(v, 4) for c, v in inner_ua.items()}}
 
 
+def fit_speaker_subspace(features, labels, speakers, rank):
+    """The directions in which the speakers' mean features differ (nuisance attribute projection).
+
+    Each speaker's mean is the average of its class means (so that speakers
+    with different emotion mixes are compared on equal terms); the
+    principal directions of those means around their average, in the
+    standardised feature space, span the subspace.
+
+    Args:
+        features: float array `[n, d]`, already standardised.
+        labels: int array `[n]`.
+        speakers: array `[n]` of speaker ids (the training speakers only).
+        rank: int >= 0. Directions wanted; at most one fewer than the
+            number of speakers are found, the other columns stay zero.
+
+    Returns:
+        float32 `[d, rank]` with orthonormal (or zero) columns.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(40, 5)); s = np.repeat([0, 1, 2, 3], 10); y = np.tile([0, 1], 20)
+    >>> x[:, 0] += 5 * s                       # speakers differ along feature 0
+    >>> basis = fit_speaker_subspace(x, y, s, 1)
+    >>> int(np.argmax(np.abs(basis[:, 0])))
+    0
+    """
+    features = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    speakers = np.asarray(speakers)
+    means = []
+    for speaker in np.unique(speakers):
+        own = speakers == speaker
+        means.append(np.mean([features[own & (labels == c)].mean(axis=0) for c in np.unique(labels[own])], axis=0))
+    means = np.asarray(means)
+    means -= means.mean(axis=0)
+    basis = np.zeros((features.shape[1], rank), np.float32)
+    if rank:
+        _, singular, directions = np.linalg.svd(means, full_matrices=False)
+        found = min(rank, int(np.sum(singular > 1e-8 * max(singular.max(), 1e-30))))
+        basis[:, :found] = directions[:found].T
+    return basis
+
+
+def _standardized(train, other, epsilon=1e-12):
+    mean, variance = train.mean(axis=0), train.var(axis=0)
+    scale = np.sqrt(variance + epsilon)
+    return (train - mean) / scale, [(x - mean) / scale for x in other], mean, variance
+
+
+def _project(x, basis):
+    return x - (x @ basis) @ basis.T
+
+
+def subspace_ranks(largest):
+    """The ranks the probe chooses from for `speaker_subspace=largest`: 0, 2, 4, ... up to it."""
+    return tuple(sorted({0, *range(2, largest + 1, 2), largest})) if largest else (0,)
+
+
+def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PROBE_C_GRID, seed=0):
+    """`fit_probe` behind a speaker-subspace projection; rank and `C` chosen together.
+
+    For every inner fold (leave one training speaker out) the standardisation
+    and the subspace are fitted on the inner training speakers only, then
+    every `(rank, C)` pair is scored on the held-out speaker; the best mean
+    UA wins (ties: the smaller rank, then the stronger regulariser). Refitted
+    on all training speakers, the model is `standardize` (`mean`,
+    `variance`) -> projection (`basis`, `[d, max(ranks)]`, zero columns past
+    the chosen rank) -> softmax (`kernel`, `bias`, the regression's own
+    scaler folded in).
+
+    Returns:
+        dict with `mean`, `variance`, `basis`, `rank`, `kernel`, `bias`,
+        `C` and `inner_ua` (keys `"<rank>/<C>"`).
+    """
+    import threadpoolctl
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import LeaveOneGroupOut
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    largest = max(ranks)
+
+    def fit(x, y, c):
+        scaler = StandardScaler().fit(x)
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            return scaler, LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaler.transform(x), y)
+
+    scores = {(rank, c): [] for rank in ranks for c in c_grid}
+    for train, held_out in LeaveOneGroupOut().split(features, labels, groups):
+        x_train, (x_held,), _, _ = _standardized(features[train], [features[held_out]])
+        full = fit_speaker_subspace(x_train, labels[train], groups[train], largest)
+        for rank in ranks:
+            basis = full[:, :rank]
+            p_train, p_held = _project(x_train, basis), _project(x_held, basis)
+            for c in c_grid:
+                scaler, classifier = fit(p_train, labels[train], c)
+                with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+                    predicted = classifier.predict(scaler.transform(p_held))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    scores[(rank, c)].append(balanced_accuracy_score(labels[held_out], predicted))
+    inner_ua = {key: float(np.mean(value)) for key, value in scores.items()}
+    rank, best_c = max(inner_ua, key=lambda key: (inner_ua[key], -key[0], -key[1]))
+    x_all, _, mean, variance = _standardized(features, [])
+    basis = fit_speaker_subspace(x_all, labels, groups, largest)
+    basis[:, rank:] = 0.0
+    projected = _project(x_all, basis)
+    scaler, classifier = fit(projected, labels, best_c)
+    kernel = np.zeros((features.shape[1], num_classes), np.float32)
+    bias = np.full(num_classes, -1e9, np.float32)  # a class absent from training is never predicted
+    scale = np.sqrt(scaler.var_)
+    kernel[:, classifier.classes_] = (classifier.coef_ / scale).T
+    bias[classifier.classes_] = classifier.intercept_ - (classifier.coef_ / scale) @ scaler.mean_
+    return {"mean": mean, "variance": variance, "basis": basis, "rank": int(rank), "kernel": kernel, "bias": bias,
+            "C": best_c, "inner_ua": {f"{r}/{c}": round(v, 4) for (r, c), v in inner_ua.items()}}
+
+
 def set_probe_weights(model, probe):
     """Writes a `fit_probe` result into a model's `standardize` and `predictions` layers."""
     standardize = model.get_layer("standardize")
@@ -153,6 +273,8 @@ def set_probe_weights(model, probe):
     predictions = model.get_layer("predictions")
     predictions.kernel.assign(probe["kernel"])
     predictions.bias.assign(probe["bias"])
+    if "basis" in probe:
+        model.get_layer("speaker_projection").basis.assign(np.asarray(probe["basis"], np.float32))
 
 
 def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
@@ -161,8 +283,14 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
     from keras_ser.training.recipes import build_for
 
     model = build_for(config, data, feature_config)
-    probe = fit_probe(data.features("train"), data.labels["train"], data.speakers["train"],
-                      len(data.class_names), seed=config.seed)
+    if config.speaker_subspace:
+        if config.speaker_norm:
+            raise ValueError("speaker_subspace and speaker_norm are two answers to the same problem; choose one")
+        probe = fit_probe_projected(data.features("train"), data.labels["train"], data.speakers["train"],
+                                    len(data.class_names), subspace_ranks(config.speaker_subspace), seed=config.seed)
+    else:
+        probe = fit_probe(data.features("train"), data.labels["train"], data.speakers["train"],
+                          len(data.class_names), seed=config.seed)
     if config.speaker_norm:
         # Features standardised per speaker: the probe's scaler is folded into
         # `predictions`; `standardize` holds the fold's test speaker (adapted,
@@ -175,9 +303,11 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
                                      variance=None if stats is None else np.square(stats[1]))
     else:
         set_probe_weights(model, probe)
+    chosen = {"C": probe["C"], **({"rank": probe["rank"]} if "rank" in probe else {})}
     if verbose:
-        print(f"probe: C={probe['C']} chosen on the training speakers (inner UA {probe['inner_ua']})")
-    return TrainResult(model, {"probe": 1}, {"probe": 1}, {"probe": {"C": probe["C"], "inner_ua": probe["inner_ua"]}})
+        rank = f", speaker subspace rank {probe['rank']}" if "rank" in probe else ""
+        print(f"probe: C={probe['C']}{rank} chosen on the training speakers (inner UA {probe['inner_ua']})")
+    return TrainResult(model, {"probe": 1}, {"probe": 1}, {"probe": {**chosen, "inner_ua": probe["inner_ua"]}})
 
 
 def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):

@@ -236,12 +236,12 @@ def make_fold_data(corpus, fold, config, feature_config=None):
 
 
 def feature_config_for(config, feature_config=None):
-    """The feature config a `TrainConfig`'s model reads: `MelFramesConfig` for the encoder
-    entries, `FeatureConfig` otherwise (defaults when `feature_config` is None)."""
-    from tf_pipeline.config import FeatureConfig
-    from tf_pipeline.config import MelFramesConfig
+    """The feature config a `TrainConfig`'s model reads (its zoo class's `FEATURE_CONFIG_CLASS`:
+    e.g. `MelFramesConfig` for `encoder_stats`, `FeatureConfig` for `cnn_sru`), defaults when
+    `feature_config` is None."""
+    from keras_ser.zoo import model_class
 
-    config_class = MelFramesConfig if config.uses_encoder else FeatureConfig
+    config_class = model_class(config.model).FEATURE_CONFIG_CLASS
     return config_class.from_dict(feature_config) if feature_config is not None else config_class()
 
 

@@ -142,13 +142,20 @@ def markdown(summary):
 
 def _encoder_protocol(config):
     """The protocol sentence of the speech-encoder entries (frozen encoder, head on pooled features)."""
-    weights = config.get("backbone_weights") or "pretrained GE2E weights shipped with keras-ser"
-    pooling = ("mean + std of each LSTM layer's frames" if config["model"] == "encoder_stats" else
-               f"N={config['n_segments']} segments, mean + std of each, SRU {config['sru_units']} units, "
-               f"dropout {config['dropout']}")
+    weights = config.get("backbone_weights") or "pretrained weights shipped with keras-ser"
+    pooling = {
+        "encoder_stats": "mean + std of each LSTM layer's frames",
+        "sfx_stats": "mean + std of the top block's frames",
+        "fusion_stats": "mean + std of each LSTM layer's frames and of the sound-effects CNN's top block, concatenated",
+    }.get(config["model"], f"N={config.get('n_segments')} segments, mean + std of each, SRU {config.get('sru_units')} "
+                           f"units, dropout {config['dropout']}")
     if config["recipe"] == "probe":
         training = ("multinomial logistic regression, C chosen by leave-one-speaker-out over the training "
                     "speakers")
+        if config.get("speaker_subspace"):
+            training = (f"speaker-subspace projection (rank up to {config['speaker_subspace']}, fitted on the "
+                        "training speakers' class-balanced means) before a " + training[0].lower() + training[1:]
+                        + ", rank and C chosen together")
     else:
         training = f"head trained with Adam lr {config['learning_rate']} up to {config['epochs']} epochs, " \
                    f"batch {config['batch_size']}"
@@ -160,7 +167,7 @@ def _encoder_protocol(config):
 
 
 def _protocol(config):
-    if config["model"] in ("encoder_stats", "encoder_sru"):
+    if config["model"] in ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats"):
         return _encoder_protocol(config)
     weights = config.get("backbone_weights") or "random init (no pretrained weights)"
     frozen = config["recipe"] == "paper" and config.get("stage1_epochs") == 0

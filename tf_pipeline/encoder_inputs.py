@@ -1,0 +1,47 @@
+"""The two inputs of the fused speech-encoder model, from one batch of waveforms.
+
+`keras_ser`'s `fusion_stats` entry runs two pretrained encoders side by side,
+each on its own front end: the GE2E speaker encoder on Mel power frames
+(`tf_pipeline.mel_power`) and the sound-effects CNN on its log-Mel
+(`tf_pipeline.sound_effects_mel`). `FusionFeatureConfig` holds both settings
+and `batch_fusion_inputs` computes both from the same waveforms, as a dict
+keyed by the model's input names.
+"""
+
+from tf_pipeline.config import FusionFeatureConfig
+
+INPUT_NAMES = ("mel_frames", "sfx_mel")
+
+
+def batch_fusion_inputs(waveforms, num_samples, config=None):
+    """Both encoders' inputs of zero-padded waveforms: `{"mel_frames": ..., "sfx_mel": ...}`.
+
+    Args:
+        waveforms: float32 `[batch, max_samples]` at `config.sample_rate`.
+        num_samples: int `[batch]`, the true length of each row.
+        config: `FusionFeatureConfig` or its dict.
+
+    Returns:
+        dict of float32 tensors: `"mel_frames"` `[batch, frames, 40]`
+        (`tf_pipeline.batch_mel_frames`) and `"sfx_mel"` `[batch, frames',
+        96]` (`tf_pipeline.batch_sfx_mel`), each padded with -1.
+
+    Raises:
+        ValueError (eagerly) or InvalidArgumentError (in a graph): what
+        either front end refuses (too short, NaN or Inf, digital silence).
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> inputs = batch_fusion_inputs(tf.random.uniform([2, 16000], -0.1, 0.1), [16000, 8000])
+    >>> inputs["mel_frames"].shape, inputs["sfx_mel"].shape
+    (TensorShape([2, 101, 40]), TensorShape([2, 44, 96]))
+    """
+    from tf_pipeline.mel_power import batch_mel_frames
+    from tf_pipeline.sound_effects_mel import batch_sfx_mel
+
+    config = FusionFeatureConfig.from_dict(config) if config is not None else FusionFeatureConfig()
+    return {
+        "mel_frames": batch_mel_frames(waveforms, num_samples, config.mel_frames)[0],
+        "sfx_mel": batch_sfx_mel(waveforms, num_samples, config.sfx_mel)[0],
+    }

@@ -1,0 +1,61 @@
+"""A batched dataset of padded waveforms, turned into model input by any batch front end."""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_pipeline.config import check_batch_size
+from tf_pipeline.dataset import _check_indices
+from tf_pipeline.dataset import _waveform_fn
+
+
+def waveform_dataset(corpus, indices, to_input, config, batch_size=32, training=False, seed=0):
+    """`(model input, labels)` batches: waveforms padded per batch, then `to_input`.
+
+    For front ends that work on a whole batch of waveforms at once (the
+    speech encoders' inputs, e.g. `tf_pipeline.batch_sfx_mel` or
+    `tf_pipeline.encoder_inputs.batch_fusion_inputs`). The waveforms are
+    decoded in a parallel map, shuffled when `training` (seeded, reshuffled
+    every epoch), padded with zeros to the longest of each batch, and
+    `to_input(waveforms, num_samples)` runs on each batch.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        indices: record indices (None: all).
+        to_input: callable `(waveforms [B, S], num_samples [B]) -> model
+            input` (a tensor or a dict of tensors), in TensorFlow ops.
+        config: any config with a `sample_rate` (the rate audio is
+            resampled to).
+        batch_size: int. Defaults to `32`.
+        training: bool. Shuffle. Defaults to `False` (the order of `indices`).
+        seed: int. Shuffle seed. Defaults to `0`.
+
+    Returns:
+        A `tf.data.Dataset` of `(model input, int32 [B])`.
+
+    Example:
+
+    >>> import tf_pipeline
+    >>> from tf_pipeline.sound_effects_mel import batch_sfx_mel
+    >>> corpus = tf_pipeline.corpora.synthetic("/tmp/synthetic")
+    >>> to_input = lambda w, n: batch_sfx_mel(w, n)[0]
+    >>> config = tf_pipeline.config.SoundEffectsMelConfig()
+    >>> frames, labels = next(iter(waveform_dataset(corpus, None, to_input, config, batch_size=4)))
+    >>> frames.shape[0], frames.shape[2], labels.shape
+    (4, 96, TensorShape([4]))
+    """
+    check_batch_size(batch_size)
+    indices = _check_indices(corpus, indices)
+    paths = [corpus.records[i].path for i in indices]
+    to_waveform = _waveform_fn(paths, config)
+
+    def load(path, label):
+        waveform = to_waveform(path)
+        return waveform, tf.shape(waveform)[0], label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, corpus.labels[indices].astype(np.int32)))
+    if training:
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.padded_batch(batch_size, padded_shapes=([None], [], []), padding_values=(0.0, 0, 0))
+    dataset = dataset.map(lambda waveforms, num_samples, labels: (to_input(waveforms, num_samples), labels))
+    return dataset.prefetch(tf.data.AUTOTUNE)
