@@ -26,6 +26,9 @@ sys.path.insert(0, ROOT)
 DESCRIPTION = {
     "encoder_stats": ("Frozen GE2E speech encoder + statistics pooling of its three LSTM layers + logistic "
                       "regression, trained on all ten EMO-DB speakers (7 emotions)"),
+    "fusion_stats": ("Frozen GE2E speech encoder and aisfx sound-effects CNN side by side + statistics pooling of "
+                     "the encoder's three LSTM layers and the CNN's top block + logistic regression, trained on all "
+                     "ten EMO-DB speakers (7 emotions)"),
 }
 
 
@@ -68,7 +71,7 @@ def main(argv=None):
         run = json.load(handle)
     config = TrainConfig.from_dict(run["config"])
     if config.model not in DESCRIPTION:
-        raise SystemExit(f"make_preset.py ships encoder_stats presets; the run trained {config.model!r}")
+        raise SystemExit(f"make_preset.py ships presets of {sorted(DESCRIPTION)}; the run trained {config.model!r}")
     loso = loso_summary(args.loso_run)
     if len(loso["folds"]) < 2:
         raise SystemExit(f"{args.loso_run} has {len(loso['folds'])} finished fold(s); finish the LOSO run first")
@@ -85,8 +88,10 @@ def main(argv=None):
         "command": "python experiments/make_preset.py " + " ".join(
             f"--{key}={value}" for key, value in (("data_dir", "/data/emodb/wav"), ("loso_run", args.loso_run),
                                                    ("name", args.name))),
-        "license": ("GE2E encoder weights: resemblyzer package, Apache-2.0 (see NOTICE). Head trained by keras-ser "
-                    "on EMO-DB."),
+        "license": ("GE2E encoder weights: resemblyzer package, Apache-2.0 (see NOTICE). "
+                    + ("Sound-effects CNN weights: aisfx package, CC BY 4.0, Ma & Lerch (see NOTICE). "
+                       if config.model in ("sfx_stats", "fusion_stats") else "")
+                    + "Head trained by keras-ser on EMO-DB."),
     }
     folder = presets.save_preset(result.model, args.name, DESCRIPTION[config.model], metadata,
                                  root=args.root or presets.PRESETS_DIR)

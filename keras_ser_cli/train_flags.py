@@ -12,11 +12,14 @@ def define(flag_values):
 
     d = TrainConfig()
     F = dict(flag_values=flag_values)
-    flags.DEFINE_enum("model", d.model, ["cnn_sru", "cnn", "sru", "encoder_stats", "encoder_sru"],
+    flags.DEFINE_enum("model", d.model, ["cnn_sru", "cnn", "sru", "encoder_stats", "encoder_sru", "sfx_stats",
+                                         "fusion_stats"],
                       "Zoo model: cnn_sru (the paper's CNN+SRU), cnn (CNN alone, one segment), "
                       "sru (SRU alone over frame-level features), encoder_stats (pretrained GE2E speech encoder, "
                       "frozen, mean+std of each LSTM layer, softmax; use --recipe=probe), encoder_sru (the encoder's "
-                      "frames pooled in N segments, SRU over them; use --recipe=frozen).", **F)
+                      "frames pooled in N segments, SRU over them; use --recipe=frozen), sfx_stats (pretrained aisfx "
+                      "sound-effects CNN, frozen, mean+std of its top block, softmax; --recipe=probe), fusion_stats "
+                      "(both encoders side by side, their statistics concatenated; --recipe=probe).", **F)
     flags.DEFINE_integer("n_segments", d.n_segments, "Segments per utterance N for cnn_sru and encoder_sru (1..5).",
                          **F)
     flags.DEFINE_enum("recipe", d.recipe, list(RECIPES),
@@ -77,6 +80,11 @@ def define(flag_values):
     flags.DEFINE_boolean("speaker_norm", d.speaker_norm,
                          "Per-speaker normalisation: standardise every speaker with its own statistics, the test "
                          "speaker's from its UNLABELLED TEST AUDIO. Off by default; named in every report.", **F)
+    flags.DEFINE_integer("speaker_subspace", d.speaker_subspace,
+                         "sfx_stats / fusion_stats with --recipe=probe: largest rank of the speaker subspace projected "
+                         "out before the softmax (directions in which the TRAINING speakers' mean features differ); "
+                         "the probe chooses the rank (0, 2, ... up to this) with C on the training speakers. "
+                         "Uses no test-speaker audio. 0 = off.", lower_bound=0, **F)
 
 
 def config_from(flag_values):
@@ -112,11 +120,16 @@ def feature_config_from(flag_values, config):
     """The feature config dict the flags ask for, or None for the model's defaults."""
     if flag_values.volume_dbfs is None:
         return None
-    if not config.uses_encoder:
-        raise UsageError(f"--volume_dbfs applies to the encoder models only. Received: --model={config.model}")
+    if not config.uses_encoder or config.model == "sfx_stats":
+        raise UsageError("--volume_dbfs applies to the models on the GE2E encoder (encoder_stats, encoder_sru, "
+                         f"fusion_stats). Received: --model={config.model}")
+    from tf_pipeline.config import FusionFeatureConfig
     from tf_pipeline.config import MelFramesConfig
 
     try:
-        return MelFramesConfig(volume_dbfs=flag_values.volume_dbfs).to_dict()
+        mel_frames = MelFramesConfig(volume_dbfs=flag_values.volume_dbfs)
+        if config.model == "fusion_stats":
+            return FusionFeatureConfig(mel_frames=mel_frames).to_dict()
+        return mel_frames.to_dict()
     except ValueError as error:
         raise UsageError(str(error)) from None

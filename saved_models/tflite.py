@@ -291,6 +291,12 @@ def tflite_function(model, max_seconds=30.0):
     preprocessor = model.preprocessor
     config = model.feature_config
     layout = preprocessor.layout
+    if layout not in ("segments", "frames", "mel_frames"):
+        raise ValueError(
+            f"TFLite export covers the log-Mel and Mel-frame models (cnn_sru, cnn, sru, encoder_stats, "
+            f"encoder_sru). Received: a {model.name!r} model, input layout {layout!r}; export it as a SavedModel "
+            "(saved_models.export)"
+        )
     if layout != "mel_frames" and not _is_power_of_two(config.n_fft):
         raise ValueError(
             f"TFLite export needs a power-of-two n_fft for the log-Mel features (TFLite's built-in FFT takes "

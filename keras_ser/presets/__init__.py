@@ -4,8 +4,9 @@ A preset is a folder `keras_ser/presets/<name>/` holding `preset.json` (the
 zoo entry and its arguments, class names, feature config, what it was
 trained on, its leave-one-speaker-out figures and the command that made it)
 and `head.npz` (the weights of every layer outside the pretrained backbone).
-The backbone's weights come from the backbone's own shipped weights (for the
-speech encoder, `keras_ser/weights/data/speaker_encoder_resemblyzer.npz`),
+The backbones' weights come from their own shipped files (for the speech
+encoder `keras_ser/weights/data/speaker_encoder_resemblyzer.npz`, for the
+sound-effects CNN `keras_ser/weights/data/sound_effects_encoder_aisfx.npz`),
 so a preset costs the repository a few kilobytes and loads offline, with no
 training and no download.
 
@@ -27,6 +28,8 @@ import numpy as np
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
 PRESET_FILE = "preset.json"
 HEAD_FILE = "head.npz"
+# The pretrained backbones inside preset models: their weights are not stored in the preset.
+BACKBONE_LAYERS = ("speaker_encoder", "sound_effects_encoder")
 
 
 def _preset_dir(name):
@@ -70,11 +73,11 @@ def preset_metadata(name):
     return _read(name)
 
 
-def head_weights(model, backbone_layer):
-    """The weights of every layer of `model` but `backbone_layer`, as `{"layer/variable": array}`."""
+def head_weights(model, backbone_layers=BACKBONE_LAYERS):
+    """The weights of every layer of `model` but the pretrained backbones, as `{"layer/variable": array}`."""
     arrays = {}
     for layer in model.layers:
-        if layer.name == backbone_layer:
+        if layer.name in backbone_layers:
             continue
         for variable in layer.weights:
             arrays[f"{layer.name}/{variable.name}"] = np.asarray(variable)
@@ -106,7 +109,7 @@ def save_preset(model, name, description, metadata, root=PRESETS_DIR):
         "feature_config": model.feature_config.to_dict(),
         **metadata,
     }
-    np.savez_compressed(os.path.join(folder, HEAD_FILE), **head_weights(model, "speaker_encoder"))
+    np.savez_compressed(os.path.join(folder, HEAD_FILE), **head_weights(model))
     with open(os.path.join(folder, PRESET_FILE), "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2, sort_keys=True)
         handle.write("\n")
@@ -153,7 +156,7 @@ def from_preset(name, compile=True):
     )
     with np.load(os.path.join(_preset_dir(name), HEAD_FILE)) as data:
         arrays = {key: data[key] for key in data.files}
-    expected = head_weights(model, "speaker_encoder")
+    expected = head_weights(model)
     problems = [
         f"{key}: {'missing' if key not in arrays else f'shape {arrays[key].shape}, expected {value.shape}'}"
         for key, value in expected.items()
