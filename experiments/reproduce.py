@@ -259,7 +259,9 @@ def table_rows(table, preset, baselines_dir=DEFAULT_BASELINES):
         is10 = baseline_row(baselines_dir, "IS10", "train")
         cnn = Row("cnn_sru_n3", f"AlexNet CNN+SRU (N=3), random init, trained end to end (preset `{preset}`)",
                   overrides=rows["cnn_sru_n3"].overrides, paper=rows["cnn_sru_n3"].paper)
-        return [rows[name] for name in speech_rows()] + [is10, cnn, rows["effnet_imagenet_frozen"],
+        late = Row("ensemble_ge2e_sfx", "late fusion: mean probabilities of the GE2E probe and the sound-effects "
+                   "probe", kind="ensemble", members=("encoder_stats_probe", "sfx_stats_probe"))
+        return [rows[name] for name in speech_rows()] + [late, is10, cnn, rows["effnet_imagenet_frozen"],
                                                           rows["effnet_imagenet_frozen_fd"]]
     if table == "IV":
         return [rows[name] for name in ("cnn_sru_n3", "cnn", "sru", "effnet_imagenet_frozen", "effnet_random_frozen")]
@@ -306,6 +308,7 @@ def speech_pairs(baselines_dir=DEFAULT_BASELINES):
                                                        (reference, "sfx_stats_probe"),
                                                        (reference, "fusion_stats_probe"),
                                                        (reference, "fusion_stats_subspace"),
+                                                       (reference, "ensemble_ge2e_sfx"),
                                                        ("fusion_stats_probe", "fusion_stats_subspace")]
 
 
