@@ -14,7 +14,7 @@ Example:
 
 >>> import keras_ser
 >>> sorted(keras_ser.list_presets())
-['encoder_stats_emodb']
+['encoder_stats_emodb', 'fusion_stats_emodb']
 >>> model = keras_ser.from_preset("encoder_stats_emodb")
 >>> model.class_names
 ['anger', 'boredom', 'disgust', 'fear', 'happiness', 'sadness', 'neutral']
@@ -139,10 +139,9 @@ def from_preset(name, compile=True):
     Example:
 
     >>> import keras_ser, tf_pipeline
-    >>> model = keras_ser.from_preset("encoder_stats_emodb")
+    >>> model = keras_ser.from_preset("fusion_stats_emodb")
     >>> waveform = tf_pipeline.load_audio("03a01Fa.wav")                  # doctest: +SKIP
-    >>> frames = tf_pipeline.mel_frames(waveform, model.feature_config)      # doctest: +SKIP
-    >>> model.predict(frames[None])                                           # doctest: +SKIP
+    >>> model.predict(model.preprocessor(waveform))                         # doctest: +SKIP
     """
     from keras_ser.zoo import build_model
 
