@@ -8,6 +8,9 @@ batch 1: decoding, resampling, features and the network, all in the graph):
 - `encoder_stats`: `keras_ser.build_model("encoder_stats")`, the frozen GE2E
   speaker encoder (its shipped weights) over 40-band Mel power frames, mean
   and std of its 3 LSTM layers, a softmax head (random weights);
+- `fusion_stats`: the GE2E encoder and the aisfx sound-effects CNN side by
+  side (both shipped weights), each on its own in-graph front end, their
+  statistics concatenated, a softmax head (random weights);
 - `cnn_sru_paper`: the paper's CNN+SRU, as `benchmarks/serving.py
   --preset=paper` builds it: N=3 segments, Caffe AlexNet at 227x227, SRU of
   4096 units (107 M parameters), random weights;
@@ -47,7 +50,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:  # run as a script from a checkout: make the repository importable
     sys.path.insert(0, ROOT)
 
-MODELS = ("encoder_stats", "cnn_sru_paper", "cnn_sru_tiny")
+MODELS = ("encoder_stats", "fusion_stats", "cnn_sru_paper", "cnn_sru_tiny")
 REFERENCE = "encoder_stats"
 
 
@@ -63,7 +66,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="EMO-DB wav folder (e.g. /data/emodb/wav)")
     parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated, from {', '.join(MODELS)} (default: all three; the ratios are "
+                        help=f"comma-separated, from {', '.join(MODELS)} (default: all four; the ratios are "
                              f"against {REFERENCE} when it is among them)")
     parser.add_argument("--files", type=int, default=10,
                         help="EMO-DB files used, at evenly spaced quantiles of duration (default 10)")
@@ -96,8 +99,8 @@ def build(name, seed, serving_benchmark):
 
     keras.utils.set_random_seed(seed)
     emotions = serving_benchmark.EMOTIONS
-    if name == "encoder_stats":
-        return keras_ser.build_model("encoder_stats", class_names=emotions, compile=False)
+    if name in ("encoder_stats", "fusion_stats"):
+        return keras_ser.build_model(name, class_names=emotions, compile=False)
     preset = serving_benchmark.PRESETS[name.rsplit("_", 1)[1]]
     return keras_ser.build_model(compile=False, class_names=emotions, **preset)
 

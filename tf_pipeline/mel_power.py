@@ -48,12 +48,17 @@ def _hann_window_np(n_fft):
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
 
 
-def _check_rows(waveforms, num_samples, config, what):
-    """Asserts: long enough, finite, not digital silence (eager: ValueError)."""
+def check_rows(waveforms, num_samples, config, what, needed_for=None, reject_silence=True):
+    """Asserts: long enough, finite, and (`reject_silence`) not digital silence (eager: ValueError).
+
+    Shared by the encoders' front ends. `needed_for` ends the too-short
+    message (default: one `config.n_fft`-sample frame).
+    """
     needed = config.min_samples
+    needed_for = needed_for or f"for one {config.n_fft}-sample frame"
     short = (
         f"{what} is too short: at least {needed} samples ({needed / config.sample_rate * 1000:.1f} ms at "
-        f"{config.sample_rate} Hz) are needed for one {config.n_fft}-sample frame. Received samples:"
+        f"{config.sample_rate} Hz) are needed {needed_for}. Received samples:"
     )
     silent = f"{what} is silent (every sample is 0); expected speech"
     mask = tf.sequence_mask(num_samples, tf.shape(waveforms)[1])
@@ -63,14 +68,26 @@ def _check_rows(waveforms, num_samples, config, what):
         if int(shortest) < needed:
             raise ValueError(f"{short} {int(shortest)}")
         checks = _assert_finite(waveforms, what)
-        if not bool(tf.reduce_all(loudest > 0)):
+        if reject_silence and not bool(tf.reduce_all(loudest > 0)):
             raise ValueError(silent)
         return checks
-    return [
-        tf.debugging.assert_greater_equal(shortest, needed, message=short),
-        *_assert_finite(waveforms, what),
-        tf.debugging.Assert(tf.reduce_all(loudest > 0), [silent]),
-    ]
+    checks = [tf.debugging.assert_greater_equal(shortest, needed, message=short), *_assert_finite(waveforms, what)]
+    if reject_silence:
+        checks.append(tf.debugging.Assert(tf.reduce_all(loudest > 0), [silent]))
+    return checks
+
+
+def centred_power_spectrum(waveforms, n_fft, hop_length):
+    """`|rfft|^2` of periodic-Hann frames centred on every `hop_length`-th sample: `[B, S] -> [B, T, n_fft // 2 + 1]`.
+
+    The signal is padded with zeros by half a window at each end (librosa's
+    `center=True`); `T = 1 + S // hop_length`.
+    """
+    half = n_fft // 2
+    padded = tf.pad(waveforms, [[0, 0], [half, half]])
+    framed = tf.signal.frame(padded, n_fft, hop_length, pad_end=False)
+    spectrum = tf.signal.rfft(framed * tf.constant(_hann_window_np(n_fft)), fft_length=[n_fft])
+    return tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
 
 
 def _normalize_volume(waveforms, num_samples, target_dbfs):
@@ -119,16 +136,12 @@ def batch_mel_frames(waveforms, num_samples, config=None):
     max_samples = tf.shape(waveforms)[1]
     # Samples past each row's length must read as the zero padding of `center=True`.
     waveforms = waveforms * tf.sequence_mask(num_samples, max_samples, dtype=tf.float32)
-    checks = _check_rows(waveforms, num_samples, config, "every waveform of the batch")
+    checks = check_rows(waveforms, num_samples, config, "every waveform of the batch")
     with tf.control_dependencies(checks):
         waveforms = tf.identity(waveforms)
     if config.volume_dbfs is not None:
         waveforms = _normalize_volume(waveforms, num_samples, float(config.volume_dbfs))
-    half = config.n_fft // 2
-    padded = tf.pad(waveforms, [[0, 0], [half, half]])
-    framed = tf.signal.frame(padded, config.n_fft, config.hop_length, pad_end=False)
-    spectrum = tf.signal.rfft(framed * tf.constant(_hann_window_np(config.n_fft)), fft_length=[config.n_fft])
-    power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
+    power = centred_power_spectrum(waveforms, config.n_fft, config.hop_length)
     filterbank = _mel_filterbank_np(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
     mel = tf.tensordot(power, tf.constant(filterbank), axes=1)
     num_frames = 1 + num_samples // config.hop_length

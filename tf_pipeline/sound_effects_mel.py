@@ -30,8 +30,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pipeline.config import SoundEffectsMelConfig
-from tf_pipeline.features import _assert_finite
 from tf_pipeline.features import _check_waveform
+from tf_pipeline.mel_power import centred_power_spectrum
+from tf_pipeline.mel_power import check_rows
 
 # Value of the padded frames of a batch: log10(10000 * power + 1) is never negative.
 PAD_VALUE = -1.0
@@ -77,28 +78,6 @@ def htk_filterbank(sample_rate, n_fft, n_mels, fmin, fmax):
     return weights.T.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=8)
-def _hann_window_np(n_fft):
-    # Periodic Hann, as librosa's default window.
-    n = np.arange(n_fft)
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
-
-
-def _check_rows(waveforms, num_samples, config, what):
-    """Asserts: long enough and finite (eager: ValueError)."""
-    needed = config.min_samples
-    short = (
-        f"{what} is too short: at least {needed} samples ({needed / config.sample_rate * 1000:.1f} ms at "
-        f"{config.sample_rate} Hz) are needed by the sound-effects encoder. Received samples:"
-    )
-    shortest = tf.reduce_min(num_samples)
-    if tf.executing_eagerly():
-        if int(shortest) < needed:
-            raise ValueError(f"{short} {int(shortest)}")
-        return _assert_finite(waveforms, what)
-    return [tf.debugging.assert_greater_equal(shortest, needed, message=short), *_assert_finite(waveforms, what)]
-
-
 def batch_sfx_mel(waveforms, num_samples, config=None):
     """The sound-effects encoder's input for zero-padded waveforms of different lengths.
 
@@ -135,16 +114,13 @@ def batch_sfx_mel(waveforms, num_samples, config=None):
         raise ValueError(f"`waveforms` must have shape [batch, samples]. Received shape: {waveforms.shape}")
     num_samples = tf.cast(num_samples, tf.int32)
     waveforms = waveforms * tf.sequence_mask(num_samples, tf.shape(waveforms)[1], dtype=tf.float32)
-    checks = _check_rows(waveforms, num_samples, config, "every waveform of the batch")
+    checks = check_rows(waveforms, num_samples, config, "every waveform of the batch",
+                        needed_for="by the sound-effects encoder", reject_silence=False)
     with tf.control_dependencies(checks):
         waveforms = tf.identity(waveforms)
     peak = tf.reduce_max(tf.abs(waveforms), axis=1, keepdims=True)
     waveforms = waveforms / tf.where(peak > 0, peak, 1.0)
-    half = config.n_fft // 2
-    padded = tf.pad(waveforms, [[0, 0], [half, half]])
-    framed = tf.signal.frame(padded, config.n_fft, config.hop_length, pad_end=False)
-    spectrum = tf.signal.rfft(framed * tf.constant(_hann_window_np(config.n_fft)), fft_length=[config.n_fft])
-    power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
+    power = centred_power_spectrum(waveforms, config.n_fft, config.hop_length)
     filterbank = htk_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
     mel = tf.tensordot(power, tf.constant(filterbank * np.float32(config.power_scale)), axes=1)
     values = tf.math.log(10000.0 * mel + 1.0) / (np.log(10.0) * SPECTRUM_MAX)

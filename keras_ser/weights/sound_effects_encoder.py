@@ -28,6 +28,8 @@ import os
 
 import numpy as np
 
+from keras_ser.weights.assign import assign_checked
+
 TORCH_HINT = "pip install torch"
 AISFX_HINT = "pip install --no-deps aisfx==0.1.2"
 SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sound_effects_encoder_aisfx.npz")
@@ -229,27 +231,6 @@ def load_sound_effects_encoder(encoder, weights="aisfx"):
     """
     arrays, source, problems = _read_arrays(weights)
     target = encoder if hasattr(encoder, "time_strides") else encoder.get_layer("sound_effects_encoder")
-    pending = []
-    expected_keys = set()
-    for k in range(1, NUM_BLOCKS + 1):
-        for layer_name in (f"block_{k}_conv_1", f"block_{k}_bn_1", f"block_{k}_conv_2", f"block_{k}_bn_2"):
-            layer = target.get_layer(layer_name)
-            for variable in layer.weights:
-                key = f"{layer_name}/{variable.name}"
-                expected_keys.add(key)
-                if key not in arrays:
-                    problems.append(f"{key}: missing")
-                elif tuple(arrays[key].shape) != tuple(variable.shape):
-                    problems.append(f"{key}: shape {tuple(arrays[key].shape)}, expected {tuple(variable.shape)}")
-                else:
-                    pending.append((variable, arrays[key]))
-    extra = sorted(set(arrays) - expected_keys)
-    if extra:
-        problems.append(f"unexpected arrays {extra}")
-    if problems:
-        raise ValueError(
-            f"Sound-effects-encoder weights from {source} do not fit this encoder: " + "; ".join(problems)
-        )
-    for variable, value in pending:
-        variable.assign(value)
+    layer_names = [f"block_{k}_{kind}_{j}" for k in range(1, NUM_BLOCKS + 1) for j in (1, 2) for kind in ("conv", "bn")]
+    assign_checked(target, layer_names, arrays, f"Sound-effects-encoder weights from {source}", problems)
     return encoder

@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from keras_ser.weights.assign import assign_checked
+
 INSTALL_HINT = 'pip install "keras-ser[speech]"'
 SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "speaker_encoder_resemblyzer.npz")
 
@@ -156,25 +158,6 @@ def load_speaker_encoder(encoder, weights="resemblyzer"):
     (40, 1024)
     """
     arrays, source = _read_arrays(weights)
-    pending, problems = [], []
     layer_names = [f"lstm_{i + 1}" for i in range(encoder.num_layers)] + ["projection"]
-    expected_keys = set()
-    for layer_name in layer_names:
-        layer = encoder.get_layer(layer_name)
-        for variable in layer.weights:
-            key = f"{layer_name}/{variable.name}"
-            expected_keys.add(key)
-            if key not in arrays:
-                problems.append(f"{key}: missing")
-            elif tuple(arrays[key].shape) != tuple(variable.shape):
-                problems.append(f"{key}: shape {tuple(arrays[key].shape)}, expected {tuple(variable.shape)}")
-            else:
-                pending.append((variable, arrays[key]))
-    extra = sorted(set(arrays) - expected_keys)
-    if extra:
-        problems.append(f"unexpected arrays {extra}")
-    if problems:
-        raise ValueError(f"Speaker-encoder weights from {source} do not fit this encoder: " + "; ".join(problems))
-    for variable, value in pending:
-        variable.assign(value)
+    assign_checked(encoder, layer_names, arrays, f"Speaker-encoder weights from {source}")
     return encoder
