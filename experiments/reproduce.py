@@ -653,7 +653,9 @@ TITLES = {
 
 def load_runs(run_root, baselines_dir=DEFAULT_BASELINES, preset="cpu"):
     """Every run the tables of a preset can show, by row name (None where absent)."""
-    names = set(train_rows(preset)) | {"ensemble_n1-5"}
+    ensembles = {row.name for table in TABLES if table not in ("V", "IV")
+                 for row in table_rows(table, preset, baselines_dir) if row.kind == "ensemble"}
+    names = set(train_rows(preset)) | ensembles
     runs = {name: load_run(os.path.join(run_root, name)) for name in names}
     for table in ("V",):
         for row in table_rows(table, preset, baselines_dir):
@@ -768,7 +770,7 @@ def invocations_markdown(run_root):
             if not line.strip():
                 continue
             item = json.loads(line)
-            lines.append(f"| {item['started']} | `{item['command']}` | {item['folds_trained']} | "
+            lines.append(f"| {item['started']} | `{public_command(item['command'])}` | {item['folds_trained']} | "
                          f"{item['wall_time_s'] / 60:.1f} min | {item['machine']} |")
     return "\n".join(lines) + "\n"
 
@@ -908,7 +910,8 @@ def public_command(command):
     """A command as the leaderboard shows it: the EMO-DB folder of the machine it ran on is a placeholder."""
     if not command:
         return command
-    return re.sub(r"--data_dir(=|\s+)\S+", r"--data_dir\1<EMO-DB wav folder>", command)
+    command = re.sub(r"--data_dir(=|\s+)\S+", r"--data_dir\1<EMO-DB wav folder>", command)
+    return re.sub(r"--results(=|\s+)\S+", r"--results\1<scratch file>", command)  # where a run wrote its table
 
 
 def table_command(table, preset, folds=None, all_speakers=None):
