@@ -16,9 +16,12 @@ comes from the training speakers of the fold; nothing is chosen on the test
 speaker, and every `k` asked for is reported (none is picked).
 
     .venv/bin/python experiments/nearest_speaker_norm.py --data_dir=/data/emodb/wav --model=fusion_stats \\
-        --k=0,2,4 --json=runs/nearest_speaker_norm.json
+        --k=0,2,4 --reference_run=runs/reproduce/cpu/encoder_stats_probe --json=runs/nearest_speaker_norm.json
 
-`k=0` is the plain probe on the same features (the reference).
+`k=0` is the plain probe on the same features. Each `k > 0` gets paired
+t-tests over the folds (`keras_ser.training.report.paired_ttest`, per-fold WA
+and UA) against `k=0` and, with `--reference_run`, against that finished
+LOSO run folder (e.g. the GE2E probe of `reproduce.py --table=speech`).
 """
 
 import argparse
@@ -58,17 +61,31 @@ def nearest_speaker_normalised(features, voices, speakers, train, k):
     return (features - means[nearest].mean(axis=1)) / stds[nearest].mean(axis=1)
 
 
+def reference_folds(run_dir):
+    """Per-fold WA and UA of a finished LOSO run folder (`fold_<speaker>.json`)."""
+    import glob
+
+    folds = {"wa": {}, "ua": {}}
+    for path in glob.glob(os.path.join(run_dir, "fold_*.json")):
+        with open(path) as handle:
+            fold = json.load(handle)
+        folds["wa"][fold["test_speaker"]], folds["ua"][fold["test_speaker"]] = fold["wa"], fold["ua"]
+    return folds
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="EMO-DB wav folder.")
     parser.add_argument("--model", default="fusion_stats", choices=["encoder_stats", "fusion_stats"])
     parser.add_argument("--k", default="0,2,4", help="Comma-separated numbers of nearest speakers (0: none).")
     parser.add_argument("--cache_dir", default=os.path.join(ROOT, "runs", "feature_cache"))
+    parser.add_argument("--reference_run", default=None, help="A finished LOSO run folder to t-test against.")
     parser.add_argument("--json", default=None, help="Write the results here as JSON.")
     args = parser.parse_args(argv)
 
     import tf_pipeline
     from keras_ser.training import scores
+    from keras_ser.training.report import paired_ttest
     from keras_ser.training.config import TrainConfig
     from keras_ser.training.frozen import corpus_features
     from keras_ser.training.frozen import fit_probe
@@ -84,19 +101,37 @@ def main(argv=None):
     for k in (int(value) for value in args.k.split(",")):
         start = time.time()
         predicted = np.empty_like(labels)
-        per_fold = {}
+        per_fold = {"wa": {}, "ua": {}}
         for speaker in sorted(set(speakers)):
             train, test = speakers != speaker, speakers == speaker
             x = features if k == 0 else nearest_speaker_normalised(features, voices, speakers, train, k)
             probe = fit_probe(x[train], labels[train], speakers[train], corpus.num_classes)
             z = (x[test] - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], 1e-14))
             predicted[test] = np.argmax(z @ probe["kernel"] + probe["bias"], axis=1)
-            per_fold[speaker] = scores.unweighted_accuracy(labels[test], predicted[test], corpus.num_classes)
+            per_fold["wa"][speaker] = scores.weighted_accuracy(labels[test], predicted[test])
+            per_fold["ua"][speaker] = scores.unweighted_accuracy(labels[test], predicted[test], corpus.num_classes)
         results[f"k={k}"] = {"wa": scores.weighted_accuracy(labels, predicted),
                              "ua": scores.unweighted_accuracy(labels, predicted, corpus.num_classes),
-                             "per_fold_ua": per_fold, "seconds": round(time.time() - start, 1)}
+                             "per_fold": per_fold, "seconds": round(time.time() - start, 1)}
         print(f"{args.model} k={k}: UA {100 * results[f'k={k}']['ua']:.1f}  WA {100 * results[f'k={k}']['wa']:.1f}"
               f"  ({results[f'k={k}']['seconds']:.0f} s)", flush=True)
+    references = {"k=0": results.get("k=0", {}).get("per_fold")}
+    if args.reference_run:
+        references[os.path.basename(os.path.normpath(args.reference_run))] = reference_folds(args.reference_run)
+    for name, result in results.items():
+        if name == "k=0":
+            continue
+        result["ttests"] = {}
+        for reference, folds in references.items():
+            if not folds:
+                continue
+            speakers = sorted(set(folds["ua"]) & set(result["per_fold"]["ua"]))
+            result["ttests"][reference] = {
+                metric: paired_ttest([folds[metric][s] for s in speakers], [result["per_fold"][metric][s] for s in speakers])
+                for metric in ("wa", "ua")}
+            test = result["ttests"][reference]
+            print(f"{name} vs {reference} over {len(speakers)} folds: WA {100 * test['wa']['difference']:+.1f} "
+                  f"(p {test['wa']['p']:.3f}), UA {100 * test['ua']['difference']:+.1f} (p {test['ua']['p']:.3f})")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"model": args.model, "command": " ".join(["python"] + sys.argv), "results": results}, handle,
