@@ -328,6 +328,15 @@ def _sound_effects_statistics(encoder, sfx_mel, outputs, dtype):
     ]
 
 
+def _statistics_head(pooled, num_classes, speaker_subspace, dropout, dtype):
+    """`standardize` -> [`speaker_projection`] -> `dropout` -> `predictions` on the pooled features."""
+    x = ChannelStandardization(dtype=_float32_if_mixed(dtype), name="standardize")(pooled)
+    if speaker_subspace:
+        x = SpeakerSubspaceProjection(speaker_subspace, dtype=_float32_if_mixed(dtype), name="speaker_projection")(x)
+    x = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions")(x)
+
+
 class StatisticsHeadTask(EncoderTask):
     """Base of the statistics heads with an optional speaker-subspace projection.
 
@@ -338,19 +347,9 @@ class StatisticsHeadTask(EncoderTask):
     SEGMENTED = None
 
     @property
-    def HEAD_LAYERS(self):  # noqa: N802 (the base class reads it as a constant)
+    def HEAD_LAYERS(self):  # noqa: N802 (EncoderTask.head_model reads it; here it depends on the instance)
         middle = ("speaker_projection",) if self.speaker_subspace else ()
         return ("standardize", *middle, "dropout", "predictions")
-
-    def _head(self, x, num_classes, speaker_subspace, dropout, dtype):
-        x = ChannelStandardization(dtype=_float32_if_mixed(dtype), name="standardize")(x)
-        if speaker_subspace:
-            x = SpeakerSubspaceProjection(speaker_subspace, dtype=_float32_if_mixed(dtype),
-                                          name="speaker_projection")(x)
-        x = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")(x)
-        return keras.layers.Dense(
-            num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions"
-        )(x)
 
     def get_config(self):
         config = SERTask.get_config(self)
@@ -360,14 +359,14 @@ class StatisticsHeadTask(EncoderTask):
 
 @keras.saving.register_keras_serializable(package="keras_ser")
 class SoundEffectsStatsClassifier(StatisticsHeadTask):
-    """Sound-effects encoder + statistics pooling of its top blocks + softmax.
+    """Sound-effects encoder + statistics pooling of its top block + softmax.
 
     Input `sfx_mel` `[batch, time, 96]` (the encoder's log-Mel,
-    `tf_pipeline.batch_sfx_mel`, padded with -1). Graph: `sfx_frame_mask`,
-    `sound_effects_encoder` (frozen; masks the padding itself) ->
-    `pool_block_k` (mean and std over
-    the real frames of each block in `outputs`) -> `pooled` ->
-    `standardize` -> [`speaker_projection`] -> `dropout` -> `predictions`.
+    `tf_pipeline.batch_sfx_mel`, padded with -1). Graph: `sfx_frame_mask`
+    and `sound_effects_encoder` (frozen; it masks the padding itself) ->
+    `pool_block_k` (mean and std over the real frames of each block in
+    `outputs`) -> `pooled` -> `standardize` -> [`speaker_projection`] ->
+    `dropout` -> `predictions`. Trained by the `probe` recipe.
 
     Args:
         encoder: a `keras_ser.backbones.SoundEffectsEncoder`.
@@ -411,7 +410,7 @@ class SoundEffectsStatsClassifier(StatisticsHeadTask):
         pooled = keras.layers.Concatenate(axis=-1, dtype=dtype, name="pooled")(
             _sound_effects_statistics(encoder, sfx_mel, outputs, dtype)
         )
-        predictions = self._head(pooled, num_classes, speaker_subspace, dropout, dtype)
+        predictions = _statistics_head(pooled, num_classes, speaker_subspace, dropout, dtype)
         super().__init__(inputs=sfx_mel, outputs=predictions, class_names=class_names,
                          feature_config=feature_config, n_segments=None, dtype=dtype, name=name, **kwargs)
 
@@ -504,7 +503,7 @@ class FusionStatsClassifier(StatisticsHeadTask):
             *_sound_effects_statistics(sound_effects_encoder, inputs["sfx_mel"], sfx_outputs, dtype),
         ]
         pooled = keras.layers.Concatenate(axis=-1, dtype=dtype, name="pooled")(statistics)
-        predictions = self._head(pooled, num_classes, speaker_subspace, dropout, dtype)
+        predictions = _statistics_head(pooled, num_classes, speaker_subspace, dropout, dtype)
         super().__init__(inputs=inputs, outputs=predictions, class_names=class_names,
                          feature_config=feature_config, n_segments=None, dtype=dtype, name=name, **kwargs)
 
