@@ -108,8 +108,6 @@ PAPER_TABLE_V = {"IS09": (75.5, 74.0), "IS10": (78.1, 76.7)}
 GOAL_UA = 80.6  # the paper's CNN+SRU; our goal without test-speaker statistics (issue 6)
 
 TABLES = ("II", "III", "V", "levers", "imagenet", "speech", "IV")
-# Zoo entries on frozen pretrained speech encoders (their protocol sentences name the encoders).
-ENCODER_MODELS = ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats")
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "emodb", "wav")
 DEFAULT_RESULTS = os.path.join(ROOT, "docs", "results.md")
 EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
@@ -480,6 +478,8 @@ def protocol_text(config, feature_config=None, c_grid=None):
     """The protocol sentence of a run's config (as in each run's results.md)."""
     if config is None:
         return "see docs/baselines.md"
+    from keras_ser.zoo import ENCODER_MODELS
+
     if config.get("model") in ENCODER_MODELS:
         return encoder_protocol_text(config, feature_config, c_grid)
     from keras_ser.training.report import _protocol
@@ -688,6 +688,8 @@ def _probe_choices(run):
 
 def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DEFAULT_BASELINES):
     """The generated Markdown of one table (between the markers in docs/results.md)."""
+    from keras_ser import zoo
+
     rows = table_rows(table, preset, baselines_dir)
     relative_root = os.path.relpath(run_root, ROOT)
     lines = [f"### {TITLES[table]} (preset `{preset}`, run folders `{relative_root}/`)", ""]
@@ -738,7 +740,7 @@ def block_markdown(table, preset, run_root, runs, all_speakers, baselines_dir=DE
         if row.features:
             protocols.append(f"- `{row.name}` (feature config `{json.dumps(row.features, sort_keys=True)}`): "
                              + protocol_text(run.config, run.feature_config, _probe_grid(run)) + _probe_choices(run))
-        elif row.kind == "train" and run.config and run.config.get("model") in ENCODER_MODELS:
+        elif row.kind == "train" and run.config and run.config.get("model") in zoo.ENCODER_MODELS:
             protocols.append(f"- `{row.name}` (feature config: defaults): "
                              + protocol_text(run.config, run.feature_config, _probe_grid(run)) + _probe_choices(run))
         elif row.kind == "ensemble":

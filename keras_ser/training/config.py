@@ -3,12 +3,12 @@
 import dataclasses
 import json
 
+from keras_ser.zoo import ENCODER_MODELS
 from tf_pipeline.config import MAX_SEGMENTS
 
 RECIPES = ("end_to_end", "paper", "probe", "frozen")
-# Zoo entries on a frozen speech encoder, and the recipes that train them;
-# the probe fits the statistics heads (no SRU).
-ENCODER_MODELS = ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats")
+# The zoo entries on frozen speech encoders are trained by these recipes; the
+# probe fits the statistics heads (no SRU).
 STATISTICS_MODELS = ("encoder_stats", "sfx_stats", "fusion_stats")
 ENCODER_RECIPES = ("probe", "frozen")
 VALIDATION = ("none", "next")
