@@ -287,3 +287,10 @@ def test_command_line_flags_reach_the_config():
     values(["prog", "--model=sfx_stats", "--speaker_subspace=0", "--recipe=probe", "--validation=none"])
     with pytest.raises(UsageError, match="--volume_dbfs applies to the models on the GE2E encoder"):
         train_flags.feature_config_from(values, train_flags.config_from(values))
+
+
+def test_tflite_export_refuses_the_new_layouts(tmp_path):
+    import saved_models
+
+    with pytest.raises(ValueError, match="TFLite export covers the log-Mel and Mel-frame models.*'fusion'"):
+        saved_models.export_tflite(_tiny("fusion_stats"), str(tmp_path), "fusion")
