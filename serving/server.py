@@ -396,22 +396,23 @@ def serve(model_name=None, model_base_path=None, model_config_file=None, port=DE
     else:
         server = DevServer.for_model(model_name, model_base_path, max_batch_size, port=port,
                                      rest_api_port=rest_api_port, poll_seconds=poll_seconds)
-    server.start()
-    for model in server.manager.models.values():
-        versions = sorted(model.available())
-        print(f"Model {model.name}: base path {model.base_path}, serving versions {versions or 'none yet'}"
-              + (f", labels {model.labels}" if model.labels else ""), file=out)
-    print(f"Running gRPC ModelServer at {server.grpc_address} ...", file=out)
-    if server.rest_url:
-        print(f"Exporting HTTP/REST API at:{HOST}:{server.rest_port} ...", file=out)
-    print("keras-ser serve-local is a development server (not for production); Ctrl-C stops it.", file=out)
-    out.flush()
 
     def stop(signum, frame):
         threading.Thread(target=server.stop, daemon=True).start()
 
+    # Installed before the ready lines are printed: a client that reads them may stop the server at once.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        server.start()
+        for model in server.manager.models.values():
+            versions = sorted(model.available())
+            print(f"Model {model.name}: base path {model.base_path}, serving versions {versions or 'none yet'}"
+                  + (f", labels {model.labels}" if model.labels else ""), file=out)
+        print(f"Running gRPC ModelServer at {server.grpc_address} ...", file=out)
+        if server.rest_url:
+            print(f"Exporting HTTP/REST API at:{HOST}:{server.rest_port} ...", file=out)
+        print("keras-ser serve-local is a development server (not for production); Ctrl-C stops it.", file=out)
+        out.flush()
         server.wait()
     finally:
         for sig, handler in previous.items():
