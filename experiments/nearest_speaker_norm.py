@@ -18,6 +18,10 @@ speaker, and every `k` asked for is reported (none is picked).
     .venv/bin/python experiments/nearest_speaker_norm.py --data_dir=/data/emodb/wav --model=fusion_stats \\
         --k=0,2,4 --reference_run=runs/reproduce/cpu/encoder_stats_probe --json=runs/nearest_speaker_norm.json
 
+With `--leaderboard=docs/results.json` each `k > 0` becomes an entry of the
+leaderboard (replacing its previous entry); `--report_only` writes those
+entries from an existing `--json` without computing anything.
+
 `k=0` is the plain probe on the same features. Each `k > 0` gets paired
 t-tests over the folds (`keras_ser.training.report.paired_ttest`, per-fold WA
 and UA) against `k=0` and, with `--reference_run`, against that finished
@@ -81,7 +85,17 @@ def main(argv=None):
     parser.add_argument("--cache_dir", default=os.path.join(ROOT, "runs", "feature_cache"))
     parser.add_argument("--reference_run", default=None, help="A finished LOSO run folder to t-test against.")
     parser.add_argument("--json", default=None, help="Write the results here as JSON.")
+    parser.add_argument("--leaderboard", default=None, help="Add the k > 0 rows to this results.json leaderboard.")
+    parser.add_argument("--report_only", action="store_true",
+                        help="Compute nothing: write the --leaderboard entries from the existing --json.")
     args = parser.parse_args(argv)
+    if args.report_only:
+        if not (args.json and args.leaderboard):
+            parser.error("--report_only needs --json (the results to read) and --leaderboard")
+        with open(args.json) as handle:
+            stored = json.load(handle)
+        write_leaderboard(args.leaderboard, stored["model"], stored["results"], stored["command"])
+        return 0
 
     import tf_pipeline
     from keras_ser.training import scores
@@ -132,11 +146,50 @@ def main(argv=None):
             test = result["ttests"][reference]
             print(f"{name} vs {reference} over {len(speakers)} folds: WA {100 * test['wa']['difference']:+.1f} "
                   f"(p {test['wa']['p']:.3f}), UA {100 * test['ua']['difference']:+.1f} (p {test['ua']['p']:.3f})")
+    command = " ".join(["python", "experiments/nearest_speaker_norm.py"] + sys.argv[1:])
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"model": args.model, "command": " ".join(["python"] + sys.argv), "results": results}, handle,
-                      indent=1)
+            json.dump({"model": args.model, "command": command, "results": results}, handle, indent=1)
+    if args.leaderboard:
+        write_leaderboard(args.leaderboard, args.model, results, command)
     return 0
+
+
+def write_leaderboard(path, model, results, command):
+    """Replaces (or adds) this script's rows in a `docs/results.json` leaderboard."""
+    import platform
+
+    import reproduce  # experiments/reproduce.py: the leaderboard's format and its writer
+
+    new = []
+    for name, result in results.items():
+        if name == "k=0":
+            continue
+        k = int(name.split("=")[1])
+        folds = sorted(result["per_fold"]["ua"])
+        ua, wa = [result["per_fold"]["ua"][s] for s in folds], [result["per_fold"]["wa"][s] for s in folds]
+        new.append({
+            "system": f"{model}, probe, nearest-training-speaker normalisation (k={k})",
+            "table": "speech", "tables": ["speech"],
+            "run": f"experiments/nearest_speaker_norm.py {model} k={k}",
+            "corpus": "emodb", "preset": None, "folds": folds, "n_utterances": 535,
+            "wa_pooled": round(100 * result["wa"], 2), "ua_pooled": round(100 * result["ua"], 2),
+            "wa_mean": round(100 * float(np.mean(wa)), 2), "wa_std": round(100 * float(np.std(wa, ddof=1)), 2),
+            "ua_mean": round(100 * float(np.mean(ua)), 2), "ua_std": round(100 * float(np.std(ua, ddof=1)), 2),
+            "per_fold": [{"speaker": s, "wa": round(100 * result["per_fold"]["wa"][s], 2),
+                          "ua": round(100 * result["per_fold"]["ua"][s], 2)} for s in folds],
+            "ttests": {ref: {m: {key: round(t[m][key], 4) for key in ("difference", "t", "p")} for m in ("wa", "ua")}
+                       for ref, t in result.get("ttests", {}).items()},
+            "paper": None, "uses_test_speaker_audio": False,
+            "command": reproduce.public_command(command),
+            "machine": f"CPU, {os.cpu_count()} cores ({platform.machine()})",
+            "protocol": (f"each utterance standardised with the mean pooled-feature statistics of its {k} nearest "
+                         "training speakers (nearest by the GE2E part of the features; training utterances: their "
+                         "nearest other training speakers), then the probe of encoder_stats (C chosen by "
+                         "leave-one-speaker-out over the training speakers); k fixed, not chosen."),
+            "source": "experiments/nearest_speaker_norm.py",
+        })
+    reproduce.write_results_json(path, reproduce.merge_entries(reproduce.load_results_json(path), new))
 
 
 if __name__ == "__main__":
