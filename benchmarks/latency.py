@@ -138,8 +138,10 @@ def main(argv=None):
                 "model": name,
                 "class": type(model).__name__,
                 "parameters": int(model.count_params()),
-                "input": model.input.name if hasattr(model.input, "name") else None,
-                "input_shape": [None if d is None else int(d) for d in model.input.shape],
+                # One input, or a dict of them (fusion_stats): name -> shape.
+                "input_shape": {key: [None if d is None else int(d) for d in tensor.shape]
+                                for key, tensor in (model.input.items() if isinstance(model.input, dict)
+                                                    else [(model.input.name, model.input)])},
                 "export_s": round(export_s, 1),
                 "saved_model_mb": round(_folder_mb(version_dir), 1),
             }
