@@ -29,6 +29,7 @@ from keras_ser.layers.sru import SRU
 from keras_ser.layers.standardization import ChannelStandardization
 from keras_ser.metrics import UnweightedAccuracy
 from tf_pipeline.config import MAX_SEGMENTS
+from tf_pipeline.config import check_n_segments
 from tf_pipeline.config import FeatureConfig
 
 # The feature image has 3 channels: log-Mel, delta, delta-delta.
@@ -506,10 +507,7 @@ class SRUClassifier(SERTask):
 
 
 def _check_segments(n_segments):
-    if isinstance(n_segments, bool) or not isinstance(n_segments, int) or not 1 <= n_segments <= MAX_SEGMENTS:
-        raise ValueError(
-            f"n_segments must be between 1 and {MAX_SEGMENTS}. Received: n_segments={n_segments!r}"
-        )
+    check_n_segments(n_segments)
 
 
 MODELS = {

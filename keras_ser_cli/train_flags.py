@@ -102,12 +102,14 @@ def config_from(flag_values):
     names = [name for name in TrainConfig.__dataclass_fields__ if name != "backbone_kwargs" and name in flag_values]
     values = {name: flag_values[name].value for name in names}
     from keras_ser.zoo import model_class
-    from tf_pipeline.config import MAX_SEGMENTS
+    from tf_pipeline.config import check_n_segments
 
-    n = values["n_segments"]
     segmented = model_class(values["model"]).SEGMENTED
-    if segmented == "n" and not 1 <= n <= MAX_SEGMENTS:
-        raise UsageError(f"--n_segments must be between 1 and {MAX_SEGMENTS}. Received: --n_segments={n}")
+    if segmented == "n":
+        try:
+            check_n_segments(values["n_segments"], "--n_segments")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if segmented == 1:
         values["n_segments"] = 1
     try:

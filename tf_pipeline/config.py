@@ -42,8 +42,11 @@ def check_integer(name, value, minimum=1):
     return int(value)
 
 
-def check_n_segments(n_segments):
+def check_n_segments(n_segments, name="n_segments"):
     """Validates N, the segments an utterance is cut into (an int in 1..5), and returns it.
+
+    The one check of N: the pipeline, the zoo, the training config and the
+    command line (`name="--n_segments"`) all call it.
 
     Example:
 
@@ -52,12 +55,10 @@ def check_n_segments(n_segments):
     >>> check_n_segments(6)
     Traceback (most recent call last):
     ...
-    ValueError: n_segments must be an integer between 1 and 5. Received: n_segments=6
+    ValueError: n_segments must be between 1 and 5. Received: n_segments=6
     """
     if not _is_int(n_segments) or not 1 <= n_segments <= MAX_SEGMENTS:
-        raise ValueError(
-            f"n_segments must be an integer between 1 and {MAX_SEGMENTS}. Received: n_segments={n_segments!r}"
-        )
+        raise ValueError(f"{name} must be between 1 and {MAX_SEGMENTS}. Received: {name}={n_segments!r}")
     return int(n_segments)
 
 

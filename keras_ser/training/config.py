@@ -4,7 +4,7 @@ import dataclasses
 import json
 
 from keras_ser.zoo import ENCODER_MODELS
-from tf_pipeline.config import MAX_SEGMENTS
+from tf_pipeline.config import check_n_segments
 
 RECIPES = ("end_to_end", "paper", "probe", "frozen")
 # The zoo entries on frozen speech encoders are trained by these recipes; the
@@ -177,8 +177,8 @@ class TrainConfig:
             raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={self.mixup_alpha}")
         if self.recipe == "paper" and self.model != "cnn_sru":
             raise ValueError(f"The 'paper' recipe trains the cnn_sru model. Received: model={self.model!r}")
-        if self.model in ("cnn_sru", "encoder_sru") and not 1 <= self.n_segments <= MAX_SEGMENTS:
-            raise ValueError(f"n_segments must be between 1 and {MAX_SEGMENTS}. Received: n_segments={self.n_segments}")
+        if self.model in ("cnn_sru", "encoder_sru"):
+            check_n_segments(self.n_segments)
         for name in ("epochs", "stage2_epochs", "batch_size", "image_size", "sru_units"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
