@@ -72,6 +72,7 @@ class EncoderTask(SERTask):
     FEATURE_CONFIG_CLASS = MelFramesConfig
     INPUT_LAYOUT = "mel_frames"
     HEAD_LAYERS = ()
+    NESTED_MODELS = ("encoder",)
 
     @property
     def encoder(self):
@@ -108,13 +109,6 @@ class EncoderTask(SERTask):
             "fine_tune": self.fine_tune,
             "dropout": self.dropout,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("encoder"), dict):
-            config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        return super().from_config(config)
 
 
 @keras.saving.register_keras_serializable(package="keras_ser")
@@ -428,12 +422,6 @@ class SoundEffectsStatsClassifier(StatisticsHeadTask):
         return {**super().get_config(), "encoder": keras.saving.serialize_keras_object(self.encoder),
                 "outputs": list(self.outputs_pooled)}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package="keras_ser")
 class FusionStatsClassifier(StatisticsHeadTask):
@@ -478,6 +466,7 @@ class FusionStatsClassifier(StatisticsHeadTask):
 
     FEATURE_CONFIG_CLASS = FusionFeatureConfig
     INPUT_LAYOUT = "fusion"
+    NESTED_MODELS = ("speaker_encoder", "sound_effects_encoder")
 
     def __init__(self, speaker_encoder, sound_effects_encoder, num_classes=7,
                  speaker_outputs=DEFAULT_SPEAKER_OUTPUTS, sfx_outputs=DEFAULT_SFX_OUTPUTS, speaker_subspace=0,
@@ -526,13 +515,6 @@ class FusionStatsClassifier(StatisticsHeadTask):
             "speaker_outputs": list(self.speaker_outputs),
             "sfx_outputs": list(self.sfx_outputs),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("speaker_encoder", "sound_effects_encoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 def build_statistics_model(name, backbone_weights=None, backbone_kwargs=None, **kwargs):

@@ -28,6 +28,7 @@ from keras_ser.backbones import get_backbone_factory
 from keras_ser.layers.sru import SRU
 from keras_ser.layers.standardization import ChannelStandardization
 from keras_ser.metrics import UnweightedAccuracy
+from keras_ser.rebuilt_model import RebuiltModel
 from tf_pipeline.config import MAX_SEGMENTS
 from tf_pipeline.config import check_n_segments
 from tf_pipeline.config import FeatureConfig
@@ -95,7 +96,7 @@ def _check_dropout(dropout):
         raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
 
 
-class SERTask(keras.Model):
+class SERTask(RebuiltModel):
     """Base class of the keras-ser task models (a head on a backbone, with metadata).
 
     Holds what inference needs, saved with the model: `class_names`,
@@ -123,6 +124,7 @@ class SERTask(keras.Model):
     FEATURE_CONFIG_CLASS = FeatureConfig
     INPUT_LAYOUT = "segments"
     SEGMENTED = "n"
+    NESTED_MODELS = ("backbone",)
 
     def __init__(
         self,
@@ -214,19 +216,8 @@ class SERTask(keras.Model):
         return {
             "class_names": list(self._class_names),
             "feature_config": self._feature_config.to_dict(),
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "name": self.name,
-            "trainable": self.trainable,
+            **self.base_config(),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("backbone"), dict):
-            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
 
 
 def _segments_input(backbone, n_segments):

@@ -15,6 +15,7 @@ follow the reference layouts so weights load by name (`conv1`..`conv5`,
 import keras
 
 from keras_ser.layers.lrn import LocalResponseNormalization
+from keras_ser.rebuilt_model import RebuiltModel
 
 VARIANTS = ("caffe", "torchvision")
 
@@ -41,7 +42,7 @@ def _min_image_size(conv1_padding):
 
 
 @keras.saving.register_keras_serializable(package="keras_ser")
-class AlexNet(keras.Model):
+class AlexNet(RebuiltModel):
     """AlexNet as a headless functional model: image -> FC7 features.
 
     Two layouts (`variant`):
@@ -206,17 +207,8 @@ class AlexNet(keras.Model):
             "groups": self.groups,
             "dropout": self.dropout,
             "input_channels": self.input_channels,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "name": self.name,
-            "trainable": self.trainable,
+            **self.base_config(),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
 
 
 def alexnet_backbone(variant=None, weights=None, image_size=227, dropout=0.5, **kwargs):

@@ -22,10 +22,11 @@ keras-ser; torch is needed only to convert a checkpoint of one's own).
 
 import keras
 
-from keras_ser.layers.pooling import PAD_VALUE
 from keras_ser.layers.pooling import DownsampleMask
 from keras_ser.layers.pooling import FillPadding
 from keras_ser.layers.pooling import FrameMask
+from keras_ser.layers.pooling import PAD_VALUE
+from keras_ser.rebuilt_model import RebuiltModel
 
 NUM_BLOCKS = 4
 # Time (and frequency) pooling after each block: the package pools 2x2, 2x2, 2x2, then 1x1 (none).
@@ -34,7 +35,7 @@ BATCH_NORM_EPSILON = 1e-5  # torch.nn.BatchNorm2d's
 
 
 @keras.saving.register_keras_serializable(package="keras_ser")
-class SoundEffectsEncoder(keras.Model):
+class SoundEffectsEncoder(RebuiltModel):
     """aisfx sound-effects CNN: `sfx_mel` -> per-block frame sequences and the clip embedding.
 
     Ma & Lerch, "Representation Learning for the Automatic Indexing of Sound
@@ -157,17 +158,8 @@ class SoundEffectsEncoder(keras.Model):
         return {
             "n_mels": self.n_mels,
             "filters": self.filters,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "name": self.name,
-            "trainable": self.trainable,
+            **self.base_config(),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
 
 
 def sound_effects_encoder(weights=None, **kwargs):

@@ -19,12 +19,13 @@ convert a checkpoint of one's own).
 import keras
 
 from keras_ser.layers.pooling import PAD_VALUE
+from keras_ser.rebuilt_model import RebuiltModel
 
 SEQUENCE_OUTPUTS = ("lstm_1", "lstm_2", "lstm_3")
 
 
 @keras.saving.register_keras_serializable(package="keras_ser")
-class SpeakerEncoder(keras.Model):
+class SpeakerEncoder(RebuiltModel):
     """GE2E speaker encoder: `mel_frames` -> LSTM frame sequences and the speaker embedding.
 
     Input `mel_frames`: `[batch, time, n_mels]` float32 Mel power frames
@@ -100,17 +101,8 @@ class SpeakerEncoder(keras.Model):
             "units": self.units,
             "num_layers": self.num_layers,
             "embedding_dim": self.embedding_dim,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "name": self.name,
-            "trainable": self.trainable,
+            **self.base_config(),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
 
 
 def speaker_encoder(weights=None, **kwargs):
