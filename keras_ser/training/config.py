@@ -3,7 +3,6 @@
 import dataclasses
 import json
 
-from keras_ser.zoo import ENCODER_MODELS
 from tf_pipeline.config import check_n_segments
 
 RECIPES = ("end_to_end", "paper", "probe", "frozen")
@@ -130,6 +129,9 @@ class TrainConfig:
             object.__setattr__(self, "backbone", default_backbone(self.model))
         if self.sru_units is None:
             object.__setattr__(self, "sru_units", 256 if self.model == "encoder_sru" else 4096)
+        # Imported here: keras_ser.zoo imports Keras, and this module stays light (the baselines import it).
+        from keras_ser.zoo import ENCODER_MODELS
+
         if self.recipe in ENCODER_RECIPES and self.model not in ENCODER_MODELS:
             raise ValueError(f"The {self.recipe!r} recipe trains the heads of {ENCODER_MODELS}. "
                              f"Received: model={self.model!r}")
@@ -211,6 +213,8 @@ class TrainConfig:
     @property
     def uses_encoder(self):
         """True for the speech-encoder entries (Mel power frames, frozen encoder)."""
+        from keras_ser.zoo import ENCODER_MODELS
+
         return self.model in ENCODER_MODELS
 
     @property
