@@ -294,3 +294,17 @@ def test_tflite_export_refuses_the_new_layouts(tmp_path):
 
     with pytest.raises(ValueError, match="TFLite export covers the log-Mel and Mel-frame models.*'fusion'"):
         saved_models.export_tflite(_tiny("fusion_stats"), str(tmp_path), "fusion")
+
+
+def test_fusion_preset_timeline_windows_match_each_window_alone(waveforms):
+    from keras_ser.inference import _predictor
+
+    model = keras_ser.from_preset("fusion_stats_emodb")
+    recording = np.concatenate(waveforms)
+    timeline = keras_ser.predict_timeline(model, recording, 2.0, 1.5, batch_windows=4)
+    window, hop = 32000, 24000
+    assert len(timeline.starts) == (len(recording) - window) // hop + 1 >= 4
+    predict = _predictor(model)
+    for i in range(len(timeline.starts)):
+        alone = np.asarray(predict(model.preprocessor(recording[i * hop: i * hop + window])))[0]
+        np.testing.assert_allclose(timeline.probabilities[i], alone, atol=1e-5)

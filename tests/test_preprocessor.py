@@ -18,9 +18,20 @@ ENTRIES = {
     "sru": dict(name="sru", sru_units=8),
     "encoder_stats": dict(name="encoder_stats"),
     "encoder_sru": dict(name="encoder_sru", n_segments=2, sru_units=8),
+    "sfx_stats": dict(name="sfx_stats", backbone_weights="random", backbone_kwargs={"filters": 4}),
+    "fusion_stats": dict(name="fusion_stats", backbone_weights="random", backbone_kwargs={
+        "speaker_encoder": {"units": 8, "embedding_dim": 4}, "sound_effects_encoder": {"filters": 4}}),
 }
 LAYOUT = {"cnn_sru": "segments", "cnn": "segments", "sru": "frames", "encoder_stats": "mel_frames",
-          "encoder_sru": "mel_frames"}
+          "encoder_sru": "mel_frames", "sfx_stats": "sfx_mel", "fusion_stats": "fusion"}
+RECIPE = {"encoder_stats": "probe", "sfx_stats": "probe", "fusion_stats": "probe", "encoder_sru": "frozen"}
+
+
+def _parts(inputs):
+    """The model input as `{name: numpy array}` (one entry for single-input models)."""
+    if isinstance(inputs, dict):
+        return {name: np.asarray(value) for name, value in inputs.items()}
+    return {"input": np.asarray(inputs)}
 
 
 @pytest.mark.parametrize("name", list(ENTRIES))
@@ -30,8 +41,7 @@ def test_every_path_gets_the_same_input(name, synthetic_corpus, tmp_path):
     assert preprocessor.layout == LAYOUT[name]
     # The model's preprocessor is the one its TrainConfig describes, and survives saving.
     spec = {k: v for k, v in ENTRIES[name].items() if k not in ("name", "backbone_kwargs")}
-    config = TrainConfig(model=name, recipe="probe" if name == "encoder_stats" else
-                         "frozen" if name == "encoder_sru" else "end_to_end", **spec)
+    config = TrainConfig(model=name, recipe=RECIPE.get(name, "end_to_end"), **spec)
     assert config.preprocessor(model.feature_config) == preprocessor
     path = str(tmp_path / "m.keras")
     model.save(path)
@@ -45,12 +55,13 @@ def test_every_path_gets_the_same_input(name, synthetic_corpus, tmp_path):
     batch = np.zeros((2, max(len(w) for w in waves)), np.float32)
     for row, w in enumerate(waves):
         batch[row, : len(w)] = w
-    served = np.asarray(preprocessor.batch(batch, [len(w) for w in waves]))
+    served = preprocessor.batch(batch, [len(w) for w in waves])
     for row, w in enumerate(waves):
-        alone = preprocessor(w)[0]
-        frames = alone.shape[0]
-        np.testing.assert_allclose(np.asarray(inputs)[row][: frames], alone, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(served[row][: frames], alone, rtol=1e-4, atol=1e-4)
+        alone = _parts(preprocessor(w))
+        for part, dataset_part, served_part in zip(alone, _parts(inputs).values(), _parts(served).values()):
+            frames = alone[part].shape[1]
+            np.testing.assert_allclose(dataset_part[row][: frames], alone[part][0], rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(served_part[row][: frames], alone[part][0], rtol=1e-4, atol=1e-4)
     assert model.predict(served, verbose=0).shape == (2, synthetic_corpus.num_classes)
 
 
