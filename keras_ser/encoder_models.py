@@ -62,6 +62,22 @@ def _set_trainable(encoder, fine_tune):
     encoder.get_layer("projection").trainable = False
 
 
+def _speaker_statistics(encoder, mel_frames, outputs, dtype):
+    """Mean and std over the real frames of the speaker encoder's `outputs` layers."""
+    mask = FrameMask(name="frame_mask")(mel_frames)
+    sequences = encoder(mel_frames)
+    return [StatisticsPooling(dtype=dtype, name=f"pool_{name}")([sequences[name], mask]) for name in outputs]
+
+
+def _statistics_head(pooled, num_classes, speaker_subspace, dropout, dtype):
+    """`standardize` -> [`speaker_projection`] -> `dropout` -> `predictions` on the pooled features."""
+    x = ChannelStandardization(dtype=_float32_if_mixed(dtype), name="standardize")(pooled)
+    if speaker_subspace:
+        x = SpeakerSubspaceProjection(speaker_subspace, dtype=_float32_if_mixed(dtype), name="speaker_projection")(x)
+    x = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions")(x)
+
+
 class EncoderTask(SERTask):
     """Base of the zoo entries on a speech encoder: the features / head split.
 
@@ -157,24 +173,12 @@ class EncoderStatsClassifier(EncoderTask):
         class_names = _resolve_class_names(class_names, num_classes)
         _set_trainable(encoder, fine_tune)
 
-        # === Layers ===
-        frame_mask = FrameMask(name="frame_mask")
-        pools = [StatisticsPooling(dtype=dtype, name=f"pool_{output}") for output in encoder.sequence_outputs]
-        concatenate = keras.layers.Concatenate(axis=-1, dtype=dtype, name="pooled")
-        standardize = ChannelStandardization(dtype=_float32_if_mixed(dtype), name="standardize")
-        drop = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")
-        predictions = keras.layers.Dense(
-            num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions"
-        )
-
-        # === Functional graph ===
+        # === Functional graph (the pooling and head that sfx_stats and fusion_stats use too) ===
         mel_frames = keras.Input(shape=(None, encoder.n_mels), name="mel_frames")
-        mask = frame_mask(mel_frames)
-        sequences = encoder(mel_frames)
-        x = concatenate([pool([sequences[output], mask]) for pool, output in zip(pools, encoder.sequence_outputs)])
-        x = standardize(x)
-        x = drop(x)
-        outputs = predictions(x)
+        pooled = keras.layers.Concatenate(axis=-1, dtype=dtype, name="pooled")(
+            _speaker_statistics(encoder, mel_frames, encoder.sequence_outputs, dtype)
+        )
+        outputs = _statistics_head(pooled, num_classes, 0, dropout, dtype)
         super().__init__(inputs=mel_frames, outputs=outputs, class_names=class_names,
                          feature_config=feature_config, n_segments=None, dtype=dtype, name=name, **kwargs)
 
@@ -298,13 +302,6 @@ def _check_speaker_subspace(rank):
         )
 
 
-def _speaker_statistics(encoder, mel_frames, outputs, dtype):
-    """Mean and std over the real frames of the speaker encoder's `outputs` layers."""
-    mask = FrameMask(name="frame_mask")(mel_frames)
-    sequences = encoder(mel_frames)
-    return [StatisticsPooling(dtype=dtype, name=f"pool_{name}")([sequences[name], mask]) for name in outputs]
-
-
 def _sound_effects_statistics(encoder, sfx_mel, outputs, dtype):
     """Mean and std over the real frames of the sound-effects encoder's `outputs` blocks.
 
@@ -320,15 +317,6 @@ def _sound_effects_statistics(encoder, sfx_mel, outputs, dtype):
         )
         for name in outputs
     ]
-
-
-def _statistics_head(pooled, num_classes, speaker_subspace, dropout, dtype):
-    """`standardize` -> [`speaker_projection`] -> `dropout` -> `predictions` on the pooled features."""
-    x = ChannelStandardization(dtype=_float32_if_mixed(dtype), name="standardize")(pooled)
-    if speaker_subspace:
-        x = SpeakerSubspaceProjection(speaker_subspace, dtype=_float32_if_mixed(dtype), name="speaker_projection")(x)
-    x = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", dtype=_float32_if_mixed(dtype), name="predictions")(x)
 
 
 class StatisticsHeadTask(EncoderTask):
