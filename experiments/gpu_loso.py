@@ -38,7 +38,6 @@ Tiny CPU check (here, TensorFlow blocked as on the GPU machine):
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -219,14 +218,6 @@ def next_fold_fits(elapsed, estimate, budget_s):
     return budget_s is None or elapsed + estimate <= budget_s
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def copy_finished(source_root, run_root, log):
     """Copies run.json and fold files of every run folder under `source_root` that are missing in `run_root`."""
     copied = 0
@@ -296,6 +287,7 @@ def main(argv=None):
 
     import keras
 
+    from keras_ser.checksums import file_sha256
     from keras_ser.training import feature_file
     from keras_ser.training import loso
     from keras_ser.training import report
@@ -399,7 +391,7 @@ def main(argv=None):
         "versions": loso.versions(),
         "python": platform.python_version(),
         "data": {"file": os.path.basename(args.data), "bytes": os.path.getsize(args.data),
-                 "sha256": sha256(args.data), "info": data.info},
+                 "sha256": file_sha256(args.data), "info": data.info},
         "budget_s": args.budget_s,
         "stopped": stopped,
         "runs": rows,

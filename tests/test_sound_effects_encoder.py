@@ -13,6 +13,7 @@ import pytest
 import keras
 import keras_ser
 from keras_ser.backbones.sound_effects_encoder import SoundEffectsEncoder
+from keras_ser.checksums import file_sha256
 from keras_ser.weights import sound_effects_encoder as encoder_weights
 
 # Three speakers, three emotions, 1.6 s to 5.9 s (69 to 255 frames of 1024 samples at 44.1 kHz).
@@ -81,7 +82,7 @@ def test_encoder_equals_the_torch_network_on_emodb(spectrograms, torch_network):
 
 def test_shipped_weights_are_the_package_checkpoint_converted(aisfx):
     path = encoder_weights.aisfx_checkpoint_path()
-    assert encoder_weights.file_sha256(path) == encoder_weights.AISFX_CHECKPOINT_SHA256
+    assert file_sha256(path) == encoder_weights.AISFX_CHECKPOINT_SHA256
     converted = encoder_weights.convert_checkpoint()
     shipped, metadata = encoder_weights.read_converted(encoder_weights.SHIPPED)
     assert sorted(shipped) == sorted(converted) and len(converted) == 40

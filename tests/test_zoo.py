@@ -325,7 +325,7 @@ def test_task_classes_check_their_arguments_too():
         "keras_ser.backbones.sound_effects_encoder", "keras_ser.weights.sound_effects_encoder",
         "keras_ser.layers.speaker_projection", "keras_ser.training.frozen", "tf_pipeline.sound_effects_mel",
         "tf_pipeline.encoder_inputs", "tf_pipeline.waveform_batches", "keras_ser.weights.assign",
-        "keras_ser.rebuilt_model",
+        "keras_ser.rebuilt_model", "keras_ser.checksums",
     ],
 )
 def test_docstring_examples_run(module):

@@ -47,8 +47,9 @@ import time
 
 import numpy as np
 
-from keras_ser.training.atomic import write_atomic
 from keras_ser.baselines import dependencies
+from keras_ser.checksums import file_sha256
+from keras_ser.training.atomic import write_atomic
 
 SAMPLE_RATE = 16000
 
@@ -75,14 +76,6 @@ def check_feature_set(feature_set):
     return name
 
 
-def _sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def feature_set_info(feature_set):
     """What a feature set is, exactly: configuration file, its hash, dimension, versions.
 
@@ -107,7 +100,7 @@ def feature_set_info(feature_set):
         "feature_set": feature_set,
         "opensmile_feature_set": f"FeatureSet.{member}",
         "config_file": config_file,
-        "config_sha256": _sha256_file(config_path),
+        "config_sha256": file_sha256(config_path),
         "dimension": dimension,
         "level": "functionals",
         "sampling_rate": SAMPLE_RATE,

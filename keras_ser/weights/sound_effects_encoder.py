@@ -23,7 +23,6 @@ dropped. A converted `.npz` also holds two strings, `format` (this layout's
 version) and `source` (where the values came from).
 """
 
-import hashlib
 import os
 
 import numpy as np
@@ -63,15 +62,6 @@ def aisfx_checkpoint_path():
             f"it runs on current ones), and torch with: {TORCH_HINT}"
         )
     return os.path.join(list(spec.submodule_search_locations)[0], "models", "checkpoint.pth")
-
-
-def file_sha256(path):
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _load_torch_checkpoint(path):
