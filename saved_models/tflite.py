@@ -112,14 +112,18 @@ def _dft_basis(n_fft):
 def _mel_frames(waveform, num_samples, config):
     """`tf_pipeline.batch_mel_frames` of one row, `[1, samples] -> [1, frames, n_mels]`, built-in ops only.
 
-    The same steps (optional volume normalisation, centred frames with zero
-    padding, periodic Hann window, power spectrum, Slaney Mel filterbank);
-    the spectrum is a DFT as a matrix product instead of `rfft`.
+    The same steps (the speech front end when the config holds one,
+    optional volume normalisation, centred frames with zero padding,
+    periodic Hann window, power spectrum, Slaney Mel filterbank); the
+    spectrum is a DFT as a matrix product instead of `rfft`.
     """
     import tensorflow as tf
 
     from tf_pipeline import mel_power
+    from tf_pipeline.front_end import apply_front_end
 
+    waveform, num_samples = apply_front_end(waveform, num_samples, config.front_end, config.sample_rate,
+                                            config.min_samples)
     if config.volume_dbfs is not None:
         waveform = mel_power._normalize_volume(waveform, num_samples, float(config.volume_dbfs))
     half = config.n_fft // 2

@@ -25,6 +25,11 @@ _EXPORTS = {
     "MelFramesConfig": "tf_pipeline.config",
     "SoundEffectsMelConfig": "tf_pipeline.config",
     "FusionFeatureConfig": "tf_pipeline.config",
+    "FrontEndConfig": "tf_pipeline.config",
+    # the speech front end: silence trimming and level normalisation
+    "apply_front_end": "tf_pipeline.front_end",
+    "speech_bounds": "tf_pipeline.front_end",
+    "normalize_level": "tf_pipeline.front_end",
     # audio
     "decode_wav": "tf_pipeline.audio",
     "to_mono": "tf_pipeline.audio",

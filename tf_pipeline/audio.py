@@ -410,11 +410,15 @@ def load_audio(source, config=None):
     truncation = _wav_truncation(contents)
     if truncation:
         raise AudioDecodeError(f"Cannot decode audio {what}: {truncation}")
-    try:
-        audio, rate = decode_wav(tf.constant(contents))
-        audio, rate = audio.numpy(), int(rate.numpy())
-    except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, UnicodeDecodeError) as tf_error:
-        audio, rate = _read_with_soundfile(contents, what, tf_error)
+    if contents[:4] != b"RIFF":
+        # FLAC, OGG, ...: straight to soundfile (the WAV decoder would only log its refusal).
+        audio, rate = _read_with_soundfile(contents, what, "no RIFF header: not a WAV file")
+    else:
+        try:
+            audio, rate = decode_wav(tf.constant(contents))
+            audio, rate = audio.numpy(), int(rate.numpy())
+        except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, UnicodeDecodeError) as tf_error:
+            audio, rate = _read_with_soundfile(contents, what, tf_error_message(tf_error))
     if audio.ndim == 2 and audio.shape[1] == 0:
         raise AudioDecodeError(f"Audio {what} has no channels")
     mono = to_mono(tf.constant(audio, tf.float32))
@@ -423,8 +427,7 @@ def load_audio(source, config=None):
     return resample(mono, rate, config.sample_rate).numpy()
 
 
-def _read_with_soundfile(contents, what, tf_error):
-    reason = tf_error_message(tf_error)
+def _read_with_soundfile(contents, what, reason):
     try:
         import soundfile
     except ImportError:

@@ -138,12 +138,33 @@ def check_batch_size(batch_size):
     return check_integer("batch_size", batch_size)
 
 
+def _plain(value):
+    """A field value as plain data (tuples and lists copied as lists, dicts as dicts)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 class _DictConfig:
-    """A frozen dataclass config that round-trips through a plain dict and JSON."""
+    """A frozen dataclass config that round-trips through a plain dict and JSON.
+
+    A field declared with `metadata={"omit_when_none": True}` is left out of
+    `to_dict()` while it is None, so that adding such an option changes no
+    dict (nor the saved models and run records holding one) that does not
+    use it.
+    """
 
     def to_dict(self):
         """Returns the config as a plain, JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        values = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.metadata.get("omit_when_none"):
+                continue
+            values[field.name] = value.to_dict() if isinstance(value, _DictConfig) else _plain(value)
+        return values
 
     @classmethod
     def from_dict(cls, config):
@@ -167,6 +188,94 @@ class _DictConfig:
     def from_json(cls, text):
         """Builds a config from `to_json()` output."""
         return cls.from_dict(json.loads(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontEndConfig(_DictConfig):
+    """Settings of the speech front end: silence trimming and level normalisation.
+
+    Applied to every waveform before its features (`tf_pipeline.front_end`),
+    so that a model hears the speech and not the room: the leading and
+    trailing stretches quieter than `trim_db` below the loudest frame are cut
+    off (pauses inside the utterance are kept), then the rest is scaled to
+    an RMS level of `level_dbfs`. A feature config holds it as its
+    `front_end` field, so it is stored in every model built with that
+    config and runs in training, prediction, timelines and the exported
+    signatures alike.
+
+    Args:
+        trim_db: float or None. A frame is speech when its mean power is at
+            most this many dB below the loudest frame of the utterance
+            (librosa's `effects.trim(top_db=...)`). None keeps the
+            waveform whole. Defaults to `30.0`.
+        level_dbfs: float or None. RMS level, in dB relative to full scale,
+            each (trimmed) utterance is scaled to, up or down. None leaves
+            the level as it is. Defaults to `-18.0`.
+        frame_ms: float. Length of the frames whose power is compared, in
+            milliseconds; frames are centred on every hop (zeros before the
+            first sample and after the last). Defaults to `50.0`.
+        hop_ms: float. Step between those frames in milliseconds; the cut
+            points fall on multiples of it. Defaults to `10.0`.
+
+    Example:
+
+    >>> config = FrontEndConfig(trim_db=40.0)
+    >>> FrontEndConfig.from_dict(config.to_dict()) == config
+    True
+    >>> config.frame_length(16000), config.hop_length(16000)
+    (800, 160)
+    """
+
+    trim_db: float = 30.0
+    level_dbfs: float = -18.0
+    frame_ms: float = 50.0
+    hop_ms: float = 10.0
+
+    def __post_init__(self):
+        if self.trim_db is not None and not (isinstance(self.trim_db, numbers.Real) and self.trim_db > 0):
+            raise ValueError(f"`trim_db` must be None or a positive number of dB. Received: trim_db={self.trim_db!r}")
+        if self.level_dbfs is not None and not (
+            isinstance(self.level_dbfs, numbers.Real) and not isinstance(self.level_dbfs, bool) and self.level_dbfs < 0
+        ):
+            raise ValueError(
+                "`level_dbfs` must be None or a negative level in dB full scale (e.g. -18.0). "
+                f"Received: level_dbfs={self.level_dbfs!r}"
+            )
+        for name in ("frame_ms", "hop_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f"`{name}` must be a positive number of milliseconds. Received: {name}={value!r}")
+        if self.hop_ms > self.frame_ms:
+            raise ValueError(
+                f"`hop_ms` must not exceed `frame_ms`. Received: hop_ms={self.hop_ms}, frame_ms={self.frame_ms}"
+            )
+
+    @property
+    def active(self):
+        """Whether the front end changes anything (trimming or level on)."""
+        return self.trim_db is not None or self.level_dbfs is not None
+
+    def frame_length(self, sample_rate):
+        """Samples per power frame at `sample_rate`."""
+        return max(1, int(round(self.frame_ms * sample_rate / 1000.0)))
+
+    def hop_length(self, sample_rate):
+        """Samples between power frames at `sample_rate`."""
+        return max(1, int(round(self.hop_ms * sample_rate / 1000.0)))
+
+
+def front_end_field():
+    """The `front_end` field of a feature config: a `FrontEndConfig`, or None (off, left out of `to_dict`)."""
+    return dataclasses.field(default=None, metadata={"omit_when_none": True})
+
+
+def check_front_end(front_end):
+    """`front_end` as a `FrontEndConfig` (from a dict too), or None; anything else is a ValueError."""
+    if front_end is None or isinstance(front_end, FrontEndConfig):
+        return front_end
+    if isinstance(front_end, dict):
+        return FrontEndConfig.from_dict(front_end)
+    raise ValueError(f"`front_end` must be a FrontEndConfig, its dict or None. Received: {front_end!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +308,9 @@ class FeatureConfig(_DictConfig):
             Defaults to `1e-6`.
         delta_width: int. `N` of the HTK regression formula for deltas; the
             regression spans `2 * N + 1` frames. Defaults to `2`.
+        front_end: `FrontEndConfig`, its dict, or None. Silence trimming and
+            level normalisation before the features (`tf_pipeline.front_end`).
+            Defaults to `None` (the waveform as it is).
 
     Example:
 
@@ -216,8 +328,10 @@ class FeatureConfig(_DictConfig):
     fmax: float = 8000.0
     log_floor: float = 1e-6
     delta_width: int = 2
+    front_end: FrontEndConfig = front_end_field()
 
     def __post_init__(self):
+        object.__setattr__(self, "front_end", check_front_end(self.front_end))
         for name in ("sample_rate", "n_mels", "win_length", "hop_length", "n_fft", "delta_width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -277,6 +391,9 @@ class MelFramesConfig(_DictConfig):
             leaves the waveform as it is. Defaults to `None`.
         min_samples: int. Shortest accepted waveform (one full window).
             Defaults to `400`.
+        front_end: `FrontEndConfig`, its dict, or None. Silence trimming and
+            level normalisation before the features (`tf_pipeline.front_end`).
+            Defaults to `None` (the waveform as it is).
 
     Example:
 
@@ -295,8 +412,10 @@ class MelFramesConfig(_DictConfig):
     fmax: float = 8000.0
     volume_dbfs: float = None
     min_samples: int = 400
+    front_end: FrontEndConfig = front_end_field()
 
     def __post_init__(self):
+        object.__setattr__(self, "front_end", check_front_end(self.front_end))
         for name in ("sample_rate", "n_mels", "n_fft", "hop_length", "min_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -343,6 +462,9 @@ class SoundEffectsMelConfig(_DictConfig):
         min_samples: int. Shortest accepted waveform. Defaults to `2048`
             (128 ms at 16 kHz: the encoder's three 2x time poolings need 8
             frames).
+        front_end: `FrontEndConfig`, its dict, or None. Silence trimming and
+            level normalisation before the features (`tf_pipeline.front_end`).
+            Defaults to `None` (the waveform as it is).
 
     Example:
 
@@ -358,8 +480,10 @@ class SoundEffectsMelConfig(_DictConfig):
     fmin: float = 0.0
     fmax: float = 22050.0
     min_samples: int = 2048
+    front_end: FrontEndConfig = front_end_field()
 
     def __post_init__(self):
+        object.__setattr__(self, "front_end", check_front_end(self.front_end))
         for name in ("sample_rate", "n_mels", "min_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -404,6 +528,9 @@ class FusionFeatureConfig(_DictConfig):
             input). Defaults to `MelFramesConfig()`.
         sfx_mel: `SoundEffectsMelConfig` or its dict (the sound-effects
             encoder's input). Defaults to `SoundEffectsMelConfig()`.
+        front_end: `FrontEndConfig`, its dict, or None: the front end both
+            encoders' inputs are computed after (run once, on the shared
+            waveforms; the two sub-configs hold none). Defaults to `None`.
 
     Example:
 
@@ -416,10 +543,19 @@ class FusionFeatureConfig(_DictConfig):
 
     mel_frames: MelFramesConfig = dataclasses.field(default_factory=MelFramesConfig)
     sfx_mel: SoundEffectsMelConfig = dataclasses.field(default_factory=SoundEffectsMelConfig)
+    front_end: FrontEndConfig = front_end_field()
 
     def __post_init__(self):
         object.__setattr__(self, "mel_frames", MelFramesConfig.from_dict(self.mel_frames))
         object.__setattr__(self, "sfx_mel", SoundEffectsMelConfig.from_dict(self.sfx_mel))
+        object.__setattr__(self, "front_end", check_front_end(self.front_end))
+        inner = [name for name in ("mel_frames", "sfx_mel") if getattr(self, name).front_end is not None]
+        if inner:
+            raise ValueError(
+                "The fused model runs one front end on the waveforms both encoders share: set "
+                f"FusionFeatureConfig(front_end=...), not {', '.join(f'{name}.front_end' for name in inner)}. "
+                f"Received: {', '.join(f'{name}.front_end={getattr(self, name).front_end!r}' for name in inner)}"
+            )
         if self.mel_frames.sample_rate != self.sfx_mel.sample_rate:
             raise ValueError(
                 "Both front ends must read the same sample rate. Received: "

@@ -5,10 +5,14 @@ each on its own front end: the GE2E speaker encoder on Mel power frames
 (`tf_pipeline.mel_power`) and the sound-effects CNN on its log-Mel
 (`tf_pipeline.sound_effects_mel`). `FusionFeatureConfig` holds both settings
 and `batch_fusion_inputs` computes both from the same waveforms, as a dict
-keyed by the model's input names.
+keyed by the model's input names, after the speech front end
+(`FusionFeatureConfig.front_end`) when the config holds one.
 """
 
+import tensorflow as tf
+
 from tf_pipeline.config import FusionFeatureConfig
+from tf_pipeline.mel_power import check_rows
 
 INPUT_NAMES = ("mel_frames", "sfx_mel")
 
@@ -37,10 +41,22 @@ def batch_fusion_inputs(waveforms, num_samples, config=None):
     >>> inputs["mel_frames"].shape, inputs["sfx_mel"].shape
     (TensorShape([2, 101, 40]), TensorShape([2, 44, 96]))
     """
+    from tf_pipeline.features import _check_waveform
+    from tf_pipeline.front_end import apply_front_end
     from tf_pipeline.mel_power import batch_mel_frames
     from tf_pipeline.sound_effects_mel import batch_sfx_mel
 
     config = FusionFeatureConfig.from_dict(config) if config is not None else FusionFeatureConfig()
+    if config.front_end is not None:
+        # Once, on the shared waveforms (the sub-configs hold no front end).
+        waveforms = _check_waveform(waveforms, "waveforms")
+        num_samples = tf.cast(num_samples, tf.int32)
+        waveforms = waveforms * tf.sequence_mask(num_samples, tf.shape(waveforms)[1], dtype=tf.float32)
+        checks = check_rows(waveforms, num_samples, config.mel_frames, "every waveform of the batch")
+        with tf.control_dependencies(checks):
+            waveforms = tf.identity(waveforms)
+        waveforms, num_samples = apply_front_end(waveforms, num_samples, config.front_end, config.sample_rate,
+                                                 config.min_samples)
     return {
         "mel_frames": batch_mel_frames(waveforms, num_samples, config.mel_frames)[0],
         "sfx_mel": batch_sfx_mel(waveforms, num_samples, config.sfx_mel)[0],

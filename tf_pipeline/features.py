@@ -4,7 +4,9 @@ Every function here runs eagerly, inside `tf.function`, inside tf.data and
 inside an exported SavedModel: the constants (window, Mel filterbank) are
 built once per config with numpy and embedded as graph constants. The delta
 channels and frame sequences are the shared arithmetic of
-`tf_pipeline.array_math` in TensorFlow ops.
+`tf_pipeline.array_math` in TensorFlow ops. With `FeatureConfig.front_end`,
+the speech front end (`tf_pipeline.front_end`) trims and levels the
+waveform first.
 """
 
 import functools
@@ -13,7 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pipeline import array_math
+from tf_pipeline.config import MAX_SEGMENTS
 from tf_pipeline.config import FeatureConfig
+from tf_pipeline.front_end import apply_front_end
 from tf_pipeline.tf_namespace import TF
 
 
@@ -168,6 +172,9 @@ def log_mel(waveform, config=None):
         raise ValueError(
             f"`waveform` must be a mono signal of shape [samples]. Received shape: {waveform.shape}"
         )
+    if config.front_end is not None:
+        mel, num_frames = _batch_log_mel(waveform[None], tf.shape(waveform)[:1], config)
+        return mel[0, : num_frames[0]]
     checks = _assert_frames(tf.shape(waveform)[0], config) + _assert_finite(waveform)
     with tf.control_dependencies(checks):
         frames = tf.signal.frame(waveform, config.n_fft, config.hop_length, pad_end=False)
@@ -257,7 +264,12 @@ def _batch_log_mel(waveforms, num_samples, config):
     # Samples past each row's length must not leak into its frames: zero them.
     waveforms = waveforms * tf.sequence_mask(num_samples, max_samples, dtype=tf.float32)
     with tf.control_dependencies(checks):
-        frames = tf.signal.frame(waveforms, config.n_fft, config.hop_length, pad_end=False)
+        waveforms = tf.identity(waveforms)
+    if config.front_end is not None:
+        # At least the frames of the most segments a model cuts.
+        waveforms, num_samples = apply_front_end(waveforms, num_samples, config.front_end, config.sample_rate,
+                                                 config.min_samples(MAX_SEGMENTS))
+    frames = tf.signal.frame(waveforms, config.n_fft, config.hop_length, pad_end=False)
     num_frames = 1 + (num_samples - config.n_fft) // config.hop_length
     return tf.math.log(_power_mel(frames, config) + config.log_floor), num_frames
 

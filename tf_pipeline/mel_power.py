@@ -9,7 +9,9 @@ equal `librosa.feature.melspectrogram(y, sr=16000, n_fft=400,
 hop_length=160, n_mels=40).T` (librosa's defaults otherwise), which is what
 the encoder's original package computes.
 
-Before the spectrum, the waveform can be brought up to a target loudness
+Before the spectrum, the speech front end runs when the config holds one
+(`MelFramesConfig.front_end`: silence trimming and level normalisation,
+`tf_pipeline.front_end`), and the waveform can be brought up to a target loudness
 (`MelFramesConfig.volume_dbfs`, increase only), as the original package
 does. Its other preprocessing step, trimming long silences with a WebRTC
 voice activity detector, has no in-graph equivalent here; the difference
@@ -32,6 +34,7 @@ from tf_pipeline.config import MelFramesConfig
 from tf_pipeline.features import _assert_finite
 from tf_pipeline.features import _check_waveform
 from tf_pipeline.features import _mel_filterbank_np
+from tf_pipeline.front_end import apply_front_end
 
 # Value of the padded frames of a batch: a power spectrum is never negative.
 PAD_VALUE = -1.0
@@ -139,6 +142,8 @@ def batch_mel_frames(waveforms, num_samples, config=None):
     checks = check_rows(waveforms, num_samples, config, "every waveform of the batch")
     with tf.control_dependencies(checks):
         waveforms = tf.identity(waveforms)
+    waveforms, num_samples = apply_front_end(waveforms, num_samples, config.front_end, config.sample_rate,
+                                             config.min_samples)
     if config.volume_dbfs is not None:
         waveforms = _normalize_volume(waveforms, num_samples, float(config.volume_dbfs))
     power = centred_power_spectrum(waveforms, config.n_fft, config.hop_length)

@@ -20,6 +20,9 @@ Batches of different lengths are padded with `PAD_VALUE` (-1, a value the
 compressed spectrum never takes: it is never negative); the encoder models
 mask those frames and show the network zeros there.
 
+With `SoundEffectsMelConfig.front_end`, the speech front end
+(`tf_pipeline.front_end`) trims and levels each row first.
+
 Every function runs eagerly, inside `tf.function`, tf.data and an exported
 SavedModel.
 """
@@ -31,6 +34,7 @@ import tensorflow as tf
 
 from tf_pipeline.config import SoundEffectsMelConfig
 from tf_pipeline.features import _check_waveform
+from tf_pipeline.front_end import apply_front_end
 from tf_pipeline.mel_power import centred_power_spectrum
 from tf_pipeline.mel_power import check_rows
 
@@ -118,6 +122,8 @@ def batch_sfx_mel(waveforms, num_samples, config=None):
                         needed_for="by the sound-effects encoder", reject_silence=False)
     with tf.control_dependencies(checks):
         waveforms = tf.identity(waveforms)
+    waveforms, num_samples = apply_front_end(waveforms, num_samples, config.front_end, config.sample_rate,
+                                             config.min_samples)
     peak = tf.reduce_max(tf.abs(waveforms), axis=1, keepdims=True)
     waveforms = waveforms / tf.where(peak > 0, peak, 1.0)
     power = centred_power_spectrum(waveforms, config.n_fft, config.hop_length)
