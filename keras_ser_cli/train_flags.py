@@ -38,6 +38,15 @@ def define(flag_values):
                         **F)
     flags.DEFINE_float("volume_dbfs", None, "Encoder models: raise each utterance to this RMS level in dBFS before "
                        "the Mel frames (e.g. -30, as the encoder's original package does). Default: raw audio.", **F)
+    flags.DEFINE_enum("front_end", "none", ["none", "speech"],
+                      "Speech front end, in the model's graph: speech trims the leading and trailing silence "
+                      "(quieter than --trim_db below the loudest frame) and scales the rest to --level_dbfs RMS "
+                      "before the features, in training, prediction and serving alike; none reads the waveform "
+                      "as it is.", **F)
+    flags.DEFINE_float("trim_db", None, "With --front_end=speech: silence threshold below the loudest 50 ms frame, "
+                       "in dB (default 30; 0 = no trimming).", **F)
+    flags.DEFINE_float("level_dbfs", None, "With --front_end=speech: RMS level in dBFS each trimmed utterance is "
+                       "scaled to, up or down (default -18; 0 = level unchanged).", **F)
     flags.DEFINE_string("backbone_kwargs", None,
                         'JSON dict of more backbone arguments, e.g. \'{"filters": [16, 32, 48, 48, 32], '
                         '"fc_units": 256}\' for a small AlexNet.', **F)
@@ -118,20 +127,42 @@ def config_from(flag_values):
         raise UsageError(str(error)) from None
 
 
+def front_end_from(flag_values):
+    """The `FrontEndConfig` the --front_end, --trim_db and --level_dbfs flags ask for, or None."""
+    from tf_pipeline.config import FrontEndConfig
+
+    trim_db, level_dbfs = flag_values.trim_db, flag_values.level_dbfs
+    if flag_values.front_end == "none":
+        if trim_db is not None or level_dbfs is not None:
+            raise UsageError("--trim_db and --level_dbfs set the speech front end; add --front_end=speech")
+        return None
+    defaults = FrontEndConfig()
+    try:
+        return FrontEndConfig(
+            trim_db=defaults.trim_db if trim_db is None else (trim_db or None),
+            level_dbfs=defaults.level_dbfs if level_dbfs is None else (level_dbfs or None))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def feature_config_from(flag_values, config):
     """The feature config dict the flags ask for, or None for the model's defaults."""
-    if flag_values.volume_dbfs is None:
-        return None
-    if not config.uses_encoder or config.model == "sfx_stats":
-        raise UsageError("--volume_dbfs applies to the models on the GE2E encoder (encoder_stats, encoder_sru, "
-                         f"fusion_stats). Received: --model={config.model}")
+    from keras_ser.zoo import model_class
     from tf_pipeline.config import FusionFeatureConfig
     from tf_pipeline.config import MelFramesConfig
 
+    front_end = front_end_from(flag_values)
+    if flag_values.volume_dbfs is None:
+        if front_end is None:
+            return None
+        return model_class(config.model).FEATURE_CONFIG_CLASS(front_end=front_end).to_dict()
+    if not config.uses_encoder or config.model == "sfx_stats":
+        raise UsageError("--volume_dbfs applies to the models on the GE2E encoder (encoder_stats, encoder_sru, "
+                         f"fusion_stats). Received: --model={config.model}")
     try:
-        mel_frames = MelFramesConfig(volume_dbfs=flag_values.volume_dbfs)
         if config.model == "fusion_stats":
-            return FusionFeatureConfig(mel_frames=mel_frames).to_dict()
-        return mel_frames.to_dict()
+            return FusionFeatureConfig(mel_frames=MelFramesConfig(volume_dbfs=flag_values.volume_dbfs),
+                                       front_end=front_end).to_dict()
+        return MelFramesConfig(volume_dbfs=flag_values.volume_dbfs, front_end=front_end).to_dict()
     except ValueError as error:
         raise UsageError(str(error)) from None

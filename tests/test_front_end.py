@@ -252,3 +252,30 @@ def test_every_corpus_file_named_here_exists():
     for files in FILES.values():
         for relative in files:
             assert glob.glob(_path(relative))
+
+
+def test_command_line_flags_set_the_front_end():
+    from absl import flags
+
+    from keras_ser_cli import train_flags
+    from keras_ser_cli.main import UsageError
+
+    def feature_config(*args):
+        values = flags.FlagValues()
+        train_flags.define(values)
+        values(["prog", *args])
+        return train_flags.feature_config_from(values, train_flags.config_from(values))
+
+    assert feature_config("--model=fusion_stats", "--recipe=probe", "--validation=none", "--front_end=speech",
+                          "--trim_db=40") == FusionFeatureConfig(front_end=FrontEndConfig(trim_db=40.0)).to_dict()
+    assert feature_config("--model=encoder_stats", "--recipe=probe", "--validation=none", "--front_end=speech",
+                          "--level_dbfs=0",
+                          "--volume_dbfs=-30") == MelFramesConfig(
+        volume_dbfs=-30.0, front_end=FrontEndConfig(level_dbfs=None)).to_dict()
+    assert feature_config("--model=cnn_sru", "--front_end=speech", "--level_dbfs=-60", "--trim_db=0") == FeatureConfig(
+        front_end=FrontEndConfig(trim_db=None, level_dbfs=-60.0)).to_dict()
+    assert feature_config("--model=cnn_sru") is None
+    with pytest.raises(UsageError, match="add --front_end=speech"):
+        feature_config("--trim_db=20")
+    with pytest.raises(UsageError, match="`level_dbfs` must be None or a negative level"):
+        feature_config("--front_end=speech", "--level_dbfs=3")
