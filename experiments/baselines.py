@@ -50,7 +50,7 @@ PAPER_TABLE_V = {"IS09": (75.5, 74.0), "IS10": (78.1, 76.7)}
 
 # keras_ser.baselines.FEATURE_SETS, named here so that --help needs no import of keras_ser (Keras).
 FEATURE_SETS = ("IS09", "IS10", "ComParE_2016", "eGeMAPSv02")
-CORPORA = ("emodb", "casia")
+CORPORA = ("emodb", "casia", "ravdess", "emovo")
 NORMALIZATIONS = ("train", "speaker")  # checked again by BaselineConfig
 DEFAULT_CACHE_DIR = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "keras_ser", "opensmile"
@@ -88,8 +88,15 @@ def build_parser():
             "--normalization=train,speaker --run_dir=runs/baselines"
         ),
     )
-    parser.add_argument("--data_dir", required=True, help="corpus folder (EMO-DB: the wav/ folder or its parent)")
-    parser.add_argument("--corpus", default="emodb", choices=CORPORA, help="corpus reader (default: %(default)s)")
+    parser.add_argument("--data_dir", required=True,
+                        help="corpus folder (EMO-DB: the wav/ folder or its parent); with several corpora one folder "
+                             "per corpus, comma-separated in the same order")
+    parser.add_argument("--corpus", default="emodb", type=lambda v: _choices(v, CORPORA, "--corpus"),
+                        help=f"corpus reader, one of {', '.join(CORPORA)}, or a comma-separated list of them, "
+                             "combined under the shared emotion names (tf_pipeline.corpora.combine) "
+                             "(default: %(default)s)")
+    parser.add_argument("--classes", default=None, type=lambda v: [name.strip() for name in v.split(",")],
+                        help="classes to keep, comma-separated (tf_pipeline.corpora.select_classes; default: all)")
     parser.add_argument(
         "--feature_set",
         default=["IS09", "IS10"],
@@ -209,7 +216,7 @@ def main(argv=None):
     from tf_pipeline.folds import loso_folds
 
     try:
-        corpus = corpora.READERS[args.corpus](args.data_dir)
+        corpus = corpora.read(args.corpus, args.data_dir, classes=args.classes)
         speakers = None if args.folds.strip().lower() == "all" else [s.strip() for s in args.folds.split(",") if s.strip()]
         folds = loso_folds(corpus, validation="none", speakers=speakers)
         grid = {} if args.c_grid is None else {"c_grid": tuple(args.c_grid)}
@@ -250,7 +257,7 @@ def main(argv=None):
         found = functionals[config.feature_set]
         provenance = {
             "corpus": corpus.name,
-            "data_dir": os.path.abspath(args.data_dir),
+            "data_dir": ",".join(os.path.abspath(folder) for folder in args.data_dir.split(",")),
             "command": command,
             "features": {
                 **found.info,

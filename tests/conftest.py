@@ -1,4 +1,4 @@
-"""Shared fixtures: the real EMO-DB folder, WAV writers, the synthetic corpus."""
+"""Shared fixtures: the real EMO-DB, RAVDESS and EMOVO folders, WAV writers, the synthetic corpus."""
 
 import io
 import os
@@ -9,18 +9,37 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMODB_DIR = os.environ.get("KERAS_SER_EMODB", os.path.join(ROOT, "..", "shared", "data", "emodb", "wav"))
+RAVDESS_DIR = os.environ.get("KERAS_SER_RAVDESS", os.path.join(ROOT, "..", "shared", "data", "ravdess"))
+EMOVO_DIR = os.environ.get("KERAS_SER_EMOVO", os.path.join(ROOT, "..", "shared", "data", "emovo"))
+
+
+def _corpus_dir(path, name, variable):
+    """`path` when it is a folder; else a skip, or a failure when KERAS_SER_REQUIRE_DATA=1 (CI)."""
+    if not os.path.isdir(path):
+        message = f"{name} not found at {path} (set {variable})"
+        if os.environ.get("KERAS_SER_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(scope="session")
 def emodb_dir():
     """The real EMO-DB WAV folder. CI sets KERAS_SER_REQUIRE_DATA=1, so a missing
     folder fails there instead of skipping."""
-    if not os.path.isdir(EMODB_DIR):
-        message = f"EMO-DB not found at {EMODB_DIR} (set KERAS_SER_EMODB)"
-        if os.environ.get("KERAS_SER_REQUIRE_DATA") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return EMODB_DIR
+    return _corpus_dir(EMODB_DIR, "EMO-DB", "KERAS_SER_EMODB")
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir():
+    """The real RAVDESS speech folder (Actor_01 .. Actor_24), like `emodb_dir`."""
+    return _corpus_dir(RAVDESS_DIR, "RAVDESS", "KERAS_SER_RAVDESS")
+
+
+@pytest.fixture(scope="session")
+def emovo_dir():
+    """The real EMOVO folder (f1 .. m3), like `emodb_dir`."""
+    return _corpus_dir(EMOVO_DIR, "EMOVO", "KERAS_SER_EMOVO")
 
 
 def wav_bytes(samples, rate=16000, channels=1, sampwidth=2):

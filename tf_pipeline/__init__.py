@@ -68,6 +68,7 @@ _EXPORTS = {
     "CorpusError": "tf_pipeline.corpora",
     "corpora": "tf_pipeline.corpora",
     "loso_folds": "tf_pipeline.folds",
+    "loco_folds": "tf_pipeline.folds",
     "Fold": "tf_pipeline.folds",
     # datasets
     "make_dataset": "tf_pipeline.dataset",

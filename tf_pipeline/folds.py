@@ -1,4 +1,4 @@
-"""Leave-one-speaker-out (LOSO) folds."""
+"""Leave-one-speaker-out (LOSO) and leave-one-corpus-out (LOCO) folds."""
 
 import dataclasses
 
@@ -7,11 +7,14 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Fold:
-    """One LOSO fold: a test speaker and the indices of each part.
+    """One fold: what is held out for testing and the indices of each part.
 
-    `train_indices` never contain the test speaker nor the validation
-    speaker; `validation_indices` is empty when no validation speaker is held
-    out.
+    Under `protocol="loso"` `test_speaker` is the test speaker; under
+    `protocol="loco"` it is the test corpus (a name of `Corpus.corpora`),
+    whose every file is tested, so a fold file `fold_<test_speaker>.json` is
+    named after the corpus. `train_indices` never contain what is tested
+    nor the validation speaker; `validation_indices` is empty when no
+    validation speaker is held out.
     """
 
     test_speaker: str
@@ -19,6 +22,7 @@ class Fold:
     test_indices: np.ndarray
     validation_speaker: str = None
     validation_indices: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    protocol: str = "loso"
 
 
 def loso_folds(corpus, validation="none", speakers=None):
@@ -72,3 +76,49 @@ def loso_folds(corpus, validation="none", speakers=None):
         train = np.flatnonzero((ids != speaker) & (ids != validation_speaker))
         folds.append(Fold(speaker, train, test, validation_speaker, held))
     return folds
+
+
+def loco_folds(corpus, corpora=None, validation="none"):
+    """Leave-one-corpus-out folds of a combined corpus (`tf_pipeline.corpora.combine`).
+
+    For each test corpus, train on every speaker of the other corpora and
+    test on every file of the test corpus. `Fold.test_speaker` holds the
+    test corpus's name and `Fold.protocol` is `"loco"`.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus` combined from at least 2 corpora.
+        corpora: optional list of test corpora (a subset of
+            `corpus.corpora`); defaults to all of them.
+        validation: only `"none"`: no validation speaker is held out.
+
+    Returns:
+        A list of `Fold`, in the order of `corpora`.
+
+    Raises:
+        ValueError: a corpus that is not combined from 2 or more corpora,
+            an unknown test corpus, or `validation` other than `"none"`.
+
+    Example:
+
+    >>> both = combine([emodb("/data/emodb/wav"), ravdess("/data/ravdess")])   # doctest: +SKIP
+    >>> [(fold.test_speaker, len(fold.test_indices)) for fold in loco_folds(both)]   # doctest: +SKIP
+    [('emodb', 535), ('ravdess', 1440)]
+    """
+    if validation != "none":
+        raise ValueError(f"Leave-one-corpus-out holds out no validation speaker: validation must be 'none'. "
+                         f"Received: validation={validation!r}")
+    all_corpora = list(corpus.corpora)
+    if len(all_corpora) < 2:
+        raise ValueError(f"Leave-one-corpus-out needs a corpus combined from at least 2 corpora "
+                         f"(tf_pipeline.corpora.combine). Received {corpus.name!r}, combined from {all_corpora}")
+    if corpora is None:
+        corpora = all_corpora
+    else:
+        corpora = [str(name) for name in corpora]
+        if not corpora:
+            raise ValueError("corpora is an empty list; give at least one test corpus or None for all")
+        unknown = [name for name in corpora if name not in all_corpora]
+        if unknown:
+            raise ValueError(f"Unknown test corpus(es) {unknown}. The corpus is combined from: {all_corpora}")
+    ids = corpus.corpus_ids
+    return [Fold(name, np.flatnonzero(ids != name), np.flatnonzero(ids == name), protocol="loco") for name in corpora]

@@ -9,7 +9,8 @@ asked, in a `.npz` file) and every fold trains only the head:
   regression (scikit-learn, L-BFGS) on the standardised pooled features;
   its inverse L2 strength `C` is chosen by leave-one-speaker-out
   cross-validation over the training speakers (the test speaker is never
-  seen), then the regression is refitted on all training speakers and its
+  seen; under leave-one-corpus-out, by leaving one training corpus out:
+  `FoldData.groups`), then the regression is refitted on all training speakers and its
   weights become the model's `standardize` and `predictions` layers.
 - `frozen` (either entry): the head (`standardize` -> ... -> softmax) is
   trained with Adam on the cached features; with `validation="next"`, early
@@ -94,7 +95,8 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
     Args:
         features: float array `[n, d]` of the training speakers.
         labels: int array `[n]`.
-        groups: array `[n]` of speaker ids (the inner folds).
+        groups: array `[n]` of the inner folds' groups: speaker ids, or corpus names under
+            leave-one-corpus-out.
         num_classes: int.
         c_grid: inverse L2 strengths to choose from.
         seed: int.
@@ -286,10 +288,10 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
     if config.speaker_subspace:
         if config.speaker_norm:
             raise ValueError("speaker_subspace and speaker_norm are two answers to the same problem; choose one")
-        probe = fit_probe_projected(data.features("train"), data.labels["train"], data.speakers["train"],
+        probe = fit_probe_projected(data.features("train"), data.labels["train"], data.groups["train"],
                                     len(data.class_names), subspace_ranks(config.speaker_subspace), seed=config.seed)
     else:
-        probe = fit_probe(data.features("train"), data.labels["train"], data.speakers["train"],
+        probe = fit_probe(data.features("train"), data.labels["train"], data.groups["train"],
                           len(data.class_names), seed=config.seed)
     if config.speaker_norm:
         # Features standardised per speaker: the probe's scaler is folded into
@@ -304,10 +306,13 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
     else:
         set_probe_weights(model, probe)
     chosen = {"C": probe["C"], **({"rank": probe["rank"]} if "rank" in probe else {})}
+    held_out = sorted({str(group) for group in data.groups["train"]})
     if verbose:
         rank = f", speaker subspace rank {probe['rank']}" if "rank" in probe else ""
-        print(f"probe: C={probe['C']}{rank} chosen on the training speakers (inner UA {probe['inner_ua']})")
-    return TrainResult(model, {"probe": 1}, {"probe": 1}, {"probe": {**chosen, "inner_ua": probe["inner_ua"]}})
+        print(f"probe: C={probe['C']}{rank} chosen by leaving out each of {held_out} in turn "
+              f"(inner UA {probe['inner_ua']})")
+    return TrainResult(model, {"probe": 1}, {"probe": 1},
+                       {"probe": {**chosen, "inner_ua": probe["inner_ua"], "inner_groups": held_out}})
 
 
 def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):

@@ -7,20 +7,30 @@ written atomically (temporary file + rename) as `fold_<speaker>.json`; a
 second invocation with the same run directory skips the folds already there,
 so an interrupted run loses at most the fold in progress.
 
+The same runner evaluates leave-one-corpus-out (`protocol="loco"`, a corpus
+combined by `tf_pipeline.corpora.combine`): each fold tests every file of
+one corpus after training on the others (`fold_<corpus>.json`), and the
+probe's inner cross-validation leaves one training corpus out.
+
 `run_folds` is that loop on its own, for any system that can fit on a fold's
 training speakers and predict its test speaker: `run_loso` drives it with the
 Keras recipes, `keras_ser.baselines.run_loso` with the openSMILE + SVM
 baselines, so every system writes the same run folder:
 
 - `run.json`: what the run is (`config`, `corpus`, `class_names`,
-  `feature_config`, `command`, `speakers`: every speaker of the corpus,
-  `uses_test_speaker_audio`); a system whose `config` the report cannot put
-  in words adds `label` and `protocol`.
-- `fold_<speaker>.json`: `test_speaker`, `validation_speaker`, `n_train`,
+  `feature_config`, `command`, `speakers`: every speaker of the corpus, or
+  every corpus under leave-one-corpus-out, `uses_test_speaker_audio`,
+  `evaluation`: `"loso"` or `"loco"`, `corpora`: the corpora read,
+  `left_out`: files per class left out by `select_classes`); a system whose
+  `config` the report cannot put in words adds `label` and `protocol` (a
+  sentence).
+- `fold_<speaker>.json`: `test_speaker` (the test corpus under
+  leave-one-corpus-out), `validation_speaker`, `n_train`,
   `n_validation`, `n_test`, `wa`, `ua`, `confusion`, `class_names`,
   `predictions` (`path`, `label`, `predicted`, `probabilities`),
   `epochs_run`, `best_epoch`, `history`, `channel_stats`, `wall_time_s`,
-  `config`, `feature_config`, `corpus`, `versions`.
+  `config`, `feature_config`, `corpus`, `evaluation`, `train_corpora`,
+  `versions`.
 - `results.json`, `results.md`, `confusion.png`: `keras_ser.training.report`.
 """
 
@@ -39,6 +49,9 @@ from keras_ser.training.atomic import write_json_atomic
 from keras_ser.training.config import TrainConfig
 
 RUN_FILE = "run.json"
+PROTOCOLS = ("loso", "loco")
+# Identity entries a run folder written before they existed holds implicitly.
+_IDENTITY_DEFAULTS = {"evaluation": "loso"}
 
 
 def fold_path(run_dir, speaker):
@@ -103,6 +116,7 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
 
     parts = fold_parts(fold)
     speaker_ids = np.array([record.speaker for record in corpus.records])
+    groups = inner_groups(corpus, fold)
 
     preprocessor = config.preprocessor(feature_config)
 
@@ -119,7 +133,8 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
         def features(part):
             return raw_features()[parts[part]]
 
-        return FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers)
+        return FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers,
+                        groups=groups)
 
     stats = {}
 
@@ -145,10 +160,34 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     if len(fold.test_indices):
         mean, variance = speaker_stats()[speaker_ids[fold.test_indices[0]]]
         channel_stats = (mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
-    data = FoldData(dataset, labels, list(corpus.class_names), channel_stats, features=features, speakers=speakers)
+    data = FoldData(dataset, labels, list(corpus.class_names), channel_stats, features=features, speakers=speakers,
+                    groups=groups)
     train_speakers = sorted(set(speakers["train"]))
     data.speaker_prior_variance = np.mean([speaker_stats()[s][1] for s in train_speakers], axis=0).astype(np.float32)
     return data
+
+
+def inner_groups(corpus, fold):
+    """`part -> group ids` of the inner cross-validation (the `probe` recipe's choice of `C`).
+
+    The speakers under leave-one-speaker-out; under leave-one-corpus-out the
+    corpus of each record, so that a choice is made by leaving one training
+    corpus out; with a single training corpus, its speakers.
+
+    Returns:
+        dict `{"train", "validation", "test"} -> numpy array`.
+    """
+    parts = fold_parts(fold)
+    ids = corpus.speaker_ids
+    if fold.protocol == "loco" and len(set(corpus.corpus_ids[fold.train_indices])) > 1:
+        ids = corpus.corpus_ids
+    return {part: ids[indices] for part, indices in parts.items()}
+
+
+def train_corpora(corpus, fold):
+    """The corpora a fold trains on, in the order of `corpus.corpora` (`[corpus.name]` for one corpus)."""
+    used = set(corpus.corpus_ids[fold.train_indices])
+    return [name for name in (corpus.corpora or (corpus.name,)) if name in used]
 
 
 def fold_parts(fold):
@@ -245,14 +284,24 @@ def feature_config_for(config, feature_config=None):
     return config_class.from_dict(feature_config) if feature_config is not None else config_class()
 
 
-def _run_identity(corpus, config, feature_config, data_dir):
+def _absolute_data_dir(corpus, data_dir):
+    if not data_dir:
+        return None
+    if corpus.corpora:  # one folder per corpus, comma-separated
+        folders = data_dir.split(",") if isinstance(data_dir, str) else list(data_dir)
+        return ",".join(os.path.abspath(folder.strip()) if folder.strip() else "" for folder in folders)
+    return os.path.abspath(data_dir)
+
+
+def _run_identity(corpus, config, feature_config, data_dir, protocol="loso"):
     return {
         "config": config.to_dict(),
         "corpus": corpus.name,
-        "data_dir": os.path.abspath(data_dir) if data_dir else None,
+        "data_dir": _absolute_data_dir(corpus, data_dir),
         "class_names": list(corpus.class_names),
         "num_utterances": len(corpus),
         "feature_config": feature_config.to_dict(),
+        "evaluation": protocol,
     }
 
 
@@ -264,9 +313,9 @@ def _check_run_dir(run_dir, identity):
         # Fields added to TrainConfig since the run started take their defaults.
         stored["config"] = TrainConfig.from_dict(stored.get("config", {})).to_dict()
         differences = [
-            f"{key}: {stored.get(key)!r} (stored) vs {value!r} (now)"
+            f"{key}: {stored.get(key, _IDENTITY_DEFAULTS.get(key))!r} (stored) vs {value!r} (now)"
             for key, value in identity.items()
-            if stored.get(key) != value
+            if stored.get(key, _IDENTITY_DEFAULTS.get(key)) != value
         ]
         if differences:
             raise ValueError(
@@ -324,6 +373,8 @@ def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold
         "config": config.to_dict(),
         "feature_config": feature_config.to_dict(),
         "corpus": corpus.name,
+        "evaluation": fold.protocol,
+        "train_corpora": train_corpora(corpus, fold),
         "versions": versions(),
     }, result.model
 
@@ -370,7 +421,8 @@ def run_folds(run_dir, folds, fit_fold, run_record, check=None, log=print, print
     computed, skipped = [], []
     for number, fold in enumerate(folds, start=1):
         path = fold_path(run_dir, fold.test_speaker)
-        prefix = f"[fold {number}/{len(folds)}] speaker {fold.test_speaker}"
+        tested = "corpus" if getattr(fold, "protocol", "loso") == "loco" else "speaker"
+        prefix = f"[fold {number}/{len(folds)}] {tested} {fold.test_speaker}"
         if os.path.exists(path):
             with open(path) as handle:
                 done = json.load(handle)
@@ -400,16 +452,19 @@ def run_loso(
     log=print,
     fold_data=None,
     tensorboard=True,
+    protocol="loso",
 ):
-    """Runs (or resumes) a LOSO evaluation and writes its report.
+    """Runs (or resumes) a LOSO (or leave-one-corpus-out) evaluation and writes its report.
 
     Args:
-        corpus: a `tf_pipeline.Corpus`.
+        corpus: a `tf_pipeline.Corpus` (combined from several corpora with
+            `tf_pipeline.corpora.combine` for `protocol="loco"`).
         config: a `TrainConfig`.
-        run_dir: folder of the run: `run.json`, `fold_<speaker>.json` per
-            finished fold, `results.json`, `results.md`, `confusion.png` and
-            `tensorboard/`.
-        speakers: test speakers to run (default: all).
+        run_dir: folder of the run: `run.json`, `fold_<speaker>.json` (or
+            `fold_<corpus>.json`) per finished fold, `results.json`,
+            `results.md`, `confusion.png` and `tensorboard/`.
+        speakers: test speakers to run (default: all); the test corpora
+            under `protocol="loco"`.
         feature_config: `tf_pipeline.FeatureConfig` (default: the paper's).
         data_dir: the corpus folder, recorded in the results.
         verbose: Keras progress output (1 bars, 2 one line per epoch, 0 none).
@@ -420,19 +475,35 @@ def run_loso(
             TensorFlow: `keras_ser.training.feature_file.fold_data_fn(arrays)`.
         tensorboard: bool. Write `tensorboard/` logs (Keras' TensorBoard
             callback needs TensorFlow). Defaults to `True`.
+        protocol: `"loso"` (leave one speaker out) or `"loco"` (leave one
+            corpus out: `tf_pipeline.folds.loco_folds`; model selection on
+            the training corpora only, `config.validation` must be
+            `"none"`). Defaults to `"loso"`.
 
     Returns:
         The report dict (as written to `results.json`).
+
+    Raises:
+        ValueError: an unknown `protocol`, `protocol="loco"` on a corpus not
+            combined from 2 or more corpora or with `validation="next"`, or a
+            `run_dir` that holds another run.
 
     Example:
 
     >>> corpus = tf_pipeline.corpora.emodb("/data/emodb/wav")         # doctest: +SKIP
     >>> config = TrainConfig(epochs=30, validation="next")              # doctest: +SKIP
     >>> report = run_loso(corpus, config, "runs/emodb_n3", speakers=["03", "08"])  # doctest: +SKIP
+    >>> both = tf_pipeline.corpora.read("emodb,ravdess", "/data/emodb/wav,/data/ravdess")  # doctest: +SKIP
+    >>> probe = TrainConfig(model="encoder_stats", recipe="probe")                        # doctest: +SKIP
+    >>> report = run_loso(both, probe, "runs/loco", protocol="loco")                      # doctest: +SKIP
     """
     import keras
 
+    from tf_pipeline.folds import loco_folds
     from tf_pipeline.folds import loso_folds
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}. Received: protocol={protocol!r}")
 
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
@@ -441,11 +512,16 @@ def run_loso(
 
     distribute.get_strategy(config.strategy)  # before any TensorFlow op (multi-worker needs it)
     os.makedirs(run_dir, exist_ok=True)
-    identity = _run_identity(corpus, config, feature_config, data_dir)
+    if protocol == "loco":
+        folds = loco_folds(corpus, corpora=speakers, validation=config.validation)
+    else:
+        folds = loso_folds(corpus, validation=config.validation, speakers=speakers)
+    identity = _run_identity(corpus, config, feature_config, data_dir, protocol)
     _check_run_dir(run_dir, identity)
-    folds = loso_folds(corpus, validation=config.validation, speakers=speakers)
-    record = {**identity, "command": command or " ".join(sys.argv), "speakers": list(corpus.speakers),
-              "uses_test_speaker_audio": bool(config.speaker_norm)}
+    record = {**identity, "command": command or " ".join(sys.argv),
+              "speakers": list(corpus.corpora if protocol == "loco" else corpus.speakers),
+              "uses_test_speaker_audio": bool(config.speaker_norm),
+              "corpora": list(corpus.corpora or (corpus.name,)), "left_out": dict(corpus.left_out)}
 
     def fit_fold(fold):
         log_dir = os.path.join(run_dir, "tensorboard", f"fold_{fold.test_speaker}") if tensorboard else None

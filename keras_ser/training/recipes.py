@@ -39,7 +39,12 @@ class FoldData:
             encoder's pooled features, in the order of `labels[part]` (the
             `probe` and `frozen` recipes).
         speakers: optional dict `part -> numpy array` of speaker ids in
-            the order of `labels[part]` (inner cross-validation by speaker).
+            the order of `labels[part]`.
+        groups: optional dict `part -> numpy array` of the groups of the
+            inner cross-validation (the `probe` recipe leaves one out at a
+            time), in the order of `labels[part]`. Defaults to `speakers`;
+            under leave-one-corpus-out, each record's corpus
+            (`keras_ser.training.loso.inner_groups`).
     """
 
     dataset: object
@@ -49,6 +54,11 @@ class FoldData:
     segment_dataset: object = None
     features: object = None
     speakers: dict = None
+    groups: dict = None
+
+    def __post_init__(self):
+        if self.groups is None:
+            self.groups = self.speakers
 
     @property
     def has_validation(self):

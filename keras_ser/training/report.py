@@ -1,5 +1,8 @@
 """Reports of LOSO runs: results.json, results.md, confusion.png, and paired t-tests.
 
+A leave-one-corpus-out run (`evaluation: "loco"` in its `run.json`) is
+reported the same way, one row per test corpus.
+
 Everything here is computed from the fold files alone, so a resumed run
 writes the same report as an uninterrupted one.
 """
@@ -30,6 +33,10 @@ def summarise(run_dir):
     Also `uses_test_speaker_audio`, `speakers_done` and, when `run.json` lists
     the corpus's `speakers`, `speakers_missing` and `complete`; `label`,
     `protocol` and `provenance` are copied from `run.json` where it has them.
+    `evaluation` is `"loso"` or `"loco"` (leave-one-corpus-out: the
+    "speakers" are the test corpora); `corpora` and `left_out` (files per
+    class left out by `tf_pipeline.corpora.select_classes`) come from
+    `run.json`, each fold's `train_corpora` from its file, where present.
     """
     folds = load_folds(run_dir)
     if not folds:
@@ -53,9 +60,10 @@ def summarise(run_dir):
         "class_names": class_names,
         "folds": [
             {
-                key: fold[key]
-                for key in ("test_speaker", "validation_speaker", "n_train", "n_test", "wa", "ua",
-                            "epochs_run", "best_epoch", "wall_time_s")
+                **{key: fold[key]
+                   for key in ("test_speaker", "validation_speaker", "n_train", "n_test", "wa", "ua",
+                               "epochs_run", "best_epoch", "wall_time_s")},
+                **({"train_corpora": fold["train_corpora"]} if "train_corpora" in fold else {}),
             }
             for fold in folds
         ],
@@ -73,7 +81,11 @@ def summarise(run_dir):
         "versions": folds[-1].get("versions", {}),
         "uses_test_speaker_audio": bool(run.get("uses_test_speaker_audio", run["config"].get("speaker_norm", False))),
         "speakers_done": done,
+        "evaluation": run.get("evaluation", "loso"),
     }
+    for key in ("corpora", "left_out"):
+        if key in run:
+            summary[key] = run[key]
     if run.get("speakers") is not None:  # every speaker of the corpus: which folds are still to run
         summary["speakers_missing"] = [speaker for speaker in run["speakers"] if speaker not in done]
         summary["complete"] = not summary["speakers_missing"]
@@ -86,13 +98,22 @@ def summarise(run_dir):
 def markdown(summary):
     """The human-readable table of a report."""
     config = summary["config"]
+    loco = summary.get("evaluation") == "loco"
+    evaluation = "Leave-one-corpus-out" if loco else "LOSO"
     if summary.get("label"):
-        title, protocol = f"# LOSO on {summary['corpus']}: {summary['label']}", f"Protocol: {summary['protocol']}"
+        title = f"# {evaluation} on {summary['corpus']}: {summary['label']}"
+        protocol = f"Protocol: {summary['protocol']}"
     else:
-        title = f"# LOSO on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)"
-        protocol = _protocol(config)
+        title = f"# {evaluation} on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)"
+        protocol = _protocol(config, loco=loco)
+    if loco:
+        protocol += " Each fold tests every file of one corpus after training on the other corpora."
+    if summary.get("left_out"):
+        left = ", ".join(f"{name} {count}" for name, count in summary["left_out"].items())
+        protocol += (f" Classes {', '.join(summary['class_names'])}; left out "
+                     f"{sum(summary['left_out'].values())} files of other classes ({left}).")
     if summary.get("ensemble_of"):
-        title = f"# LOSO on {summary['corpus']}: ensemble of {len(summary['ensemble_of'])} runs"
+        title = f"# {evaluation} on {summary['corpus']}: ensemble of {len(summary['ensemble_of'])} runs"
         protocol = ("Mean of the per-utterance probabilities of: " + ", ".join(summary["ensemble_of"])
                     + f". First run's protocol: {protocol}")
     lines = [
@@ -102,7 +123,7 @@ def markdown(summary):
         "",
         protocol,
         "",
-        "| Test speaker | Utterances | WA % | UA % | Epochs (best) | Time s |",
+        f"| Test {'corpus' if loco else 'speaker'} | Utterances | WA % | UA % | Epochs (best) | Time s |",
         "|---|---:|---:|---:|---|---:|",
     ]
     for fold in summary["folds"]:
@@ -140,7 +161,7 @@ def markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def _encoder_protocol(config):
+def _encoder_protocol(config, loco=False):
     """The protocol sentence of the speech-encoder entries (frozen encoder, head on pooled features)."""
     weights = config.get("backbone_weights") or "pretrained weights shipped with keras-ser"
     pooling = {
@@ -150,8 +171,9 @@ def _encoder_protocol(config):
     }.get(config["model"], f"N={config.get('n_segments')} segments, mean + std of each, SRU {config.get('sru_units')} "
                            f"units, dropout {config['dropout']}")
     if config["recipe"] == "probe":
-        training = ("multinomial logistic regression, C chosen by leave-one-speaker-out over the training "
-                    "speakers")
+        training = ("multinomial logistic regression, C chosen by "
+                    + ("leave-one-corpus-out over the training corpora" if loco else
+                       "leave-one-speaker-out over the training speakers"))
         if config.get("speaker_subspace"):
             training = (f"speaker-subspace projection (rank up to {config['speaker_subspace']}, fitted on the "
                         "training speakers' class-balanced means) before a " + training[0].lower() + training[1:]
@@ -166,9 +188,9 @@ def _encoder_protocol(config):
             f"seed {config['seed']}.")
 
 
-def _protocol(config):
+def _protocol(config, loco=False):
     if config["model"] in ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats"):
-        return _encoder_protocol(config)
+        return _encoder_protocol(config, loco=loco)
     weights = config.get("backbone_weights") or "random init (no pretrained weights)"
     frozen = config["recipe"] == "paper" and config.get("stage1_epochs") == 0
     if config["recipe"] == "paper":
@@ -220,7 +242,8 @@ def plot_confusion(summary, path):
                       color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
     pooled = summary["pooled"]
     name = summary["config"].get("model") or summary.get("label")
-    axis.set_title(f"{summary['corpus']} LOSO, {name}: "
+    evaluation = "LOCO" if summary.get("evaluation") == "loco" else "LOSO"
+    axis.set_title(f"{summary['corpus']} {evaluation}, {name}: "
                    f"WA {100 * pooled['wa']:.1f} / UA {100 * pooled['ua']:.1f}", fontsize=10)
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
