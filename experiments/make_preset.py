@@ -12,6 +12,13 @@ the run and this command.
 
     .venv/bin/python experiments/make_preset.py --data_dir=/data/emodb/wav \\
         --loso_run=runs/reproduce/cpu/encoder_stats_probe --name=encoder_stats_emodb
+
+Several corpora combine (`--corpus=emodb,ravdess,emovo` with one folder
+each in `--data_dir`, `--classes` to choose the emotions; the run is then a
+leave-one-corpus-out run), and `--score_on` stores the preset's figures on
+other corpora, over the emotions it shares with each, in `preset.json`
+(`cross_corpus`). The licences of the training corpora go into its
+`license` entry.
 """
 
 import argparse
@@ -20,16 +27,66 @@ import os
 import sys
 import time
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DESCRIPTION = {
-    "encoder_stats": ("Frozen GE2E speech encoder + statistics pooling of its three LSTM layers + logistic "
-                      "regression, trained on all ten EMO-DB speakers (7 emotions)"),
+MODEL_DESCRIPTION = {
+    "encoder_stats": "Frozen GE2E speech encoder + statistics pooling of its three LSTM layers + logistic regression",
     "fusion_stats": ("Frozen GE2E speech encoder and aisfx sound-effects CNN side by side + statistics pooling of "
-                     "the encoder's three LSTM layers and the CNN's top block + logistic regression, trained on all "
-                     "ten EMO-DB speakers (7 emotions)"),
+                     "the encoder's three LSTM layers and the CNN's top block + logistic regression"),
 }
+CORPUS_NAMES = {"emodb": "EMO-DB", "ravdess": "RAVDESS", "emovo": "EMOVO", "casia": "CASIA"}
+# What a preset trained on each corpus must say about it.
+CORPUS_LICENCES = {
+    "emodb": "EMO-DB (Berlin Database of Emotional Speech, Burkhardt et al. 2005), free for research",
+    "ravdess": ("RAVDESS (Livingstone & Russo 2018), CC BY-NC-SA 4.0: attribution, non-commercial use only, "
+                "share-alike; this preset's head is derived from it and carries that licence"),
+    "emovo": "EMOVO (Costantini et al. 2014), distributed by its authors for research",
+}
+
+
+def _placeholder(corpus_name):
+    return "/data/emodb/wav" if corpus_name == "emodb" else f"/data/{corpus_name}"
+
+
+def describe(model, corpus):
+    """The preset's one-line description: the model, the corpora, speakers and emotions it was trained on."""
+    names = corpus.corpora or (corpus.name,)
+    where = " + ".join(CORPUS_NAMES.get(name, name) for name in names)
+    return (f"{MODEL_DESCRIPTION[model]}, trained on all {len(corpus.speakers)} speakers of {where} "
+            f"({len(corpus.class_names)} emotions: {', '.join(corpus.class_names)})")
+
+
+def licence(model, corpus):
+    names = corpus.corpora or (corpus.name,)
+    return ("GE2E encoder weights: resemblyzer package, Apache-2.0 (see NOTICE). "
+            + ("Sound-effects CNN weights: aisfx package, CC BY 4.0, Ma & Lerch (see NOTICE). "
+               if model in ("sfx_stats", "fusion_stats") else "")
+            + "Head trained by keras-ser on " + "; ".join(CORPUS_LICENCES.get(name, name) for name in names) + ".")
+
+
+def cross_corpus_scores(model, config, feature_config, score_on, cache_dir=None, log=print):
+    """The preset's figures on other corpora, over the emotions it shares with each.
+
+    The pooled features of each corpus are extracted with the preset's own
+    front end and encoders (`corpus_features`, cached) and read by its head,
+    which is what the whole model computes from the audio.
+    """
+    import tf_pipeline
+    from keras_ser.training.cross_corpus import score_probabilities
+    from keras_ser.training.frozen import corpus_features
+
+    scores = {}
+    for name, data_dir in score_on:
+        corpus = tf_pipeline.corpora.READERS[name](data_dir)
+        features = corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log)
+        probabilities = np.asarray(model.head_model()(features))
+        scores[name] = score_probabilities(probabilities, list(model.class_names), corpus)
+        log(f"{name}: UA {scores[name]['ua']} / WA {scores[name]['wa']} over {scores[name]['classes']} "
+            f"({scores[name]['n']} files)")
+    return scores
 
 
 def loso_summary(run_dir):
@@ -55,9 +112,18 @@ def loso_summary(run_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, help="The corpus folder (EMO-DB wav folder).")
-    parser.add_argument("--corpus", default="emodb", help="Corpus reader (default: emodb).")
-    parser.add_argument("--loso_run", required=True, help="A finished LOSO run folder of the configuration.")
+    parser.add_argument("--data_dir", required=True,
+                        help="The corpus folder; with several corpora one folder per corpus, comma-separated.")
+    parser.add_argument("--corpus", default="emodb",
+                        help="Corpus reader, or a comma-separated list combined under the shared emotion names "
+                             "(default: emodb).")
+    parser.add_argument("--classes", default=None, help="Classes to train on, comma-separated (default: all).")
+    parser.add_argument("--loso_run", required=True,
+                        help="A finished LOSO (or leave-one-corpus-out) run folder of the configuration.")
+    parser.add_argument("--score_on", default="",
+                        help="Corpora to score the preset on, over the emotions each shares with it: "
+                             "comma-separated name=folder pairs, e.g. ravdess=/data/ravdess,emovo=/data/emovo.")
+    parser.add_argument("--cache_dir", default=None, help="Feature cache folder for --score_on (default: none).")
     parser.add_argument("--name", required=True, help="Preset name (folder under keras_ser/presets/).")
     parser.add_argument("--root", default=None, help="Presets folder (default: the package's).")
     args = parser.parse_args(argv)
@@ -70,33 +136,48 @@ def main(argv=None):
     with open(os.path.join(args.loso_run, "run.json")) as handle:
         run = json.load(handle)
     config = TrainConfig.from_dict(run["config"])
-    if config.model not in DESCRIPTION:
-        raise SystemExit(f"make_preset.py ships presets of {sorted(DESCRIPTION)}; the run trained {config.model!r}")
+    if config.model not in MODEL_DESCRIPTION:
+        raise SystemExit(f"make_preset.py ships presets of {sorted(MODEL_DESCRIPTION)}; the run trained {config.model!r}")
+    score_on = [tuple(pair.split("=", 1)) for pair in args.score_on.split(",") if pair]
+    if any(len(pair) != 2 for pair in score_on):
+        raise SystemExit(f"--score_on takes name=folder pairs. Received: {args.score_on!r}")
     loso = loso_summary(args.loso_run)
     if len(loso["folds"]) < 2:
         raise SystemExit(f"{args.loso_run} has {len(loso['folds'])} finished fold(s); finish the LOSO run first")
-    corpus = tf_pipeline.corpora.READERS[args.corpus](args.data_dir)
+    classes = args.classes.split(",") if args.classes else None
+    corpus = tf_pipeline.corpora.read(args.corpus, args.data_dir, classes)
+    if list(corpus.class_names) != run["class_names"]:
+        raise SystemExit(f"{args.loso_run} evaluated the classes {run['class_names']}; --corpus/--classes give "
+                         f"{list(corpus.class_names)}")
     start = time.time()
     result = train_final(corpus, config, feature_config=run["feature_config"], verbose=0)
+    wall = round(time.time() - start, 1)
+    feature_config = result.model.feature_config
     build_args = config.model_kwargs()
     metadata = {
         "build_args": build_args,
         "train_config": config.to_dict(),
-        "trained_on": {"corpus": corpus.name, "speakers": list(corpus.speakers), "utterances": len(corpus)},
-        "training": {"history": result.history, "wall_time_s": round(time.time() - start, 1)},
+        "trained_on": {"corpus": corpus.name, "corpora": list(corpus.corpora or (corpus.name,)),
+                       "speakers": list(corpus.speakers), "utterances": len(corpus),
+                       "left_out": dict(corpus.left_out or {})},
+        "training": {"history": result.history, "wall_time_s": wall},
         "loso": loso,
+        # The corpus folders as /data/<corpus>: where they lie on this machine is nobody else's business.
         "command": "python experiments/make_preset.py " + " ".join(
-            f"--{key}={value}" for key, value in (("data_dir", "/data/emodb/wav"), ("loso_run", args.loso_run),
-                                                   ("name", args.name))),
-        "license": ("GE2E encoder weights: resemblyzer package, Apache-2.0 (see NOTICE). "
-                    + ("Sound-effects CNN weights: aisfx package, CC BY 4.0, Ma & Lerch (see NOTICE). "
-                       if config.model in ("sfx_stats", "fusion_stats") else "")
-                    + "Head trained by keras-ser on EMO-DB."),
+            f"--{key}={value}" for key, value in (
+                ("corpus", args.corpus), ("data_dir", ",".join(_placeholder(n) for n in args.corpus.split(","))),
+                ("classes", args.classes), ("loso_run", args.loso_run),
+                ("score_on", ",".join(f"{n}={_placeholder(n)}" for n, _ in score_on)), ("name", args.name))
+            if value),
+        "license": licence(config.model, corpus),
     }
-    folder = presets.save_preset(result.model, args.name, DESCRIPTION[config.model], metadata,
+    if score_on:
+        metadata["cross_corpus"] = cross_corpus_scores(result.model, config, feature_config, score_on,
+                                                       cache_dir=args.cache_dir)
+    folder = presets.save_preset(result.model, args.name, describe(config.model, corpus), metadata,
                                  root=args.root or presets.PRESETS_DIR)
-    print(f"preset {args.name} written to {folder} (LOSO UA {loso['ua_pooled']} / WA {loso['wa_pooled']} over "
-          f"{len(loso['folds'])} folds; trained on {len(corpus)} utterances in {time.time() - start:.0f} s)")
+    print(f"preset {args.name} written to {folder} (held-out UA {loso['ua_pooled']} / WA {loso['wa_pooled']} over "
+          f"{len(loso['folds'])} folds; trained on {len(corpus)} utterances in {wall:.0f} s)")
     return 0
 
 
