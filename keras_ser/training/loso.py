@@ -46,6 +46,7 @@ import numpy as np
 from keras_ser.training import report
 from keras_ser.training import scores
 from keras_ser.training.atomic import write_json_atomic
+from keras_ser.training.config import ENCODER_RECIPES
 from keras_ser.training.config import TrainConfig
 
 RUN_FILE = "run.json"
@@ -110,6 +111,9 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     fold's model is adapted to it, as `keras_ser.adapt` would) and
     `speaker_prior_variance` the mean of the training speakers' variances
     (what an adaptable model stores, `keras_ser.adaptation`).
+
+    `pooled_features(part)` are the encoder's pooled features as they are,
+    what the model's head takes (`fold_test_probabilities`).
     """
     from keras_ser.training import frozen
     from keras_ser.training.recipes import FoldData
@@ -127,14 +131,19 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     def raw_features():
         return frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log)
 
+    def pooled_features(part):
+        return raw_features()[parts[part]]
+
     labels = {part: corpus.labels[indices] for part, indices in parts.items()}
     speakers = {part: speaker_ids[indices] for part, indices in parts.items()}
     if not config.speaker_norm:
         def features(part):
             return raw_features()[parts[part]]
 
-        return FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers,
+        data = FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers,
                         groups=groups)
+        data.pooled_features = pooled_features
+        return data
 
     stats = {}
 
@@ -162,6 +171,7 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
         channel_stats = (mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
     data = FoldData(dataset, labels, list(corpus.class_names), channel_stats, features=features, speakers=speakers,
                     groups=groups)
+    data.pooled_features = pooled_features
     train_speakers = sorted(set(speakers["train"]))
     data.speaker_prior_variance = np.mean([speaker_stats()[s][1] for s in train_speakers], axis=0).astype(np.float32)
     return data
@@ -325,6 +335,32 @@ def _check_run_dir(run_dir, identity):
     return path
 
 
+def fold_test_probabilities(config, data, model):
+    """Class probabilities of a fold's test part from its trained model.
+
+    For the recipes that train on frozen pooled features (`probe`,
+    `frozen`), when `data` holds them (`pooled_features`,
+    `make_encoder_fold_data`), the model's head (`model.head_model()`: the
+    same layers and weights as after `"pooled"` in the model) runs on the
+    test part's pooled features, computed once for the corpus, instead of
+    the whole model running the encoders over the audio again. Otherwise
+    `model.predict` on `data.dataset("test")`.
+
+    Args:
+        config: the fold's `TrainConfig`.
+        data: its `FoldData`.
+        model: the trained model.
+
+    Returns:
+        float numpy array `[test utterances, num_classes]`, in the order of
+        `data.labels["test"]`.
+    """
+    pooled_features = getattr(data, "pooled_features", None)
+    if config.recipe in ENCODER_RECIPES and pooled_features is not None:
+        return np.asarray(model.head_model()(pooled_features("test"), training=False))
+    return model.predict(data.dataset("test", training=False), verbose=0)
+
+
 def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold_data=None):
     """Trains and evaluates one fold.
 
@@ -344,7 +380,7 @@ def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold
     start = time.time()
     data = (fold_data or make_fold_data)(corpus, fold, config, feature_config)
     result = recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)
-    probabilities = result.model.predict(data.dataset("test", training=False), verbose=0)
+    probabilities = fold_test_probabilities(config, data, result.model)
     labels = data.labels["test"]
     predicted = np.argmax(probabilities, axis=1)
     return {

@@ -1,0 +1,161 @@
+"""The frozen-feature recipes' fast paths give what the plain computations give.
+
+- `corpus_features`: padded, length-ordered batches through one compiled call
+  equal each real EMO-DB file run alone through the model's eager path.
+- `fit_probe`: fits reused between calls, and the warm-started path in the
+  span of the rows, choose the `C` and weights of refitting from scratch.
+- `fold_test_probabilities`: the head on cached pooled features equals the
+  whole model on the test audio.
+"""
+
+import dataclasses
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import tf_pipeline
+from keras_ser.training import frozen
+from keras_ser.training.config import TrainConfig
+from keras_ser.training.loso import feature_config_for
+
+# Real EMO-DB files from 1.2 s to 4.7 s, not in length order.
+FILES = ["16a01Ec.wav", "03a01Fa.wav", "11b03Td.wav", "08a02Ab.wav", "03b10Ec.wav"]
+
+
+@pytest.fixture(scope="module")
+def few_files(emodb_dir):
+    corpus = tf_pipeline.corpora.emodb(emodb_dir)
+    records = tuple(record for name in FILES for record in corpus.records if os.path.basename(record.path) == name)
+    assert len(records) == len(FILES)
+    return dataclasses.replace(corpus, records=records)
+
+
+@pytest.mark.parametrize("model_name", ["fusion_stats", "encoder_stats"])
+def test_batched_extraction_equals_each_file_alone(few_files, model_name):
+    from keras_ser.training.recipes import build_model_for_config
+
+    config = TrainConfig(model=model_name, recipe="probe", validation="none")
+    feature_config = feature_config_for(config)
+    lines = []
+    batched = frozen.corpus_features(few_files, config, feature_config, batch_size=3, log=lines.append)
+    model = build_model_for_config(config, list(few_files.class_names), feature_config)
+    features_model = model.features_model()
+    alone = np.concatenate([
+        np.asarray(features_model(model.preprocessor(tf_pipeline.load_audio(record.path, feature_config)),
+                                  training=False))
+        for record in few_files.records])
+    assert batched.shape == alone.shape and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-5)
+    # The rows were computed shortest first, in two batches (3 + 2), and come back in corpus order.
+    sizes = [os.path.getsize(record.path) for record in few_files.records]
+    assert list(frozen.length_order(few_files)) == list(np.argsort(sizes, kind="stable"))
+    assert any(line.startswith(f"encoder features: {len(FILES)}/{len(FILES)} utterances") for line in lines)
+
+
+def test_extract_features_checks_the_batch_size(few_files):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer. Received: batch_size=0"):
+        frozen.extract_features(None, few_files, batch_size=0)
+
+
+def _speaker_features(seed, speakers=4, per_speaker=24, dims=60, classes=3):
+    """Features with an emotion signal in a few dimensions and a per-speaker offset in all."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(speakers), per_speaker)
+    labels = np.tile(np.arange(classes), speakers * per_speaker // classes)
+    features = rng.normal(size=(len(labels), dims)) + rng.normal(size=(speakers, dims))[groups]
+    features[:, :3] += 1.2 * np.eye(classes)[labels]
+    return features, labels, groups
+
+
+def _plain_probe(features, labels, groups, c_grid, seed=0):
+    """The probe's inner search written out: standardise and fit from scratch for every inner fold and C."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.preprocessing import StandardScaler
+
+    inner_ua = {}
+    for c in c_grid:
+        scores = []
+        for group in np.unique(groups):
+            train, held = groups != group, groups == group
+            scaler = StandardScaler().fit(features[train])
+            classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+            classifier.fit(scaler.transform(features[train]), labels[train])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                scores.append(balanced_accuracy_score(labels[held], classifier.predict(scaler.transform(features[held]))))
+        inner_ua[c] = float(np.mean(scores))
+    best = max(c_grid, key=lambda c: (inner_ua[c], -c))
+    scaler = StandardScaler().fit(features)
+    classifier = LogisticRegression(C=best, max_iter=2000, random_state=seed).fit(scaler.transform(features), labels)
+    return best, {str(c): round(v, 4) for c, v in inner_ua.items()}, classifier.coef_.T
+
+
+def test_refit_search_reuses_fits_and_equals_the_plain_search(monkeypatch):
+    """Two outer folds of leave-one-speaker-out: the second refits only the inner folds it does not share."""
+    features, labels, groups = _speaker_features(0)
+    c_grid = (0.01, 0.1, 1.0)
+    fitted = []
+    fit_rows = frozen._fit_rows
+    monkeypatch.setattr(frozen, "_fit_rows", lambda *args: fitted.append(args[3]) or fit_rows(*args))
+    frozen._INNER_FITS.clear()
+    for test_speaker, new_fits in ((0, 3 * 3), (1, 2 * 3)):  # inner folds x C; fold 1 holding out 0 = fold 0 holding out 1
+        rows = groups != test_speaker
+        before = len(fitted)
+        probe = frozen.fit_probe(features[rows], labels[rows], groups[rows], 3, c_grid=c_grid, n_jobs=1)
+        assert len(fitted) - before == new_fits
+        best, inner_ua, kernel = _plain_probe(features[rows], labels[rows], groups[rows], c_grid)
+        assert probe["C"] == best and probe["inner_ua"] == inner_ua
+        np.testing.assert_array_equal(probe["kernel"], kernel.astype(np.float32))
+    frozen._INNER_FITS.clear()
+
+
+def test_path_search_chooses_the_plain_c_and_nearly_the_same_weights():
+    """Fewer rows than columns (the span is used) and a clear best C: the same choice, nearly the same model."""
+    features, labels, groups = _speaker_features(1, per_speaker=30, dims=150)
+    c_grid = (0.001, 0.01, 0.1, 1.0)
+    probe = frozen.fit_probe(features, labels, groups, 3, c_grid=c_grid, inner_search="path")
+    best, inner_ua, kernel = _plain_probe(features, labels, groups, c_grid)
+    assert probe["C"] == best
+    assert max(abs(probe["inner_ua"][c] - inner_ua[c]) for c in inner_ua) <= 0.02
+    # The final refit is the same from-scratch fit: the same weights and predictions.
+    np.testing.assert_allclose(probe["kernel"], kernel, atol=1e-6)
+    with pytest.raises(ValueError, match="inner_search must be one of .* Received: inner_search='warm'"):
+        frozen.fit_probe(features, labels, groups, 3, inner_search="warm")
+
+
+def test_path_search_fits_the_same_optimum_in_the_span():
+    """One inner fold's regression in the span of its rows reaches the full-width optimum (tight tolerance)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    features, labels, _ = _speaker_features(2, per_speaker=21, dims=120)
+    x = StandardScaler().fit_transform(features)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    full = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(x, labels)
+    span = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(x @ vt.T, labels)
+    np.testing.assert_allclose(span.coef_ @ vt, full.coef_, atol=1e-5)
+    np.testing.assert_allclose(span.intercept_, full.intercept_, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_name,recipe", [("fusion_stats", "probe"), ("encoder_stats", "frozen")])
+def test_test_pass_on_cached_features_equals_the_whole_model(synthetic_corpus, model_name, recipe):
+    from keras_ser.training import loso
+    from keras_ser.training import recipes
+    from tf_pipeline.folds import loso_folds
+
+    # The shipped encoder weights: the model that extracts the features and the fold's model hold the same encoders.
+    config = TrainConfig(model=model_name, recipe=recipe, validation="none", batch_size=8, epochs=1)
+    feature_config = feature_config_for(config)
+    fold = loso_folds(synthetic_corpus, validation="none", speakers=[synthetic_corpus.speakers[0]])[0]
+    data = loso.make_fold_data(synthetic_corpus, fold, config, feature_config)
+    model = recipes.train(config, data, feature_config=feature_config, verbose=0).model
+    from_features = loso.fold_test_probabilities(config, data, model)
+    whole = model.predict(data.dataset("test", training=False), verbose=0)
+    assert from_features.shape == whole.shape == (len(fold.test_indices), len(synthetic_corpus.class_names))
+    np.testing.assert_allclose(from_features, whole, rtol=0, atol=1e-5)
+    # Another recipe, or data without pooled features, runs the whole model.
+    del data.pooled_features
+    np.testing.assert_allclose(loso.fold_test_probabilities(config, data, model), whole, rtol=0, atol=1e-6)
