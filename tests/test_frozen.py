@@ -159,3 +159,38 @@ def test_test_pass_on_cached_features_equals_the_whole_model(synthetic_corpus, m
     # Another recipe, or data without pooled features, runs the whole model.
     del data.pooled_features
     np.testing.assert_allclose(loso.fold_test_probabilities(config, data, model), whole, rtol=0, atol=1e-6)
+
+
+def test_feature_store_serves_subsets_and_combinations_and_resumes(tmp_path):
+    """One store per model and front end: features of files met before are read back, only new files are run."""
+    import tf_pipeline
+    from keras_ser.training import frozen
+    from keras_ser.training.config import TrainConfig
+    from tf_pipeline.config import MelFramesConfig
+
+    corpus = tf_pipeline.corpora.synthetic(str(tmp_path / "corpus"), n_speakers=2, per_class=2, emotions="WT")
+    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none",
+                         backbone_kwargs={"units": 8, "embedding_dim": 4}, backbone_weights="random")
+    extract, calls = frozen.extract_features, []
+
+    def counting_extract(model, corpus, indices, **kwargs):
+        calls.append(len(indices))
+        return extract(model, corpus, indices, **kwargs)
+
+    memory, frozen._FEATURES, frozen.extract_features = frozen._FEATURES, {}, counting_extract
+    try:
+        cache = str(tmp_path / "cache")
+        half = corpus.subset(range(0, len(corpus), 2))
+        first = frozen.corpus_features(half, config, MelFramesConfig(), cache_dir=cache)
+        frozen._FEATURES.clear()  # a new process: only the store on disk is left
+        whole = frozen.corpus_features(corpus, config, MelFramesConfig(), cache_dir=cache)
+        frozen._FEATURES.clear()
+        again = frozen.corpus_features(corpus, config, MelFramesConfig(), cache_dir=cache)
+        other = frozen.corpus_features(corpus, config, MelFramesConfig(front_end={}), cache_dir=cache)
+    finally:
+        frozen._FEATURES, frozen.extract_features = memory, extract
+    assert calls == [len(half), len(corpus) - len(half), len(corpus)]  # the front end makes another store
+    np.testing.assert_array_equal(whole[::2], first)
+    np.testing.assert_array_equal(again, whole)
+    assert not np.allclose(other, whole)
+    assert len(os.listdir(cache)) == 2

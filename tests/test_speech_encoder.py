@@ -279,14 +279,13 @@ def test_probe_and_frozen_recipes_through_the_loso_runner(synthetic_corpus, tmp_
     from keras_ser.training.config import TrainConfig
     from keras_ser.training.loso import run_loso
 
-    class CountingCache(dict):
-        stores = 0
+    extract, calls = frozen.extract_features, []
 
-        def __setitem__(self, key, value):
-            CountingCache.stores += 1
-            super().__setitem__(key, value)
+    def counting_extract(*args, **kwargs):
+        calls.append(len(args[2]))
+        return extract(*args, **kwargs)
 
-    cache, frozen._FEATURES = frozen._FEATURES, CountingCache()
+    cache, frozen._FEATURES, frozen.extract_features = frozen._FEATURES, {}, counting_extract
     try:
         probe = TrainConfig(model="encoder_stats", recipe="probe", batch_size=8)
         report = run_loso(synthetic_corpus, probe, str(tmp_path / "probe"), verbose=0, tensorboard=False)
@@ -295,9 +294,9 @@ def test_probe_and_frozen_recipes_through_the_loso_runner(synthetic_corpus, tmp_
         run_loso(synthetic_corpus, sru, str(tmp_path / "sru"), speakers=[synthetic_corpus.speakers[0]], verbose=0,
                  tensorboard=False)
     finally:
-        frozen._FEATURES = cache
+        frozen._FEATURES, frozen.extract_features = cache, extract
     # The features of a configuration are extracted once, however many folds read them.
-    assert CountingCache.stores == 2
+    assert calls == [len(synthetic_corpus)] * 2
     assert len(report["folds"]) == 3
     fold = json.load(open(tmp_path / "probe" / f"fold_{synthetic_corpus.speakers[0]}.json"))
     assert 0 <= fold["ua"] <= 1 and fold["history"]["probe"]["C"] > 0

@@ -29,9 +29,9 @@ PROBE_C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
 _FEATURES = {}
 
 
-def _cache_key(corpus, config, feature_config):
+def _store_key(config, feature_config):
+    """What pooled features depend on besides the audio: the model, its backbone and weights, the front end."""
     identity = {
-        "paths": [record.path for record in corpus.records],
         "model": config.model,
         "n_segments": config.segments,
         "backbone": config.backbone,
@@ -40,6 +40,32 @@ def _cache_key(corpus, config, feature_config):
         "feature_config": feature_config.to_dict(),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_key(path):
+    """A file as the store knows it: its path, size and modification time (a changed file is extracted again)."""
+    stat = os.stat(path)
+    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def store_path(cache_dir, config, feature_config):
+    """The `.npz` feature store of a model and front end in `cache_dir`."""
+    return os.path.join(cache_dir, f"encoder_features_{_store_key(config, feature_config)}.npz")
+
+
+def _load_store(path):
+    if not path or not os.path.exists(path):
+        return {}
+    with np.load(path) as data:
+        return dict(zip(data["files"].tolist(), data["features"]))
+
+
+def _save_store(path, store):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    files = sorted(store)
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, files=np.array(files), features=np.stack([store[f] for f in files]))
+    os.replace(tmp, path)
 
 
 def features_function(model):
@@ -144,14 +170,19 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     pooling has no weights), so sharing them between folds leaks nothing.
     They are computed shortest file first, `batch_size` at a time
     (`extract_features`: front end and encoders in one compiled call per
-    batch), and kept in memory and, with `cache_dir`, in a `.npz` file.
+    batch), and kept in memory per file and, with `cache_dir`, in a
+    `.npz` feature store.
 
     Args:
         corpus: a `tf_pipeline.Corpus`.
         config: the `TrainConfig` (model, segments, backbone and weights).
         feature_config: its feature config (e.g. `MelFramesConfig`).
-        cache_dir: str or None. Folder for a `.npz` cache that survives the
-            process (keyed by the files, model and feature settings).
+        cache_dir: str or None. Folder of the feature stores that survive
+            the process: one `.npz` per model and feature settings, holding
+            the features of every file it has met (keyed by path, size and
+            modification time), so that another subset or combination of
+            the same files, or a run interrupted during extraction, computes
+            only what is missing.
         batch_size: int. Utterances per encoder batch. Defaults to `16`.
         log: optional callable for progress lines.
 
@@ -167,28 +198,30 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     """
     from keras_ser.training.recipes import build_model_for_config
 
-    key = _cache_key(corpus, config, feature_config)
-    if key in _FEATURES:
-        return _FEATURES[key]
-    path = os.path.join(cache_dir, f"encoder_features_{key}.npz") if cache_dir else None
-    if path and os.path.exists(path):
-        with np.load(path) as data:
-            _FEATURES[key] = data["features"]
-        return _FEATURES[key]
-    model = build_model_for_config(config, list(corpus.class_names), feature_config)
-    order = length_order(corpus)
-    features = extract_features(model, corpus, order, batch_size=batch_size, log=log)
-    result = np.empty_like(features)
-    result[order] = features
-    _FEATURES[key] = result
-    if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}.npz"
-        np.savez(tmp, features=result)
-        os.replace(tmp, path)
-    if log:
-        log(f"encoder features of {len(result)} utterances extracted ({result.shape[1:]} each)")
-    return result
+    key = _store_key(config, feature_config)
+    store = _FEATURES.setdefault(key, {})
+    path = store_path(cache_dir, config, feature_config) if cache_dir else None
+    files = [_file_key(record.path) for record in corpus.records]
+    if path and any(f not in store for f in files):
+        store.update({f: row for f, row in _load_store(path).items() if f not in store})
+    missing = np.array([i for i, f in enumerate(files) if f not in store], np.int64)
+    if len(missing):
+        model = build_model_for_config(config, list(corpus.class_names), feature_config)
+        order = length_order(corpus)
+        order = order[np.isin(order, missing)]
+        if log and len(missing) < len(files):
+            log(f"encoder features: {len(files) - len(missing)} of {len(files)} utterances found in the cache")
+        # In chunks, each saved at once: an interrupted extraction resumes where it stopped.
+        chunk = max(int(batch_size), 256) if path else len(order)
+        for begin in range(0, len(order), chunk):
+            part = order[begin:begin + chunk]
+            features = extract_features(model, corpus, part, batch_size=batch_size, log=log)
+            store.update(zip((files[i] for i in part), features))
+            if path:
+                _save_store(path, store)
+        if log:
+            log(f"encoder features of {len(missing)} utterances extracted ({features.shape[1:]} each)")
+    return np.stack([store[f] for f in files])
 
 
 INNER_SEARCHES = ("refit", "path")

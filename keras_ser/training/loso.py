@@ -35,6 +35,7 @@ baselines, so every system writes the same run folder:
 """
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -251,10 +252,15 @@ def build_fold_data(corpus, fold, config, stats_of, dataset, segment_dataset=Non
                     segment_dataset=part_dataset(segment_dataset))
 
 
-def make_fold_data(corpus, fold, config, feature_config=None):
-    """Builds the `FoldData` of one fold from a corpus with tf_pipeline (`build_fold_data`)."""
+def make_fold_data(corpus, fold, config, feature_config=None, cache_dir=None, log=None):
+    """Builds the `FoldData` of one fold from a corpus with tf_pipeline (`build_fold_data`).
+
+    `cache_dir` and `log` reach the speech-encoder entries' feature
+    extraction (`make_encoder_fold_data`): the folder of the feature stores
+    and a callable for progress lines.
+    """
     if config.uses_encoder:
-        return make_encoder_fold_data(corpus, fold, config, feature_config)
+        return make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=cache_dir, log=log)
     import tensorflow as tf
 
     import tf_pipeline
@@ -489,6 +495,7 @@ def run_loso(
     fold_data=None,
     tensorboard=True,
     protocol="loso",
+    feature_cache=None,
 ):
     """Runs (or resumes) a LOSO (or leave-one-corpus-out) evaluation and writes its report.
 
@@ -509,6 +516,11 @@ def run_loso(
         fold_data: callable `(corpus, fold, config, feature_config) ->
             FoldData` (default: `make_fold_data`, tf_pipeline). Without
             TensorFlow: `keras_ser.training.feature_file.fold_data_fn(arrays)`.
+        feature_cache: str or None. With the default `fold_data`, the folder
+            of the speech-encoder entries' feature stores
+            (`keras_ser.training.frozen.corpus_features`): files extracted
+            once are read back by later runs, other subsets and combinations
+            of corpora, and an interrupted extraction resumes.
         tensorboard: bool. Write `tensorboard/` logs (Keras' TensorBoard
             callback needs TensorFlow). Defaults to `True`.
         protocol: `"loso"` (leave one speaker out) or `"loco"` (leave one
@@ -558,6 +570,9 @@ def run_loso(
               "speakers": list(corpus.corpora if protocol == "loco" else corpus.speakers),
               "uses_test_speaker_audio": bool(config.speaker_norm),
               "corpora": list(corpus.corpora or (corpus.name,)), "left_out": dict(corpus.left_out)}
+
+    if fold_data is None:
+        fold_data = functools.partial(make_fold_data, cache_dir=feature_cache, log=log)
 
     def fit_fold(fold):
         log_dir = os.path.join(run_dir, "tensorboard", f"fold_{fold.test_speaker}") if tensorboard else None
