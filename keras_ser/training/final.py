@@ -18,6 +18,9 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
     out for early stopping; otherwise every utterance trains for
     `config.epochs` (a good value is the best epoch of a LOSO run of the same
     configuration). Feature statistics come from the training utterances.
+    On corpora joined by `tf_pipeline.corpora.combine`, the `probe` recipe
+    chooses its `C` by leaving one corpus out at a time (as a
+    leave-one-corpus-out run of the same configuration does).
 
     Returns:
         A `TrainResult`; `result.model` carries class names, the feature
@@ -44,7 +47,9 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
         held = corpus.speakers[-1]
         fold = Fold(None, np.flatnonzero(speakers != held), np.zeros(0, np.int64), held, np.flatnonzero(speakers == held))
     else:
-        fold = Fold(None, np.arange(len(corpus)), np.zeros(0, np.int64))
+        # Several corpora: the probe's C is chosen by leaving one corpus out, as in their evaluation.
+        fold = Fold(None, np.arange(len(corpus)), np.zeros(0, np.int64),
+                    protocol="loco" if len(corpus.corpora) > 1 else "loso")
     keras.utils.set_random_seed(config.seed)
     if config.speaker_norm and not config.uses_encoder:
         raise ValueError("speaker_norm needs each test speaker's audio at inference; a final CNN or SRU model for "

@@ -215,7 +215,11 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
         chunk = max(int(batch_size), 256) if path else len(order)
         for begin in range(0, len(order), chunk):
             part = order[begin:begin + chunk]
-            features = extract_features(model, corpus, part, batch_size=batch_size, log=log)
+            part_log = log
+            if log and len(order) > chunk:
+                def part_log(line, begin=begin):
+                    return log(f"{line} (files {begin + 1}-{begin + len(part)} of {len(order)})")
+            features = extract_features(model, corpus, part, batch_size=batch_size, log=part_log)
             store.update(zip((files[i] for i in part), features))
             if path:
                 _save_store(path, store)
