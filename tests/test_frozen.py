@@ -85,7 +85,8 @@ def _plain_probe(features, labels, groups, c_grid, seed=0):
             classifier.fit(scaler.transform(features[train]), labels[train])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                scores.append(balanced_accuracy_score(labels[held], classifier.predict(scaler.transform(features[held]))))
+                predicted = classifier.predict(scaler.transform(features[held]))
+                scores.append(balanced_accuracy_score(labels[held], predicted))
         inner_ua[c] = float(np.mean(scores))
     best = max(c_grid, key=lambda c: (inner_ua[c], -c))
     scaler = StandardScaler().fit(features)
@@ -101,7 +102,8 @@ def test_refit_search_reuses_fits_and_equals_the_plain_search(monkeypatch):
     fit_rows = frozen._fit_rows
     monkeypatch.setattr(frozen, "_fit_rows", lambda *args: fitted.append(args[3]) or fit_rows(*args))
     frozen._INNER_FITS.clear()
-    for test_speaker, new_fits in ((0, 3 * 3), (1, 2 * 3)):  # inner folds x C; fold 1 holding out 0 = fold 0 holding out 1
+    # New fits: inner folds x C; test speaker 1's inner fold holding out 0 is test speaker 0's holding out 1.
+    for test_speaker, new_fits in ((0, 3 * 3), (1, 2 * 3)):
         rows = groups != test_speaker
         before = len(fitted)
         probe = frozen.fit_probe(features[rows], labels[rows], groups[rows], 3, c_grid=c_grid, n_jobs=1)

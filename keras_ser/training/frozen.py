@@ -159,7 +159,8 @@ def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_e
         done += len(parts[-1])
         if log and (done - logged >= log_every or done == len(indices)):
             logged = done
-            log(f"encoder features: {done}/{len(indices)} utterances, {done / (time.perf_counter() - start):.1f} files/s")
+            rate = done / (time.perf_counter() - start)
+            log(f"encoder features: {done}/{len(indices)} utterances, {rate:.1f} files/s")
     return np.concatenate(parts)
 
 
