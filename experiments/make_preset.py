@@ -37,6 +37,8 @@ MODEL_DESCRIPTION = {
     "fusion_stats": ("Frozen GE2E speech encoder and aisfx sound-effects CNN side by side + statistics pooling of "
                      "the encoder's three LSTM layers and the CNN's top block + logistic regression"),
 }
+# The emotions every corpus here has, and the scale of the cross-corpus figures.
+FOUR_EMOTIONS = ("anger", "happiness", "sadness", "neutral")
 CORPUS_NAMES = {"emodb": "EMO-DB", "ravdess": "RAVDESS", "emovo": "EMOVO", "casia": "CASIA"}
 # What a preset trained on each corpus must say about it.
 CORPUS_LICENCES = {
@@ -68,7 +70,7 @@ def licence(model, corpus):
 
 
 def cross_corpus_scores(model, config, feature_config, score_on, cache_dir=None, log=print):
-    """The preset's figures on other corpora, over the emotions it shares with each.
+    """The preset's figures on other corpora: over anger, happiness, sadness and neutral, and over every emotion it shares with each.
 
     The pooled features of each corpus are extracted with the preset's own
     front end and encoders (`corpus_features`, cached) and read by its head,
@@ -83,9 +85,12 @@ def cross_corpus_scores(model, config, feature_config, score_on, cache_dir=None,
         corpus = tf_pipeline.corpora.READERS[name](data_dir)
         features = corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log)
         probabilities = np.asarray(model.head_model()(features))
-        scores[name] = score_probabilities(probabilities, list(model.class_names), corpus)
-        log(f"{name}: UA {scores[name]['ua']} / WA {scores[name]['wa']} over {scores[name]['classes']} "
-            f"({scores[name]['n']} files)")
+        scores[name] = {}
+        for key, classes in (("four_emotions", FOUR_EMOTIONS), ("shared_emotions", None)):
+            classes = classes if classes is None or set(classes) <= set(model.class_names) else None
+            result = score_probabilities(probabilities, list(model.class_names), corpus, classes)
+            scores[name][key] = result
+            log(f"{name}: UA {result['ua']} / WA {result['wa']} over {result['classes']} ({result['n']} files)")
     return scores
 
 
