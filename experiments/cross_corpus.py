@@ -1,8 +1,9 @@
 r"""Cross-corpus experiments on frozen fusion statistics: EMO-DB, RAVDESS and EMOVO.
 
-Every system here is the `fusion_stats` probe (the GE2E speech encoder and
-the sound-effects CNN, frozen; mean + std statistics; standardisation and a
-logistic regression) on pooled features extracted once per corpus and front
+Every system here is a probe (standardisation and a logistic regression) on
+the frozen pooled statistics of `fusion_stats` (the GE2E speech encoder and
+the sound-effects CNN) or `encoder_stats` (`--model`: the GE2E encoder
+alone), on pooled features extracted once per corpus and front
 end (`keras_ser.training.frozen.corpus_features`, cached), so each setting
 costs one extraction and the probes cost seconds. What is measured:
 
@@ -37,18 +38,30 @@ from absl import app
 from absl import flags
 
 SHARED4 = ("anger", "happiness", "sadness", "neutral")
+SHARED6 = SHARED4 + ("fear", "disgust")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("emodb_dir", None, "EMO-DB wav folder.")
 flags.DEFINE_string("ravdess_dir", None, "RAVDESS folder (Actor_01 .. Actor_24).")
 flags.DEFINE_string("emovo_dir", None, "EMOVO folder (f1 .. m3).")
+flags.DEFINE_enum("model", "fusion_stats", ["fusion_stats", "encoder_stats"],
+                  "Whose pooled features: the fusion of both encoders, or the GE2E encoder alone (the loco_grid's "
+                  "feature candidates need fusion_stats).")
 flags.DEFINE_enum("front_end", "speech", ["speech", "none"], "The speech front end of the features.")
 flags.DEFINE_float("trim_db", None, "With --front_end=speech: trimming threshold in dB (default the config's).")
 flags.DEFINE_float("level_dbfs", None, "With --front_end=speech: RMS level in dBFS (default the config's).")
 flags.DEFINE_string("cache_dir", "runs/cache", "Feature cache folder.")
 flags.DEFINE_string("run_root", "runs/cross_corpus", "Folder of the run folders.")
-flags.DEFINE_list("grids", ["emodb_to", "loco"], "Grids to run: emodb_to, loco, loco_levers.")
-flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<front end>/summary.json).")
+flags.DEFINE_list("grids", ["emodb_to", "loco"],
+                  "Grids to run: emodb_to, loco (the library's probe), loco_grid (features x corpus-balanced "
+                  "weights x C chosen on the training corpora, and the adapted levers), loco_grid6 (the same over "
+                  "the six emotions all three corpora have).")
+flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<model>/<front end>/summary.json).")
+flags.DEFINE_list("leaderboard_runs", [],
+                  "Instead of running grids: runner folders (keras-ser loso ...) whose results, one row per test "
+                  "corpus (leave-one-corpus-out) or one row per run (leave-one-speaker-out), are merged into "
+                  "--leaderboard with the rows of every summary under --run_root.")
+flags.DEFINE_string("leaderboard", "docs/results.json", "The leaderboard JSON the rows are merged into.")
 
 
 def front_end_config():
@@ -84,10 +97,14 @@ def extract(corpora_by_name, front_end, log=print):
     from keras_ser.training import frozen
     from keras_ser.training.config import TrainConfig
     from tf_pipeline.config import FusionFeatureConfig
+    from tf_pipeline.config import MelFramesConfig
     from tf_pipeline.corpora import to_shared_vocabulary
 
-    config = TrainConfig(model="fusion_stats", recipe="probe", validation="none")
-    feature_config = FusionFeatureConfig(front_end=front_end)
+    config = TrainConfig(model=FLAGS.model, recipe="probe", validation="none")
+    if FLAGS.model == "fusion_stats":
+        feature_config = FusionFeatureConfig(front_end=front_end)
+    else:
+        feature_config = MelFramesConfig(front_end=front_end)
     out = {}
     for name, corpus in corpora_by_name.items():
         start = time.time()
@@ -113,13 +130,11 @@ def probe_predict(probe, features):
     return z @ probe["kernel"] + probe["bias"]
 
 
-def fit(features, labels, groups, classes, weights=None):
+def fit(features, labels, groups, classes):
     from keras_ser.training.frozen import fit_probe
 
     index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[c] for c in labels])
-    return fit_probe(features, y, groups, len(classes), sample_weight=weights) if weights is not None else \
-        fit_probe(features, y, groups, len(classes))
+    return fit_probe(features, np.array([index[c] for c in labels]), groups, len(classes))
 
 
 def standardized_per(features, keys):
@@ -160,8 +175,119 @@ def emodb_to(data, log=print):
     return {"C": probe["C"], "results": results}
 
 
+# Inverse L2 strengths of the lever grids (the probe's grid reaches up to 10; these corpora chose the small end).
+LEVER_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+ENCODER_COLUMNS = 1536  # the GE2E statistics: the first columns of fusion_stats's pooled features (== encoder_stats)
+CANDIDATES = {
+    # name: (columns, corpus-balanced weights)
+    "fusion": (None, False),
+    "encoder": (ENCODER_COLUMNS, False),
+    "fusion_balanced": (None, True),
+    "encoder_balanced": (ENCODER_COLUMNS, True),
+}
+# Levers that use the test corpus's (or test speaker's) unlabelled audio: shown, never chosen.
+ADAPTED = ("corpus_standardized", "speaker_standardized")
+
+
+def _fit_lr(x, y, c, weights=None, seed=0):
+    import threadpoolctl
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(scaler.transform(x), y,
+                                                                              sample_weight=weights)
+    return lambda z: model.predict(scaler.transform(z))
+
+
+def _balanced_weights(groups):
+    names, counts = np.unique(groups, return_counts=True)
+    share = dict(zip(names, len(groups) / (len(names) * counts)))
+    return np.array([share[g] for g in groups])
+
+
+def _part(data, names, classes, columns, lever):
+    """Features, labels, corpus of each row and speakers of `names`, over `classes`, with a lever's normalisation."""
+    xs, ys, gs = [], [], []
+    for name in names:
+        x, y, speakers, _ = data[name]
+        keep = np.isin(y, classes)
+        x = x[keep] if columns is None else x[keep][:, :columns]
+        if lever == "corpus_standardized":
+            x = standardized_per(x, np.zeros(len(x)))
+        elif lever == "speaker_standardized":
+            x = standardized_per(x, speakers[keep])
+        xs.append(x), ys.append(y[keep]), gs.append(np.full(int(keep.sum()), name))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+
+
+def _inner_scores(data, train, classes, columns, balanced, lever):
+    """`{C: mean UA}` of leaving one training corpus out (train on the rest, test on it)."""
+    by_c = {c: [] for c in LEVER_C_GRID}
+    for held in train:
+        rest = [n for n in train if n != held]
+        x, y, g = _part(data, rest, classes, columns, lever)
+        x_held, y_held, _ = _part(data, [held], classes, columns, lever)
+        for c in LEVER_C_GRID:
+            predict = _fit_lr(x, y, c, _balanced_weights(g) if balanced and len(rest) > 1 else None)
+            by_c[c].append(scores(y_held, predict(x_held), classes)["ua"])
+    return {c: float(np.mean(v)) for c, v in by_c.items()}
+
+
+def loco_grid(data, classes=SHARED4, log=print):
+    """Every candidate and lever, each with C chosen by leaving one training corpus out; and the nested choice.
+
+    For each test corpus, the candidates (features x corpus-balanced weights)
+    are scored by the same inner leave-one-training-corpus-out as C; the
+    best (candidate, C) on the training corpora is the `chosen` row. The
+    adapted levers (per-corpus / per-speaker standardisation with the test
+    audio's own statistics) are shown for each feature set, never chosen.
+    """
+    names = list(data)
+    rows = {}
+    for test in names:
+        train = [n for n in names if n != test]
+        inner = {}
+        for name, (columns, balanced) in CANDIDATES.items():
+            start = time.time()
+            inner[name] = _inner_scores(data, train, classes, columns, balanced, None)
+            best_c = max(LEVER_C_GRID, key=lambda c: (inner[name][c], -c))
+            x, y, g = _part(data, train, classes, columns, None)
+            x_test, y_test, _ = _part(data, [test], classes, columns, None)
+            predict = _fit_lr(x, y, best_c, _balanced_weights(g) if balanced else None)
+            result = scores(y_test, predict(x_test), classes)
+            rows.setdefault(name, {})[test] = fold_record(
+                test, train, classes, "leave-one-corpus-out", result, len(x), len(x_test), time.time() - start, name,
+                {"C": best_c, "inner_ua": {str(c): round(v, 4) for c, v in inner[name].items()}})
+            log(f"LOCO [{name}] test {test}: UA {result['ua']:.3f} WA {result['wa']:.3f} C={best_c} "
+                f"inner {max(inner[name].values()):.3f}")
+        chosen = max(((name, c) for name in CANDIDATES for c in LEVER_C_GRID),
+                     key=lambda key: (inner[key[0]][key[1]], -key[1]))
+        record = dict(rows[chosen[0]][test])
+        if record["C"] != chosen[1]:
+            raise AssertionError("the chosen C is the candidate's own best")
+        record["lever"] = f"chosen on the training corpora: {chosen[0]}"
+        rows.setdefault("chosen", {})[test] = record
+        log(f"LOCO [chosen: {chosen[0]}, C={chosen[1]}] test {test}: UA {record['ua']:.3f}")
+        for lever in ADAPTED:
+            for feature, columns in (("fusion", None), ("encoder", ENCODER_COLUMNS)):
+                start = time.time()
+                scores_c = _inner_scores(data, train, classes, columns, False, lever)
+                best_c = max(LEVER_C_GRID, key=lambda c: (scores_c[c], -c))
+                x, y, _ = _part(data, train, classes, columns, lever)
+                x_test, y_test, _ = _part(data, [test], classes, columns, lever)
+                result = scores(y_test, _fit_lr(x, y, best_c)(x_test), classes)
+                key = f"{feature}_{lever}"
+                rows.setdefault(key, {})[test] = fold_record(
+                    test, train, classes, "leave-one-corpus-out", result, len(x), len(x_test), time.time() - start,
+                    key, {"C": best_c, "uses_test_audio": "corpus" if lever == "corpus_standardized" else "speaker"})
+                log(f"LOCO [{key}] test {test}: UA {result['ua']:.3f} WA {result['wa']:.3f} C={best_c}")
+    return rows
+
+
 def loco(data, lever="none", classes=SHARED4, log=print):
-    """Leave one corpus out over `classes`; C by leaving one training corpus out."""
+    """Leave one corpus out over `classes` with the library's probe (`fit_probe`): C by leaving one training corpus out."""
     names = list(data)
     rows = {n: np.isin(data[n][1], classes) for n in names}
     per_corpus = {}
@@ -171,34 +297,107 @@ def loco(data, lever="none", classes=SHARED4, log=print):
         x = np.concatenate([data[n][0][rows[n]] for n in train])
         y = np.concatenate([data[n][1][rows[n]] for n in train])
         groups = np.concatenate([np.full(int(rows[n].sum()), n) for n in train])
-        speakers = np.concatenate([np.char.add(f"{n}.", data[n][2][rows[n]].astype(str)) for n in train])
         x_test, y_test = data[test][0][rows[test]], data[test][1][rows[test]]
-        weights = None
-        if lever == "corpus_standardized":  # uses the test corpus's unlabelled audio
-            x = standardized_per(x, groups)
-            x_test = standardized_per(x_test, np.zeros(len(x_test)))
-        elif lever == "speaker_standardized":  # uses each test speaker's unlabelled audio
-            x = standardized_per(x, speakers)
-            x_test = standardized_per(x_test, data[test][2][rows[test]])
-        elif lever == "corpus_balanced":
-            counts = {n: int(np.sum(groups == n)) for n in train}
-            weights = np.array([len(groups) / (len(train) * counts[g]) for g in groups])
-        probe = fit(x, y, groups, list(classes), weights)
+        probe = fit(x, y, groups, list(classes))
         predicted = np.array(classes)[np.argmax(probe_predict(probe, x_test), axis=1)]
         result = scores(y_test, predicted, classes)
         per_corpus[test] = fold_record(test, train, classes, "leave-one-corpus-out", result, len(x), len(x_test),
                                        time.time() - start, lever, {"C": probe["C"], "inner_ua": probe["inner_ua"]})
-        log(f"LOCO [{lever}] test {test}: UA {result['ua']:.3f} WA {result['wa']:.3f} C={probe['C']} "
+        log(f"LOCO [probe] test {test}: UA {result['ua']:.3f} WA {result['wa']:.3f} C={probe['C']} "
             f"({time.time() - start:.0f} s)")
     return per_corpus
 
 
+MACHINE = "CPU, 2 cores (TF 2.21.0)"
+
+
+def _run_rows(run_dir):
+    """Leaderboard rows of a runner folder: one per test corpus under leave-one-corpus-out, else one."""
+    from keras_ser.training import report
+
+    summary = report.summarise(run_dir)
+    config, front_end = summary["config"], summary["feature_config"].get("front_end")
+    model = config.get("model") or f"openSMILE {config['feature_set']} + linear SVM"
+    base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": run_dir, "preset": None, "paper": None,
+            "uses_test_speaker_audio": bool(summary["uses_test_speaker_audio"]), "command": summary["command"],
+            "machine": MACHINE, "source": "run folder", "classes": list(summary["class_names"]),
+            "front_end": front_end, "model": model}
+    system = model if "model" not in config else f"{model} probe, front end {'trim + level' if front_end else 'none'}"
+    if summary.get("evaluation") == "loco":
+        rows = []
+        for fold in summary["folds"]:
+            rows.append({**base, "system": f"{system}, leave-one-corpus-out", "corpus": fold["test_speaker"],
+                         "train_corpora": fold["train_corpora"], "protocol": "leave-one-corpus-out: trained on "
+                         "every speaker of the other corpora, C chosen by leaving one training corpus out",
+                         "n_utterances": fold["n_test"], "ua_pooled": round(100 * fold["ua"], 2),
+                         "wa_pooled": round(100 * fold["wa"], 2), "folds": [fold["test_speaker"]]})
+        return rows
+    return [{**base, "system": f"{system}, leave-one-speaker-out", "corpus": summary["corpus"],
+             "train_corpora": [summary["corpus"]],
+             "protocol": "leave-one-speaker-out within the corpus, C chosen by leave-one-speaker-out over the "
+                         "training speakers", "n_utterances": summary["pooled"]["n"],
+             "ua_pooled": round(100 * summary["pooled"]["ua"], 2), "wa_pooled": round(100 * summary["pooled"]["wa"], 2),
+             "ua_mean": round(100 * summary["mean"]["ua"], 2), "ua_std": round(100 * summary["std"]["ua"], 2),
+             "folds": [fold["test_speaker"] for fold in summary["folds"]]}]
+
+
+def _summary_rows(path):
+    """Leaderboard rows of a summary: the EMO-DB probe on the other corpora, and every LOCO grid row."""
+    with open(path) as handle:
+        summary = json.load(handle)
+    model = path.split(os.sep)[-3]
+    front_end = summary.get("front_end")
+    fe = "none" if front_end is None else ("trim only" if front_end.get("level_dbfs") is None else "trim + level")
+    base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": os.path.dirname(path), "preset": None,
+            "paper": None, "command": summary["command"], "machine": MACHINE, "source": "summary",
+            "front_end": front_end, "model": model}
+    rows = []
+    for corpus, result in summary.get("emodb_to", {}).get("results", {}).items():
+        rows.append({**base, "system": f"{model} probe trained on EMO-DB (7 classes), front end {fe}",
+                     "corpus": corpus, "train_corpora": ["emodb"], "classes": list(SHARED4),
+                     "protocol": "cross-corpus: trained on every EMO-DB speaker, every file of the test corpus of "
+                                 "the four emotions scored, arg-max among those four",
+                     "uses_test_speaker_audio": False, "ua_pooled": round(100 * result["ua"], 2),
+                     "wa_pooled": round(100 * result["wa"], 2),
+                     "per_class_recall": {k: round(100 * v, 2) for k, v in result["recall"].items()}})
+    for grid in ("loco", "loco_grid"):
+        levers = {"probe": summary[grid]} if grid == "loco" and grid in summary else summary.get(grid, {})
+        for lever, folds in levers.items():
+            for corpus, fold in folds.items():
+                adapted = fold.get("uses_test_audio")
+                rows.append({**base, "system": f"{model if grid == 'loco' else 'fusion_stats features'} "
+                             f"{'probe' if grid == 'loco' else lever}, front end {fe}, leave-one-corpus-out",
+                             "corpus": corpus, "train_corpora": fold["train_corpora"], "classes": fold["class_names"],
+                             "protocol": "leave-one-corpus-out, C chosen by leaving one training corpus out"
+                                         + (f"; uses the test {adapted}'s unlabelled audio" if adapted else ""),
+                             "uses_test_speaker_audio": bool(adapted), "ua_pooled": round(100 * fold["ua"], 2),
+                             "wa_pooled": round(100 * fold["wa"], 2), "n_utterances": fold["n_test"]})
+    return rows
+
+
+def write_leaderboard():
+    import glob
+
+    from keras_ser.training.atomic import write_json_atomic
+
+    rows = [row for run in FLAGS.leaderboard_runs for row in _run_rows(run)]
+    for path in sorted(glob.glob(os.path.join(FLAGS.run_root, "*", "*", "summary.json"))):
+        rows.extend(_summary_rows(path))
+    with open(FLAGS.leaderboard) as handle:
+        board = json.load(handle)
+    board = [row for row in board if row.get("table") != "cross_corpus"] + rows
+    write_json_atomic(FLAGS.leaderboard, board)
+    print(f"{len(rows)} cross-corpus rows written to {FLAGS.leaderboard}")
+
+
 def main(argv):
     del argv
+    if FLAGS.leaderboard_runs:
+        return write_leaderboard()
     front_end = front_end_config()
     name = front_end_name(front_end)
     data = extract(read_corpora(), front_end)
-    summary_path = FLAGS.summary or os.path.join(FLAGS.run_root, name, "summary.json")
+    summary_path = FLAGS.summary or os.path.join(FLAGS.run_root, FLAGS.model, name, "summary.json")
     os.makedirs(os.path.dirname(summary_path), exist_ok=True)
     summary = {}
     if os.path.exists(summary_path):
@@ -210,9 +409,10 @@ def main(argv):
         summary["emodb_to"] = emodb_to(data)
     if "loco" in FLAGS.grids:
         summary["loco"] = loco(data)
-    if "loco_levers" in FLAGS.grids:
-        for lever in ("corpus_balanced", "corpus_standardized", "speaker_standardized"):
-            summary[f"loco_{lever}"] = loco(data, lever)
+    if "loco_grid" in FLAGS.grids:
+        summary["loco_grid"] = loco_grid(data)
+    if "loco_grid6" in FLAGS.grids:
+        summary["loco_grid6"] = loco_grid(data, SHARED6)
     from keras_ser.training.atomic import write_json_atomic
 
     write_json_atomic(summary_path, summary)
