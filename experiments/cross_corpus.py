@@ -30,6 +30,7 @@ results.json, results.md) under `--run_root`, and one summary JSON
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -319,7 +320,8 @@ def _run_rows(run_dir):
     config, front_end = summary["config"], summary["feature_config"].get("front_end")
     model = config.get("model") or f"openSMILE {config['feature_set']} + linear SVM"
     base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": run_dir, "preset": None, "paper": None,
-            "uses_test_speaker_audio": bool(summary["uses_test_speaker_audio"]), "command": summary["command"],
+            "uses_test_speaker_audio": bool(summary["uses_test_speaker_audio"]),
+            "command": re.sub(r"/[^\s,=]*?/data/", "/data/", summary["command"]),
             "machine": MACHINE, "source": "run folder", "classes": list(summary["class_names"]),
             "front_end": front_end, "model": model}
     system = model if "model" not in config else f"{model} probe, front end {'trim + level' if front_end else 'none'}"
@@ -349,7 +351,8 @@ def _summary_rows(path):
     front_end = summary.get("front_end")
     fe = "none" if front_end is None else ("trim only" if front_end.get("level_dbfs") is None else "trim + level")
     base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": os.path.dirname(path), "preset": None,
-            "paper": None, "command": summary["command"], "machine": MACHINE, "source": "summary",
+            "paper": None, "command": re.sub(r"/[^\s,=]*?/data/", "/data/", summary["command"]), "machine": MACHINE,
+            "source": "summary",
             "front_end": front_end, "model": model}
     rows = []
     for corpus, result in summary.get("emodb_to", {}).get("results", {}).items():

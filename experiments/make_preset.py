@@ -24,6 +24,7 @@ other corpora, over the emotions it shares with each, in `preset.json`
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -47,6 +48,11 @@ CORPUS_LICENCES = {
                 "share-alike; this preset's head is derived from it and carries that licence"),
     "emovo": "EMOVO (Costantini et al. 2014), distributed by its authors for research",
 }
+
+
+def public_paths(command):
+    """A command with the corpus folders written as /data/<corpus>/...: where they lie here is nobody else's business."""
+    return re.sub(r"/[^\s,=]*?/data/", "/data/", command)
 
 
 def _placeholder(corpus_name):
@@ -110,7 +116,7 @@ def loso_summary(run_dir):
         "per_fold": [{"speaker": f["test_speaker"], "wa": round(100 * f["wa"], 2), "ua": round(100 * f["ua"], 2)}
                      for f in summary["folds"]],
         "uses_test_speaker_audio": bool(summary["config"].get("speaker_norm")),
-        "command": summary["command"],
+        "command": public_paths(summary["command"]),
         "machine": {key: summary["versions"].get(key) for key in ("machine", "cpu_count", "tensorflow", "keras")},
     }
 
