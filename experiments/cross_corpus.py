@@ -328,7 +328,8 @@ def _run_rows(run_dir):
     if summary.get("evaluation") == "loco":
         rows = []
         for fold in summary["folds"]:
-            rows.append({**base, "system": f"{system}, leave-one-corpus-out", "corpus": fold["test_speaker"],
+            rows.append({**base, "run": f"{run_dir}#{fold['test_speaker']}",
+                         "system": f"{system}, leave-one-corpus-out", "corpus": fold["test_speaker"],
                          "train_corpora": fold["train_corpora"], "protocol": "leave-one-corpus-out: trained on "
                          "every speaker of the other corpora, C chosen by leaving one training corpus out",
                          "n_utterances": fold["n_test"], "ua_pooled": round(100 * fold["ua"], 2),
@@ -356,7 +357,8 @@ def _summary_rows(path):
             "front_end": front_end, "model": model}
     rows = []
     for corpus, result in summary.get("emodb_to", {}).get("results", {}).items():
-        rows.append({**base, "system": f"{model} probe trained on EMO-DB (7 classes), front end {fe}",
+        rows.append({**base, "run": f"{base['run']}#emodb_to/{corpus}",
+                     "system": f"{model} probe trained on EMO-DB (7 classes), front end {fe}",
                      "corpus": corpus, "train_corpora": ["emodb"], "classes": list(SHARED4),
                      "protocol": "cross-corpus: trained on every EMO-DB speaker, every file of the test corpus of "
                                  "the four emotions scored, arg-max among those four",
@@ -368,7 +370,8 @@ def _summary_rows(path):
         for lever, folds in levers.items():
             for corpus, fold in folds.items():
                 adapted = fold.get("uses_test_audio")
-                rows.append({**base, "system": f"{model if grid == 'loco' else 'fusion_stats features'} "
+                rows.append({**base, "run": f"{base['run']}#{grid}/{lever}/{corpus}",
+                             "system": f"{model if grid == 'loco' else 'fusion_stats features'} "
                              f"{'probe' if grid == 'loco' else lever}, front end {fe}, leave-one-corpus-out",
                              "corpus": corpus, "train_corpora": fold["train_corpora"], "classes": fold["class_names"],
                              "protocol": "leave-one-corpus-out, C chosen by leaving one training corpus out"
@@ -379,6 +382,7 @@ def _summary_rows(path):
 
 
 def write_leaderboard():
+    """Merges the cross-corpus rows into the leaderboard (`"table": "cross_corpus"`; `run` unique per row)."""
     import glob
 
     from keras_ser.training.atomic import write_json_atomic
