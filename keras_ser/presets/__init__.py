@@ -1,8 +1,11 @@
 """Trained models that ship with keras-ser: `list_presets()` and `from_preset(name)`.
 
 A preset is a folder `keras_ser/presets/<name>/` holding `preset.json` (the
-zoo entry and its arguments, class names, feature config, what it was
-trained on, its leave-one-speaker-out figures and the command that made it)
+zoo entry and its arguments, class names, feature config with its speech
+front end, what it was trained on and under which licences, its held-out
+figures (leave one speaker out, or one corpus out for a preset trained on
+several), its figures on corpora it never heard (`cross_corpus`) and the
+command that made it)
 and `head.npz` (the weights of every layer outside the pretrained backbone).
 The backbones' weights come from their own shipped files (for the speech
 encoder `keras_ser/weights/data/speaker_encoder_resemblyzer.npz`, for the
@@ -14,10 +17,12 @@ Example:
 
 >>> import keras_ser
 >>> sorted(keras_ser.list_presets())
-['encoder_stats_emodb', 'fusion_stats_emodb']
+['encoder_stats_emodb', 'encoder_stats_multilingual', 'fusion_stats_emodb']
 >>> model = keras_ser.from_preset("encoder_stats_emodb")
 >>> model.class_names
 ['anger', 'boredom', 'disgust', 'fear', 'happiness', 'sadness', 'neutral']
+>>> keras_ser.from_preset("encoder_stats_multilingual").class_names
+['anger', 'happiness', 'sadness', 'neutral']
 """
 
 import json
@@ -62,13 +67,16 @@ def list_presets():
 
 
 def preset_metadata(name):
-    """Everything `preset.json` says of a preset: model arguments, training data, LOSO figures, command.
+    """Everything `preset.json` says of a preset: model arguments, training data and licences, held-out and
+    cross-corpus figures, command.
 
     Example:
 
     >>> metadata = preset_metadata("encoder_stats_emodb")
     >>> metadata["loso"]["ua_pooled"] >= 82, len(metadata["loso"]["folds"])
     (True, 10)
+    >>> metadata["cross_corpus"]["ravdess"]["four_emotions"]["ua"] > 25   # RAVDESS, never heard, above chance
+    True
     """
     return _read(name)
 
