@@ -25,6 +25,20 @@ class Fold:
     protocol: str = "loso"
 
 
+def _test_groups(requested, available, argument, what, available_are):
+    """The test groups asked for (all of `available` for None), each one known; a ValueError names the others."""
+    if requested is None:
+        return list(available)
+    requested = [str(name) for name in requested]
+    if not requested:
+        raise ValueError(f"{argument} is an empty list; give at least one {what} or None for all")
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        plural = "es" if what.endswith("corpus") else "s"
+        raise ValueError(f"Unknown {what}({plural}) {unknown}. {available_are}: {list(available)}")
+    return requested
+
+
 def loso_folds(corpus, validation="none", speakers=None):
     """Leave-one-speaker-out folds of a corpus.
 
@@ -56,15 +70,7 @@ def loso_folds(corpus, validation="none", speakers=None):
         )
     if validation not in ("none", "next"):
         raise ValueError(f"validation must be 'none' or 'next'. Received: validation={validation!r}")
-    if speakers is None:
-        speakers = all_speakers
-    else:
-        speakers = [str(s) for s in speakers]
-        if not speakers:
-            raise ValueError("speakers is an empty list; give at least one test speaker or None for all")
-        unknown = [s for s in speakers if s not in all_speakers]
-        if unknown:
-            raise ValueError(f"Unknown test speaker(s) {unknown}. The corpus has speakers: {all_speakers}")
+    speakers = _test_groups(speakers, all_speakers, "speakers", "test speaker", "The corpus has speakers")
     ids = corpus.speaker_ids
     folds = []
     for speaker in speakers:
@@ -111,14 +117,6 @@ def loco_folds(corpus, corpora=None, validation="none"):
     if len(all_corpora) < 2:
         raise ValueError(f"Leave-one-corpus-out needs a corpus combined from at least 2 corpora "
                          f"(tf_pipeline.corpora.combine). Received {corpus.name!r}, combined from {all_corpora}")
-    if corpora is None:
-        corpora = all_corpora
-    else:
-        corpora = [str(name) for name in corpora]
-        if not corpora:
-            raise ValueError("corpora is an empty list; give at least one test corpus or None for all")
-        unknown = [name for name in corpora if name not in all_corpora]
-        if unknown:
-            raise ValueError(f"Unknown test corpus(es) {unknown}. The corpus is combined from: {all_corpora}")
+    corpora = _test_groups(corpora, all_corpora, "corpora", "test corpus", "The corpus is combined from")
     ids = corpus.corpus_ids
     return [Fold(name, np.flatnonzero(ids != name), np.flatnonzero(ids == name), protocol="loco") for name in corpora]
