@@ -12,7 +12,11 @@ keyed by the model's input names, after the speech front end
 import tensorflow as tf
 
 from tf_pipeline.config import FusionFeatureConfig
+from tf_pipeline.features import _check_waveform
+from tf_pipeline.front_end import apply_front_end
+from tf_pipeline.mel_power import batch_mel_frames
 from tf_pipeline.mel_power import check_rows
+from tf_pipeline.sound_effects_mel import batch_sfx_mel
 
 INPUT_NAMES = ("mel_frames", "sfx_mel")
 
@@ -41,11 +45,6 @@ def batch_fusion_inputs(waveforms, num_samples, config=None):
     >>> inputs["mel_frames"].shape, inputs["sfx_mel"].shape
     (TensorShape([2, 101, 40]), TensorShape([2, 44, 96]))
     """
-    from tf_pipeline.features import _check_waveform
-    from tf_pipeline.front_end import apply_front_end
-    from tf_pipeline.mel_power import batch_mel_frames
-    from tf_pipeline.sound_effects_mel import batch_sfx_mel
-
     config = FusionFeatureConfig.from_dict(config) if config is not None else FusionFeatureConfig()
     if config.front_end is not None:
         # Once, on the shared waveforms (the sub-configs hold no front end).
