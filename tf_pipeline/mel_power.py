@@ -10,12 +10,13 @@ hop_length=160, n_mels=40).T` (librosa's defaults otherwise), which is what
 the encoder's original package computes.
 
 Before the spectrum, the speech front end runs when the config holds one
-(`MelFramesConfig.front_end`: silence trimming and level normalisation,
-`tf_pipeline.front_end`), and the waveform can be brought up to a target loudness
-(`MelFramesConfig.volume_dbfs`, increase only), as the original package
-does. Its other preprocessing step, trimming long silences with a WebRTC
-voice activity detector, has no in-graph equivalent here; the difference
-and its measured effect are in `docs/speech_encoder.md`.
+(`MelFramesConfig.front_end`: leading and trailing silence trimmed, level
+normalised; `tf_pipeline.front_end`), and the waveform can be brought up to
+a target loudness (`MelFramesConfig.volume_dbfs`, increase only), as the
+original package does. The package also removes long pauses *inside* an
+utterance with a WebRTC voice activity detector; the front end keeps
+those (the difference and its measured effect are in
+`docs/speech_encoder.md`).
 
 Batches of different lengths are padded with `PAD_VALUE` (-1, a value a
 power spectrum never takes), which the encoder masks; real frames of
