@@ -30,13 +30,14 @@ results.json, results.md) under `--run_root`, and one summary JSON
 
 import json
 import os
-import re
 import sys
 import time
 
 import numpy as np
 from absl import app
 from absl import flags
+
+from make_preset import public_paths
 
 SHARED4 = ("anger", "happiness", "sadness", "neutral")
 SHARED6 = SHARED4 + ("fear", "disgust")
@@ -126,8 +127,6 @@ def scores(true, predicted, classes):
 
 def probe_predict(probe, features):
     z = (features - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], 1e-12))
-    if "basis" in probe:
-        z = z - (z @ probe["basis"]) @ probe["basis"].T
     return z @ probe["kernel"] + probe["bias"]
 
 
@@ -287,7 +286,7 @@ def loco_grid(data, classes=SHARED4, log=print):
     return rows
 
 
-def loco(data, lever="none", classes=SHARED4, log=print):
+def loco(data, classes=SHARED4, log=print):
     """Leave one corpus out over `classes` with the library's probe (`fit_probe`): C by leaving one training corpus out."""
     names = list(data)
     rows = {n: np.isin(data[n][1], classes) for n in names}
@@ -303,7 +302,7 @@ def loco(data, lever="none", classes=SHARED4, log=print):
         predicted = np.array(classes)[np.argmax(probe_predict(probe, x_test), axis=1)]
         result = scores(y_test, predicted, classes)
         per_corpus[test] = fold_record(test, train, classes, "leave-one-corpus-out", result, len(x), len(x_test),
-                                       time.time() - start, lever, {"C": probe["C"], "inner_ua": probe["inner_ua"]})
+                                       time.time() - start, "probe", {"C": probe["C"], "inner_ua": probe["inner_ua"]})
         log(f"LOCO [probe] test {test}: UA {result['ua']:.3f} WA {result['wa']:.3f} C={probe['C']} "
             f"({time.time() - start:.0f} s)")
     return per_corpus
@@ -321,7 +320,7 @@ def _run_rows(run_dir):
     model = config.get("model") or f"openSMILE {config['feature_set']} + linear SVM"
     base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": run_dir, "preset": None, "paper": None,
             "uses_test_speaker_audio": bool(summary["uses_test_speaker_audio"]),
-            "command": re.sub(r"/[^\s,=]*?/data/", "/data/", summary["command"]),
+            "command": public_paths(summary["command"]),
             "machine": MACHINE, "source": "run folder", "classes": list(summary["class_names"]),
             "front_end": front_end, "model": model}
     system = model if "model" not in config else f"{model} probe, front end {'trim + level' if front_end else 'none'}"
@@ -352,7 +351,7 @@ def _summary_rows(path):
     front_end = summary.get("front_end")
     fe = "none" if front_end is None else ("trim only" if front_end.get("level_dbfs") is None else "trim + level")
     base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": os.path.dirname(path), "preset": None,
-            "paper": None, "command": re.sub(r"/[^\s,=]*?/data/", "/data/", summary["command"]), "machine": MACHINE,
+            "paper": None, "command": public_paths(summary["command"]), "machine": MACHINE,
             "source": "summary",
             "front_end": front_end, "model": model}
     rows = []

@@ -121,11 +121,12 @@ def _mel_frames(waveform, num_samples, config):
 
     from tf_pipeline import mel_power
     from tf_pipeline.front_end import apply_front_end
+    from tf_pipeline.front_end import normalize_level
 
     waveform, num_samples = apply_front_end(waveform, num_samples, config.front_end, config.sample_rate,
                                             config.min_samples)
     if config.volume_dbfs is not None:
-        waveform = mel_power._normalize_volume(waveform, num_samples, float(config.volume_dbfs))
+        waveform = normalize_level(waveform, num_samples, config.volume_dbfs, increase_only=True)
     half = config.n_fft // 2
     padded = tf.pad(waveform, [[0, 0], [half, half]])
     framed = tf.signal.frame(padded, config.n_fft, config.hop_length, pad_end=False)  # [1, T, n_fft]

@@ -30,16 +30,11 @@ independently: a row in a batch equals the row alone.
 import numpy as np
 import tensorflow as tf
 
-from tf_pipeline.config import FrontEndConfig
+from tf_pipeline.config import FrontEndConfig  # noqa: F401 - the doctests' config
+from tf_pipeline.config import check_front_end
 
 # Floor of a frame's mean power before the log (librosa's amin squared).
 _POWER_FLOOR = 1e-10
-
-
-def _front_end(config):
-    if config is None:
-        return None
-    return config if isinstance(config, FrontEndConfig) else FrontEndConfig.from_dict(config)
 
 
 def speech_bounds(waveforms, num_samples, trim_db, frame_length, hop_length):
@@ -113,8 +108,12 @@ def _assert_not_silent(waveforms, what):
     return [tf.debugging.Assert(loud, [message])]
 
 
-def normalize_level(waveforms, num_samples, level_dbfs):
+def normalize_level(waveforms, num_samples, level_dbfs, increase_only=False):
     """Scales each row to an RMS of `level_dbfs` dB full scale over its `num_samples` samples.
+
+    With `increase_only`, a row already louder keeps its level (the GE2E
+    encoder package's volume normalisation, `MelFramesConfig.volume_dbfs`).
+    Rows of zeros stay zeros.
 
     Example:
 
@@ -128,6 +127,8 @@ def normalize_level(waveforms, num_samples, level_dbfs):
     count = tf.maximum(tf.cast(num_samples, waveforms.dtype), 1.0)
     rms = tf.sqrt(tf.reduce_sum(tf.square(waveforms) * mask, axis=1) / count)
     gain = (10.0 ** (float(level_dbfs) / 20.0)) / tf.maximum(rms, 1e-12)
+    if increase_only:
+        gain = tf.maximum(gain, 1.0)
     return waveforms * gain[:, None]
 
 
@@ -164,7 +165,7 @@ def apply_front_end(waveforms, num_samples, config, sample_rate, min_samples=1,
     >>> round(float(20 * np.log10(rms)), 3)   # the level of -18 dBFS
     -18.0
     """
-    config = _front_end(config)
+    config = check_front_end(config)
     num_samples = tf.cast(num_samples, tf.int32)
     if config is None or not config.active:
         return waveforms, num_samples

@@ -36,6 +36,7 @@ from tf_pipeline.features import _assert_finite
 from tf_pipeline.features import _check_waveform
 from tf_pipeline.features import _mel_filterbank_np
 from tf_pipeline.front_end import apply_front_end
+from tf_pipeline.front_end import normalize_level
 
 # Value of the padded frames of a batch: a power spectrum is never negative.
 PAD_VALUE = -1.0
@@ -94,16 +95,6 @@ def centred_power_spectrum(waveforms, n_fft, hop_length):
     return tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
 
 
-def _normalize_volume(waveforms, num_samples, target_dbfs):
-    """Raises each row to `target_dbfs` RMS (never lowers it); zeros stay zeros."""
-    mask = tf.sequence_mask(num_samples, tf.shape(waveforms)[1], dtype=tf.float32)
-    count = tf.maximum(tf.cast(num_samples, tf.float32), 1.0)
-    rms = tf.sqrt(tf.reduce_sum(tf.square(waveforms) * mask, axis=1) / count)
-    target = 10.0 ** (target_dbfs / 20.0)
-    gain = tf.maximum(target / tf.maximum(rms, 1e-12), 1.0)
-    return waveforms * gain[:, None]
-
-
 def batch_mel_frames(waveforms, num_samples, config=None):
     """Mel power frames of zero-padded waveforms of different lengths.
 
@@ -146,7 +137,7 @@ def batch_mel_frames(waveforms, num_samples, config=None):
     waveforms, num_samples = apply_front_end(waveforms, num_samples, config.front_end, config.sample_rate,
                                              config.min_samples)
     if config.volume_dbfs is not None:
-        waveforms = _normalize_volume(waveforms, num_samples, float(config.volume_dbfs))
+        waveforms = normalize_level(waveforms, num_samples, config.volume_dbfs, increase_only=True)
     power = centred_power_spectrum(waveforms, config.n_fft, config.hop_length)
     filterbank = _mel_filterbank_np(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
     mel = tf.tensordot(power, tf.constant(filterbank), axes=1)

@@ -61,11 +61,11 @@ def _load_store(path):
 
 
 def _save_store(path, store):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from keras_ser.training.atomic import write_atomic
+
     files = sorted(store)
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, files=np.array(files), features=np.stack([store[f] for f in files]))
-    os.replace(tmp, path)
+    write_atomic(path, lambda stream: np.savez(stream, files=np.array(files),
+                                               features=np.stack([store[f] for f in files])))
 
 
 def features_function(model):
