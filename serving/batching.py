@@ -243,8 +243,9 @@ class Batcher:
 
     `submit(feed)` blocks until the request's batch has run and returns its
     rows of every output (or raises its `ServingError`). `stats` counts
-    batches, requests and rows, the largest merged batch, and batches run
-    again request by request.
+    batches, requests and rows, the largest merged batch (in requests),
+    batches run again request by request (`retried`) and batches that
+    waited for the timeout (`waited`).
     """
 
     def __init__(self, run, params, name="batcher"):
@@ -258,7 +259,7 @@ class Batcher:
         self._threads = []
         self._stopped = False
         self._under_load = False
-        self.stats = {"batches": 0, "requests": 0, "rows": 0, "largest": 0, "retried": 0}
+        self.stats = {"batches": 0, "requests": 0, "rows": 0, "largest": 0, "retried": 0, "waited": 0}
 
     def submit(self, feed):
         """Runs `feed` (dict alias -> tf.Tensor) in the next fitting batch; returns its outputs."""
@@ -335,6 +336,7 @@ class Batcher:
             timeout = self.params.batch_timeout_micros / 1e6
             wait = self._under_load and timeout > 0
             deadline = self._pending[0].arrival + timeout
+            waited = False
             while True:
                 batch = self._select()
                 rows = sum(task.rows for task in batch)
@@ -342,7 +344,9 @@ class Batcher:
                 if (not wait or self._stopped or remaining <= 0 or batch[0].length is None
                         or rows >= self.params.max_execution_batch_size):
                     break
+                waited = True
                 self._cond.wait(remaining)
+            self.stats["waited"] += waited
             for task in batch:
                 self._pending.remove(task)
                 self._pending_rows -= task.rows
