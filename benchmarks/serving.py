@@ -22,7 +22,14 @@ set an environment variable of that server's process, e.g.
 concurrency level the servers are timed one after the other, so the other
 jobs of a shared machine weigh on them alike. The first server is the
 reference: each row prints the ratios of requests/s and of p50 / p99
-against it at the same level. `--direct` adds the direct calls. Batching
+against it at the same level, and the CPU time (user + system, all
+threads) each server process spent per answered request: unlike wall
+time it hardly depends on what else runs on the machine, so on a shared
+machine its ratio is the steadier measure of what batching saves (2
+cores / CPU per request is the most a quiet 2-core machine could
+serve). `--rounds=R` splits each level into R
+rounds, every server timed once per round (the first rotating), so a
+change of load during a level falls on all of them. `--direct` adds the direct calls. Batching
 statistics (`Batched ...` lines) are printed when a server stops.
 `--keras_preset=NAME` serves a trained model shipped with keras-ser
 (`keras_ser.from_preset`), `--json` writes the result.
@@ -87,12 +94,22 @@ def _start_server(base_path, name, flags=(), env=None):
     return process, int(match.group(1))
 
 
+def _cpu_seconds(pid):
+    """User + system CPU seconds of a process and its threads so far (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(values, q):
     return float(np.percentile(np.asarray(values) * 1000.0, q)) if values else float("nan")
 
 
-def _run_level(call_factory, contents, clients, requests):
-    """`clients` threads send `requests` requests in all; returns (rps, latencies, errors)."""
+def _run_level(call_factory, contents, clients, requests, offset=0):
+    """`clients` threads send `requests` requests in all (files from `offset` on); returns (rps, latencies, errors)."""
     latencies, errors = [], []
     lock = threading.Lock()
     counter = iter(range(requests))
@@ -106,7 +123,7 @@ def _run_level(call_factory, contents, clients, requests):
                 return
             start = time.perf_counter()
             try:
-                call(contents[index % len(contents)])
+                call(contents[(offset + index) % len(contents)])
             except Exception as error:  # noqa: BLE001 - counted and printed, never raised
                 with lock:
                     errors.append(str(error).splitlines()[0][:200])
@@ -170,6 +187,8 @@ def main(argv=None):
                         "e.g. fusion_stats_emodb) to export and serve instead of --preset")
     parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level (default 300)")
     parser.add_argument("--clients", default="1,8,32", help="concurrency levels (default 1,8,32)")
+    parser.add_argument("--rounds", type=int, default=1, help="split each level's requests into this many rounds, "
+                        "every path timed once per round, the first one rotating (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="weights of the preset model and the order of the files "
                         "(default 0)")
     parser.add_argument("--server", action="append", default=[], metavar="LABEL=FLAGS",
@@ -223,6 +242,7 @@ def main(argv=None):
             processes.append(process)
             ports.append(port)
         factories = [(label, _grpc_factory(port, "ser")) for (label, _, _), port in zip(servers, ports)]
+        pids = {label: process.pid for (label, _, _), process in zip(servers, processes)}
         if direct_too:
             direct = tf.saved_model.load(version_dir).signatures["serve_wav"]
 
@@ -235,13 +255,28 @@ def main(argv=None):
             _run_level(factory, contents, 2, 8)
 
         results = []
+        per_round = [args.requests // args.rounds + (r < args.requests % args.rounds) for r in range(args.rounds)]
         for clients in levels:
-            for label, factory in factories:
-                rps, latencies, errors = _run_level(factory, contents, clients, args.requests)
-                results.append({"label": label, "clients": clients, "requests": args.requests, "rps": rps,
-                                "p50_ms": _percentile(latencies, 50), "p99_ms": _percentile(latencies, 99),
-                                "errors": len(errors), "first_error": errors[0] if errors else None})
-                print(f"  {label}, {clients} clients: {rps:.1f} req/s, p50 {results[-1]['p50_ms']:.0f} ms",
+            timed = {label: ([], [], 0.0, 0.0) for label, _ in factories}
+            for round_index, count in enumerate(per_round):
+                # Each round times every path in turn, the first one rotating.
+                for k in range(len(factories)):
+                    label, factory = factories[(k + round_index) % len(factories)]
+                    cpu = _cpu_seconds(pids[label]) if label in pids else None
+                    start = time.perf_counter()
+                    _, latencies, errors = _run_level(factory, contents, clients, count, sum(per_round[:round_index]))
+                    wall = time.perf_counter() - start
+                    cpu = _cpu_seconds(pids[label]) - cpu if cpu is not None else float("nan")
+                    lat, err, walls, cpus = timed[label]
+                    timed[label] = (lat + latencies, err + errors, walls + wall, cpus + cpu)
+            for label, _ in factories:
+                latencies, errors, wall, cpu = timed[label]
+                results.append({"label": label, "clients": clients, "requests": args.requests,
+                                "rps": len(latencies) / wall, "p50_ms": _percentile(latencies, 50),
+                                "p99_ms": _percentile(latencies, 99), "errors": len(errors),
+                                "first_error": errors[0] if errors else None, "loadavg": host.loadavg(),
+                                "server_cpu_ms": 1000.0 * cpu / max(len(latencies), 1)})
+                print(f"  {label}, {clients} clients: {results[-1]['rps']:.1f} req/s, p50 {results[-1]['p50_ms']:.0f} ms",
                       file=sys.stderr, flush=True)
         tails = {}
         for (label, _, _), process in zip(servers, processes):
@@ -254,7 +289,8 @@ def main(argv=None):
               f"{export_seconds:.1f} s")
         print(f"requests: EMO-DB files in a fixed random order (seed {args.seed}), one 16-bit WAV per request "
               f"through serve_wav ({len(contents)} files, {np.mean(seconds):.2f} s mean, {max(seconds):.2f} s max), "
-              f"{args.requests} requests per level")
+              f"{args.requests} requests per level and path in {args.rounds} round(s); load average at the end of "
+              f"each level: {', '.join(str(r['loadavg'][0]) for r in results[::len(factories)])}")
         for label, flags, env in servers:
             words = [f"env:{k}={v}" for k, v in env.items()] + flags
             print(f"server {label}: keras-ser serve-local {' '.join(words) or '(no extra flags)'} (gRPC, own process)")
@@ -264,18 +300,19 @@ def main(argv=None):
             print("direct: the loaded SavedModel's serve_wav called in the benchmark process")
         reference = factories[0][0]
         print(f"\nratios against {reference} at the same level\n")
-        print("| clients | requests | path | req/s | p50 ms | p99 ms | errors | req/s ratio | p50 ratio | p99 ratio |")
-        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| clients | requests | path | req/s | p50 ms | p99 ms | errors | server CPU ms / request | req/s ratio "
+              "| p50 ratio | p99 ratio | CPU / request ratio |")
+        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         by_level = {}
         for row in results:
             by_level.setdefault(row["clients"], {})[row["label"]] = row
         for row in results:
             ref = by_level[row["clients"]][reference]
             row.update(rps_ratio=row["rps"] / ref["rps"], p50_ratio=row["p50_ms"] / ref["p50_ms"],
-                       p99_ratio=row["p99_ms"] / ref["p99_ms"])
+                       p99_ratio=row["p99_ms"] / ref["p99_ms"], cpu_ratio=row["server_cpu_ms"] / ref["server_cpu_ms"])
             print(f"| {row['clients']} | {row['requests']} | {row['label']} | {row['rps']:.1f} | {row['p50_ms']:.1f} | "
-                  f"{row['p99_ms']:.1f} | {row['errors']} | {row['rps_ratio']:.2f} | {row['p50_ratio']:.2f} | "
-                  f"{row['p99_ratio']:.2f} |")
+                  f"{row['p99_ms']:.1f} | {row['errors']} | {row['server_cpu_ms']:.1f} | {row['rps_ratio']:.2f} | "
+                  f"{row['p50_ratio']:.2f} | {row['p99_ratio']:.2f} | {row['cpu_ratio']:.2f} |")
         errors = [row for row in results if row["errors"]]
         if errors:
             print(f"\nerrors: {sum(r['errors'] for r in errors)}; first: {errors[0]['first_error']}")

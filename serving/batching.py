@@ -63,7 +63,7 @@ log = logging.getLogger("serving.batching")
 # (measured on the fusion export on 2 CPU cores: docs/serving.md, Batching).
 DEFAULT_MAX_EXECUTION_BATCH_SIZE = 16
 DEFAULT_BATCH_TIMEOUT_MICROS = 2000
-DEFAULT_NUM_BATCH_THREADS = 1
+DEFAULT_NUM_BATCH_THREADS = 2
 DEFAULT_MAX_ENQUEUED_BATCHES = 100
 DEFAULT_LENGTH_BUCKET_RATIO = 1.5
 
@@ -78,8 +78,9 @@ class BatchingParameters:
         batch_timeout_micros: int >= 0. Longest wait, under load, for more
             requests to join a batch, counted from its oldest request's
             arrival. Defaults to `2000` (2 ms).
-        num_batch_threads: int >= 1. Batches running at the same time.
-            Defaults to `1`.
+        num_batch_threads: int >= 1. Batches running at the same time
+            (while one runs its LSTM steps, the other keeps the second
+            core busy). Defaults to `2`.
         max_enqueued_batches: int >= 1. Queue depth, in batches of
             `max_execution_batch_size` rows. Defaults to `100`.
         pad_variable_length_inputs: bool. Merge inputs of different widths

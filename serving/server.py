@@ -296,7 +296,10 @@ class DevServer:
             REST. Defaults to `8501`.
         poll_seconds: float. Base-path polling period; 0 disables polling.
             Defaults to `1.0` (TF Serving's default).
-        max_workers: int. gRPC worker threads. Defaults to `16`.
+        max_workers: int or None. gRPC worker threads (each holds one
+            request until it is answered). Defaults to `None`: 16, or with
+            batching twice the largest merged batch if that is more, so a
+            full batch can run while the next one fills.
 
     Example:
 
@@ -307,13 +310,16 @@ class DevServer:
     """
 
     def __init__(self, models, port=DEFAULT_GRPC_PORT, rest_api_port=DEFAULT_REST_PORT, poll_seconds=1.0,
-                 max_workers=16):
+                 max_workers=None):
         for label, value in (("port", port), ("rest_api_port", rest_api_port)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535):
                 raise ValueError(f"{label} must be a port number in 0..65535 (0: any free port). Received: {value!r}")
         self.manager = ModelManager(models, poll_seconds=poll_seconds)
         self._port = port
         self._rest_port = rest_api_port
+        if max_workers is None:
+            sizes = [m.batching.max_execution_batch_size for m in models if m.batching is not None]
+            max_workers = max([16] + [2 * size for size in sizes])
         self._max_workers = max_workers
         self._grpc = None
         self._http = None
