@@ -237,7 +237,8 @@ def main(argv=None):
     for row in rows:
         diff_p = f"{row['probabilities_diff']:.1e}" if "probabilities_diff" in row else "-"
         diff_f = f"{row['features_diff']:.1e}" if "features_diff" in row else "-"
-        print(f"| {row['round']} | {row['setting']} | {cell(row, 'serving_one_fps')} | {cell(row, 'serving_one_ratio', 2)} "
+        print(f"| {row['round']} | {row['setting']} | {cell(row, 'serving_one_fps')} "
+              f"| {cell(row, 'serving_one_ratio', 2)} "
               f"| {cell(row, 'serving_batch_fps')} | {cell(row, 'serving_batch_ratio', 2)} "
               f"| {cell(row, 'batch_vs_default_one', 2)} | {cell(row, 'extraction_fps')} "
               f"| {cell(row, 'extraction_ratio', 2)} | {cell(row, 'extraction_warmup_s')} | {diff_p} | {diff_f} |")

@@ -276,8 +276,8 @@ def main(argv=None):
                                 "p99_ms": _percentile(latencies, 99), "errors": len(errors),
                                 "first_error": errors[0] if errors else None, "loadavg": host.loadavg(),
                                 "server_cpu_ms": 1000.0 * cpu / max(len(latencies), 1)})
-                print(f"  {label}, {clients} clients: {results[-1]['rps']:.1f} req/s, p50 {results[-1]['p50_ms']:.0f} ms",
-                      file=sys.stderr, flush=True)
+                print(f"  {label}, {clients} clients: {results[-1]['rps']:.1f} req/s, "
+                      f"p50 {results[-1]['p50_ms']:.0f} ms", file=sys.stderr, flush=True)
         tails = {}
         for (label, _, _), process in zip(servers, processes):
             tails[label] = [line for line in _stop(process).splitlines() if line.startswith("Batched")]

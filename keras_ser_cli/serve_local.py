@@ -60,21 +60,22 @@ def define_flags(flag_values):
     flags.DEFINE_boolean("enable_batching", False, "Merge concurrent Predict requests (gRPC and REST) for the same "
                          "signature into one call, grouped by length; a bad request fails alone. Off: each request "
                          "runs alone.", flag_values=flag_values)
-    flags.DEFINE_integer("max_execution_batch_size", defaults.DEFAULT_MAX_EXECUTION_BATCH_SIZE, "With --enable_batching: "
-                         "most rows merged into one call (a larger request runs alone).", lower_bound=1,
+    flags.DEFINE_integer("max_execution_batch_size", defaults.DEFAULT_MAX_EXECUTION_BATCH_SIZE,
+                         "With --enable_batching: most rows merged into one call (a larger request runs alone).",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("batch_timeout_micros", defaults.DEFAULT_BATCH_TIMEOUT_MICROS,
+                         "With --enable_batching: under load, longest wait for more requests to join a batch, from "
+                         "its oldest request's arrival (a request that finds the server idle runs at once).",
+                         lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("num_batch_threads", defaults.DEFAULT_NUM_BATCH_THREADS,
+                         "With --enable_batching: batches run at the same time.", lower_bound=1,
                          flag_values=flag_values)
-    flags.DEFINE_integer("batch_timeout_micros", defaults.DEFAULT_BATCH_TIMEOUT_MICROS, "With --enable_batching: under load, "
-                         "longest wait for more requests to join a batch, from its oldest request's arrival "
-                         "(a request that finds the server idle runs at once).", lower_bound=0,
-                         flag_values=flag_values)
-    flags.DEFINE_integer("num_batch_threads", defaults.DEFAULT_NUM_BATCH_THREADS, "With --enable_batching: batches run at "
-                         "the same time.", lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer("max_enqueued_batches", defaults.DEFAULT_MAX_ENQUEUED_BATCHES, "With --enable_batching: queue "
-                         "depth in batches; beyond it requests get UNAVAILABLE.", lower_bound=1,
-                         flag_values=flag_values)
-    flags.DEFINE_float("length_bucket_ratio", defaults.DEFAULT_LENGTH_BUCKET_RATIO, "With --enable_batching: longest / "
-                       "shortest request length in one batch (WAV duration, or waveform width); 0: any lengths.",
-                       lower_bound=0.0, flag_values=flag_values)
+    flags.DEFINE_integer("max_enqueued_batches", defaults.DEFAULT_MAX_ENQUEUED_BATCHES,
+                         "With --enable_batching: queue depth in batches; beyond it requests get UNAVAILABLE.",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_float("length_bucket_ratio", defaults.DEFAULT_LENGTH_BUCKET_RATIO,
+                       "With --enable_batching: longest / shortest request length in one batch (WAV duration, or "
+                       "waveform width); 0: any lengths.", lower_bound=0.0, flag_values=flag_values)
     flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads of one op (TensorFlow's intra-op pool; "
                          "0: TensorFlow's default, one per core).", lower_bound=0, flag_values=flag_values)
     flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Ops run at the same time (TensorFlow's inter-op "

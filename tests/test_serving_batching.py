@@ -65,7 +65,8 @@ def _request(signature_name, inputs):
     request.model_spec.name = exported_model.MODEL_NAME
     request.model_spec.signature_name = signature_name
     for alias, value in inputs.items():
-        request.inputs[alias].CopyFrom(tf.make_tensor_proto(value, dtype=tf.string if isinstance(value, list) else None))
+        dtype = tf.string if isinstance(value, list) else None
+        request.inputs[alias].CopyFrom(tf.make_tensor_proto(value, dtype=dtype))
     return request
 
 
@@ -212,7 +213,10 @@ def test_rest_requests_are_batched_too(batched, emodb_dir):
 
 
 class _Gate:
-    """A run function that records each call's rows and widths and, while closed, holds the batch thread."""
+    """A run function that records each call's rows and widths and, while closed, holds the batch thread.
+
+    The tests below run one batch thread, so the queue fills while the gate holds it.
+    """
 
     def __init__(self):
         self.open = threading.Event()
@@ -264,7 +268,7 @@ def test_batcher_groups_by_length_and_caps_rows():
 
     gate = _Gate()
     batcher = Batcher(gate, BatchingParameters(max_execution_batch_size=3, batch_timeout_micros=0,
-                                               length_bucket_ratio=1.5))
+                                               length_bucket_ratio=1.5, num_batch_threads=1))
     results = {}
     first = threading.Thread(target=lambda: results.setdefault("first", batcher.submit({"x": tf.ones([1, 100])})))
     first.start()
@@ -290,7 +294,7 @@ def test_batcher_failed_batch_reruns_alone_and_full_queue_refuses():
 
     gate = _Gate()
     batcher = Batcher(gate, BatchingParameters(max_execution_batch_size=4, max_enqueued_batches=1,
-                                               batch_timeout_micros=0, length_bucket_ratio=0))
+                                               batch_timeout_micros=0, length_bucket_ratio=0, num_batch_threads=1))
     results = {}
     threading.Thread(target=lambda: results.setdefault("first", batcher.submit({"x": tf.ones([1, 8])}))).start()
     assert gate.started.wait(30)
@@ -299,7 +303,8 @@ def test_batcher_failed_batch_reruns_alone_and_full_queue_refuses():
     # 4 rows wait: the queue (1 batch of 4 rows) is full.
     from serving.servables import ServingError
 
-    with pytest.raises(ServingError, match="The batch scheduling queue to which this task was submitted is full") as info:
+    full = "The batch scheduling queue to which this task was submitted is full"
+    with pytest.raises(ServingError, match=full) as info:
         batcher.submit({"x": tf.ones([1, 8])})
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
     gate.open.set()
@@ -310,6 +315,32 @@ def test_batcher_failed_batch_reruns_alone_and_full_queue_refuses():
     assert list(results[0]["y"]) == [16.0] and list(results[2]["y"]) == [24.0, 24.0]
     assert isinstance(results[1], ServingError) and "x holds -1" in results[1].message
     assert batcher.stats["retried"] == 1
+
+
+def test_two_batch_threads_run_two_batches_at_once():
+    import tensorflow as tf
+
+    from serving.batching import Batcher
+    from serving.batching import BatchingParameters
+
+    gate = _Gate()
+    batcher = Batcher(gate, BatchingParameters(num_batch_threads=2, batch_timeout_micros=0))
+    results = {}
+    threads = [threading.Thread(target=lambda k=k: results.setdefault(k, batcher.submit({"x": tf.ones([1, 4])})))
+               for k in range(2)]
+    threads[0].start()
+    assert gate.started.wait(30)
+    threads[1].start()
+    for _ in range(3000):  # the second thread takes the second request while the first is still held
+        if len(gate.calls) == 2:
+            break
+        threading.Event().wait(0.01)
+    assert gate.calls == [(1, 4), (1, 4)]
+    gate.open.set()
+    for thread in threads:
+        thread.join(30)
+    batcher.stop()
+    assert float(results[0]["y"][0]) == float(results[1]["y"][0]) == 4.0
 
 
 def test_lone_requests_never_wait_for_the_timeout():
