@@ -452,9 +452,12 @@ def serve(model_name=None, model_base_path=None, model_config_file=None, port=DE
             print(f"Model {model.name}: base path {model.base_path}, serving versions {versions or 'none yet'}"
                   + (f", labels {model.labels}" if model.labels else ""), file=out)
         if batching is not None:
+            import tensorflow as tf
+
+            intra = tf.config.threading.get_intra_op_parallelism_threads() or "TensorFlow's default"
             print(f"Batching: at most {batching.max_execution_batch_size} rows a call, "
                   f"{batching.batch_timeout_micros} us timeout, {batching.num_batch_threads} batch thread(s), "
-                  f"length buckets {batching.length_bucket_ratio:g}x", file=out)
+                  f"length buckets {batching.length_bucket_ratio:g}x; intra-op threads: {intra}", file=out)
         print(f"Running gRPC ModelServer at {server.grpc_address} ...", file=out)
         if server.rest_url:
             print(f"Exporting HTTP/REST API at:{HOST}:{server.rest_port} ...", file=out)

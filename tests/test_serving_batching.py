@@ -412,8 +412,10 @@ def test_serve_local_batching_flags(capsys, tmp_path, exported):
     assert "length_bucket_ratio must be 0 (no buckets) or a number >= 1" in capsys.readouterr().err
 
 
-def test_docstring_examples_run():
-    import serving.batching
+@pytest.mark.parametrize("module", ["serving.batching", "keras_ser_cli.serve_local"])
+def test_docstring_examples_run(module):
+    import importlib
 
-    result = doctest.testmod(serving.batching, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
