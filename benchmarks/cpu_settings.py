@@ -242,6 +242,19 @@ def main(argv=None):
               f"| {cell(row, 'serving_batch_fps')} | {cell(row, 'serving_batch_ratio', 2)} "
               f"| {cell(row, 'batch_vs_default_one', 2)} | {cell(row, 'extraction_fps')} "
               f"| {cell(row, 'extraction_ratio', 2)} | {cell(row, 'extraction_warmup_s')} | {diff_p} | {diff_f} |")
+    if args.rounds > 1:
+        print(f"\nmedian over the {args.rounds} rounds of each ratio to the same round's default\n")
+        print("| setting | serving one at a time | serving batches | batches x default one at a time | extraction |")
+        print("|---|---:|---:|---:|---:|")
+        for name in args.settings:
+            mine = [row for row in rows if row["setting"] == name]
+
+            def median(key):
+                values = [row[key] for row in mine if key in row]
+                return f"{np.median(values):.2f}" if values else "-"
+
+            print(f"| {name} | {median('serving_one_ratio')} | {median('serving_batch_ratio')} "
+                  f"| {median('batch_vs_default_one')} | {median('extraction_ratio')} |")
     if args.json:
         host.write_json(args.json, {"command": host.command_line("cpu_settings.py", argv or sys.argv[1:]),
                                     "machine": info, "rows": rows})
