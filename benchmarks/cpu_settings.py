@@ -35,8 +35,16 @@ length would be a new shape); `bf16` (`keras.mixed_precision` policy
 `mixed_bfloat16` for the extraction model; serving not run: the export is
 float32).
 
+`--parts` instead times where a request's CPU time goes, on one core
+(one intra-op and one inter-op thread): the speech front end + GE2E
+encoder and the sound-effects front end + CNN, each alone, on the
+preset's own front ends of equal-length random audio (`--seconds`, default
+the EMO-DB mean 2.8 s), at batch 1 and at `--batch`, in ms of one core per
+utterance, with the arithmetic of each encoder (multiply-adds x 2).
+
     python benchmarks/cpu_settings.py --data_dir /data/emodb/wav --files 48
     python benchmarks/cpu_settings.py --data_dir /data/emodb/wav --settings default,intra1_inter2 --rounds 2
+    python benchmarks/cpu_settings.py --data_dir /data/emodb/wav --parts
 """
 
 import argparse
@@ -78,6 +86,8 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=1, help="times every setting runs (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="choice of files (default 0)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--parts", action="store_true", help="time the two encoders on one core instead")
+    parser.add_argument("--seconds", type=float, default=2.8, help="utterance length of --parts (default 2.8)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--export_dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -179,10 +189,95 @@ def _child(args):
     return 0
 
 
+def _encoder_flops(model, samples):
+    """Multiply-adds x 2 of each encoder for one utterance (convolutions and LSTM matrix products only)."""
+    import keras
+    import tensorflow as tf
+
+    import tf_pipeline
+
+    inputs = tf_pipeline.batch_fusion_inputs(tf.random.uniform([1, samples], -0.3, 0.3), [samples],
+                                             model.preprocessor.feature_config)
+    frames_speech, frames_sfx = int(inputs["mel_frames"].shape[1]), int(inputs["sfx_mel"].shape[1])
+    speaker = 0
+    for layer in model.get_layer("speaker_encoder").layers:
+        if isinstance(layer, keras.layers.LSTM):
+            speaker += 2 * frames_speech * (layer.cell.kernel.shape[0] + layer.units) * 4 * layer.units
+    sfx, time_steps, width = 0, frames_sfx, model.get_layer("sound_effects_encoder").n_mels
+    for layer in model.get_layer("sound_effects_encoder").layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel = layer.kernel.shape
+            sfx += 2 * time_steps * width * kernel[0] * kernel[1] * kernel[2] * kernel[3]
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            time_steps, width = time_steps // 2, width // 2
+    return speaker, sfx
+
+
+def _parts(args, argv):
+    """Per-utterance CPU time of each encoder (front end included) on one core, at batch 1 and `--batch`."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras_ser
+    import tf_pipeline
+
+    model = keras_ser.from_preset(PRESET, compile=False)
+    config = model.preprocessor.feature_config
+    specs = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+    speaker, sfx = model.get_layer("speaker_encoder"), model.get_layer("sound_effects_encoder")
+
+    def speech(waveforms, num_samples):
+        return speaker(tf_pipeline.batch_fusion_inputs(waveforms, num_samples, config)["mel_frames"])["lstm_3"]
+
+    def effects(waveforms, num_samples):
+        return sfx(tf_pipeline.batch_fusion_inputs(waveforms, num_samples, config)["sfx_mel"])["block_4"]
+
+    def whole(waveforms, num_samples):
+        return model(model.preprocessor.batch(waveforms, num_samples), training=False)
+
+    samples = int(args.seconds * config.sample_rate)
+    rng = np.random.default_rng(args.seed)
+    flops = _encoder_flops(model, samples)
+    print(f"keras-ser fusion parts: preset {PRESET}, random audio of {args.seconds:g} s, one core (1 intra-op and "
+          f"1 inter-op thread); ms of that core per utterance, median of 3 timings\n")
+    rows = []
+    print(f"| part | GFLOP per utterance | batch 1 ms | batch {args.batch} ms | batch {args.batch} / batch 1 |")
+    print("|---|---:|---:|---:|---:|")
+    for name, function, gflop in (("speech front end + GE2E LSTMs", speech, flops[0] / 1e9),
+                                  ("sound-effects front end + CNN", effects, flops[1] / 1e9),
+                                  ("whole model (both, the head)", whole, sum(flops) / 1e9)):
+        compiled = tf.function(function, autograph=False, input_signature=specs)
+        per_row = {}
+        for batch in (1, args.batch):
+            waveforms = tf.constant(rng.uniform(-0.3, 0.3, (batch, samples)).astype("float32"))
+            lengths = tf.fill([batch], samples)
+            compiled(waveforms, lengths)
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                compiled(waveforms, lengths)
+                times.append((time.perf_counter() - start) / batch)
+            per_row[batch] = 1000 * float(np.median(times))
+        print(f"| {name} | {gflop:.2f} | {per_row[1]:.1f} | {per_row[args.batch]:.1f} | "
+              f"{per_row[args.batch] / per_row[1]:.2f} |")
+        rows.append({"part": name, "gflop": gflop, "ms_batch_1": per_row[1],
+                     f"ms_batch_{args.batch}": per_row[args.batch]})
+    info = host.machine_info()
+    print(f"\nmachine: {host.machine_line(info)}; load average {host.loadavg()}")
+    if args.json:
+        host.write_json(args.json, {"command": host.command_line("cpu_settings.py", argv or sys.argv[1:]),
+                                    "machine": info, "loadavg": host.loadavg(), "seconds": args.seconds, "parts": rows})
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
         return _child(args)
+    if args.parts:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        return _parts(args, argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras_ser
     from saved_models import export
