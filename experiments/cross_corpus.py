@@ -98,8 +98,8 @@ def extract(corpora_by_name, front_end, log=print):
     """`{name: (features, shared label names, speakers, paths)}`, features extracted once per corpus."""
     from keras_ser.training import frozen
     from keras_ser.training.config import TrainConfig
-    from tf_pipeline.config import FusionFeatureConfig
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders.config import FusionFeatureConfig
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
     from tf_pipeline.corpora import to_shared_vocabulary
 
     config = TrainConfig(model=FLAGS.model, recipe="probe", validation="none")

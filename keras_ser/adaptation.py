@@ -8,8 +8,10 @@ adapted to a new speaker from that speaker's unlabelled utterances:
 the mean and variance of those utterances' pooled features. Results that
 use it use the test speaker's (unlabelled) audio and must say so.
 
-Only the speech-encoder entries (`encoder_stats`, `encoder_sru`) can be
-adapted: their `"standardize"` layer sits on the pooled features.
+Only the speech-encoder family's entries (`EncoderTask`,
+`keras_ser.models.speech_encoders`: `encoder_stats`, `encoder_sru`,
+`sfx_stats`, `fusion_stats`) can be adapted: their `"standardize"` layer sits
+on the pooled features.
 
 How a speaker-normalised model is stored (the flag `adapt` checks): its
 `"standardize"` layer holds mean 0 everywhere and, as variance, the prior
@@ -45,11 +47,12 @@ def _standardize(model):
 
 
 def _check_encoder_model(model):
-    from keras_ser.encoder_models import EncoderTask
+    from keras_ser.models.speech_encoders.encoder_task import EncoderTask
 
     if not isinstance(model, EncoderTask):
-        raise ValueError("Speaker adaptation works on the speech-encoder entries (encoder_stats, encoder_sru), "
-                         f"whose 'standardize' layer sits on pooled features. Received: {type(model).__name__}")
+        raise ValueError("Speaker adaptation works on the speech-encoder entries (keras_ser.models.speech_encoders."
+                         "EncoderTask), whose 'standardize' layer sits on pooled features. "
+                         f"Received: {type(model).__name__}")
 
 
 def is_speaker_normalized(model):

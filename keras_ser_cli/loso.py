@@ -24,7 +24,7 @@ import os
 import sys
 
 from keras_ser_cli import corpus_flags, train_flags
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 
 def define_flags(flag_values):

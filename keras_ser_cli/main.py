@@ -32,6 +32,8 @@ import textwrap
 
 from absl import flags
 
+from keras_ser_cli.usage import UsageError  # noqa: F401  (re-exported: what `run` turns into exit status 2)
+
 TF_LOG_FLAG = "tf_log"
 TF_LOG_HELP = ("Show TensorFlow's own log lines (C++ start-up and device messages, e.g. oneDNN and CUDA) and "
                "Python warnings from TensorFlow and Keras, which keras-ser hides by default. Also accepted "
@@ -50,10 +52,6 @@ SUBCOMMANDS = {
     "serve-local": ("keras_ser_cli.serve_local", "development gRPC/REST server for exported models (not production)"),
     "features": ("keras_ser_cli.features", "feature summary of a corpus (log-Mel images, frames, statistics)"),
 }
-
-
-class UsageError(Exception):
-    """A bad flag value or argument: printed as one line, exit status 2."""
 
 
 def _usage():

@@ -17,7 +17,7 @@ Examples:
 
 import os
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 
 def define_flags(flag_values):

@@ -105,7 +105,7 @@ def test_speaker_norm_training_of_the_encoder_entries(synthetic_corpus):
     from keras_ser.training import recipes
     from keras_ser.training.config import TrainConfig
     from keras_ser.training.loso import make_encoder_fold_data
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     config = TrainConfig(model="encoder_stats", recipe="probe", batch_size=8, speaker_norm=True)
     ids = synthetic_corpus.speaker_ids

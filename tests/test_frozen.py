@@ -168,7 +168,7 @@ def test_feature_store_serves_subsets_and_combinations_and_resumes(tmp_path):
     import tf_pipeline
     from keras_ser.training import frozen
     from keras_ser.training.config import TrainConfig
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     corpus = tf_pipeline.corpora.synthetic(str(tmp_path / "corpus"), n_speakers=2, per_class=2, emotions="WT")
     config = TrainConfig(model="encoder_stats", recipe="probe", validation="none",

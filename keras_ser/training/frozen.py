@@ -78,7 +78,7 @@ def features_function(model):
     front end, then `features_model.predict_on_batch`.
 
     Args:
-        model: a speech-encoder zoo model (`keras_ser.encoder_models`).
+        model: a speech-encoder zoo model (`keras_ser.models.speech_encoders.EncoderTask`).
 
     Returns:
         callable `(waveforms, num_samples) -> float32 numpy [batch, ...]` on
@@ -197,7 +197,7 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     >>> corpus_features(corpus, config, feature_config_for(config), log=print).shape   # doctest: +SKIP
     (535, 2560)
     """
-    from keras_ser.training.recipes import build_model_for_config
+    from keras_ser.training.fitting import build_model_for_config
 
     key = _store_key(config, feature_config)
     store = _FEATURES.setdefault(key, {})
@@ -256,8 +256,8 @@ def _fit_standardized(x, y, c, seed):
 
     scaler = StandardScaler().fit(x)
     classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    # One BLAS thread: these matrices are small, and threads fighting for
-    # busy cores made each L-BFGS iteration about 40x slower here.
+    # One BLAS thread: these matrices are small, and BLAS threads fighting
+    # for busy cores slow every L-BFGS iteration down (docs/notes.md).
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         return scaler, classifier.fit(scaler.transform(x), y)
 
@@ -532,8 +532,8 @@ def set_probe_weights(model, probe):
 
 def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
     """The `probe` recipe: logistic regression on frozen pooled features (see module docstring)."""
-    from keras_ser.training.recipes import TrainResult
-    from keras_ser.training.recipes import build_for
+    from keras_ser.training.fitting import TrainResult
+    from keras_ser.training.fitting import build_for
 
     model = build_for(config, data, feature_config)
     if config.speaker_subspace:
@@ -570,12 +570,12 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     """The `frozen` recipe: the head alone, fitted with Adam on cached pooled features."""
     import keras
 
-    from keras_ser.training.recipes import TrainResult
-    from keras_ser.training.recipes import _callbacks
-    from keras_ser.training.recipes import _history
-    from keras_ser.training.recipes import _loss_and_metrics
-    from keras_ser.training.recipes import _summarise
-    from keras_ser.training.recipes import build_for
+    from keras_ser.training.fitting import TrainResult
+    from keras_ser.training.fitting import build_for
+    from keras_ser.training.fitting import fit_callbacks
+    from keras_ser.training.fitting import history_dict
+    from keras_ser.training.fitting import loss_and_metrics
+    from keras_ser.training.fitting import summarise
 
     model = build_for(config, data, feature_config)
     train_x = data.features("train")
@@ -587,7 +587,7 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     model.get_layer("standardize").mean.assign(mean.astype(np.float32))
     model.get_layer("standardize").variance.assign(variance.astype(np.float32))
     head = model.head_model()
-    loss, metrics = _loss_and_metrics(config, len(data.class_names))
+    loss, metrics = loss_and_metrics(config, len(data.class_names))
     head.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss, metrics=metrics,
                  jit_compile=config.jit_compile)
     labels = data.labels["train"]
@@ -601,8 +601,8 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
         validation = (data.features("validation"), val_labels)
     history = head.fit(train_x, labels, validation_data=validation, epochs=config.epochs,
                        batch_size=config.batch_size, shuffle=True,
-                       callbacks=_callbacks(config, data, log_dir, "frozen"), verbose=verbose)
-    epochs_run, best = _summarise(history, config, data)
+                       callbacks=fit_callbacks(config, data, log_dir, "frozen"), verbose=verbose)
+    epochs_run, best = summarise(history, config, data)
     if config.speaker_norm:  # the test speaker's statistics (adapted), or the adaptable state without one
         standardize = model.get_layer("standardize")
         if data.channel_stats is not None:
@@ -611,4 +611,4 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
         else:
             standardize.mean.assign(np.zeros(standardize.mean.shape, np.float32))
             standardize.variance.assign(np.asarray(data.speaker_prior_variance, np.float32))
-    return TrainResult(model, {"frozen": epochs_run}, {"frozen": best}, {"frozen": _history(history)})
+    return TrainResult(model, {"frozen": epochs_run}, {"frozen": best}, {"frozen": history_dict(history)})

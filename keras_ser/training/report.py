@@ -13,9 +13,12 @@ import os
 
 import numpy as np
 
+from keras_ser.models import registry
 from keras_ser.training import scores
 from keras_ser.training.atomic import write_json_atomic
 from keras_ser.training.atomic import write_text_atomic
+from keras_ser.training.config import ENCODER_RECIPES
+from keras_ser.training.config import TrainConfig
 
 
 def load_folds(run_dir):
@@ -164,12 +167,7 @@ def markdown(summary):
 def _encoder_protocol(config, loco=False):
     """The protocol sentence of the speech-encoder entries (frozen encoder, head on pooled features)."""
     weights = config.get("backbone_weights") or "pretrained weights shipped with keras-ser"
-    pooling = {
-        "encoder_stats": "mean + std of each LSTM layer's frames",
-        "sfx_stats": "mean + std of the top block's frames",
-        "fusion_stats": "mean + std of each LSTM layer's frames and of the sound-effects CNN's top block, concatenated",
-    }.get(config["model"], f"N={config.get('n_segments')} segments, mean + std of each, SRU {config.get('sru_units')} "
-                           f"units, dropout {config['dropout']}")
+    pooling = registry.get(config["model"]).PROTOCOL_POOLING.format(**config)
     if config["recipe"] == "probe":
         training = ("multinomial logistic regression, C chosen by "
                     + ("leave-one-corpus-out over the training corpora" if loco else
@@ -189,8 +187,10 @@ def _encoder_protocol(config, loco=False):
 
 
 def _protocol(config, loco=False):
-    if config["model"] in ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats"):
+    """The protocol sentence of a run's config; what it says of the model comes from its registered class."""
+    if config["recipe"] in ENCODER_RECIPES:
         return _encoder_protocol(config, loco=loco)
+    task = registry.get(config["model"])
     weights = config.get("backbone_weights") or "random init (no pretrained weights)"
     frozen = config["recipe"] == "paper" and config.get("stage1_epochs") == 0
     if config["recipe"] == "paper":
@@ -203,16 +203,16 @@ def _protocol(config, loco=False):
     validation = ("early stopping on the next training speaker "
                   f"({config['monitor']}, patience {config['patience']})"
                   if config["validation"] == "next" else "no validation speaker, last epoch kept")
-    backbone = "" if config["model"] == "sru" else (
+    backbone = "" if "backbone" not in task.BUILD_OPTIONS else (
         f"backbone {config['backbone']}{' ' + config['backbone_variant'] if config.get('backbone_variant') else ''} "
         f"({weights}), "
-        f"N={config['n_segments'] if config['model'] == 'cnn_sru' else 1}, image {config['image_size']}px"
+        f"N={task.input_segments(config['n_segments'])}, image {config['image_size']}px"
         + (f", backbone_kwargs {config['backbone_kwargs']}" if config.get("backbone_kwargs") else "") + ", ")
-    from keras_ser.training.config import TrainConfig
-
     levers = TrainConfig.from_dict(config).levers()
-    dropout = "" if frozen else f", dropout {config['dropout']}"  # the backbone's dropout acts only where it trains
-    return (f"Protocol: {backbone}SRU {config['sru_units']} units{dropout}, {training}, "
+    # The backbone's dropout acts only where it trains.
+    network = [f"SRU {config['sru_units']} units"] if "sru_units" in task.BUILD_OPTIONS else []
+    network += [] if frozen else [f"dropout {config['dropout']}"]
+    return (f"Protocol: {backbone}{', '.join(network + [training])}, "
             f"batch {config['batch_size']}, {validation}, seed {config['seed']}"
             + (f", {config['mixed_precision']}" if config.get("mixed_precision") else "")
             + (f"; levers: {'; '.join(levers)}" if levers else "; no augmentation") + ".")
