@@ -25,7 +25,7 @@ class EncoderStatsClassifier(EncoderTask):
     `standardize` (training speakers' statistics) -> `dropout` ->
     `predictions` (softmax). With the default recipe the softmax is a
     multinomial logistic regression fitted on the pooled features
-    (`keras_ser.training.probe`).
+    (`keras_ser.training.frozen.train_probe`).
 
     Args:
         encoder: a `keras_ser.backbones.SpeakerEncoder`.
