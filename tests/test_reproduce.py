@@ -10,7 +10,7 @@ from scipy import stats
 
 from keras_ser.training import scores
 from keras_ser.training.config import TrainConfig
-from keras_ser.training.loso import write_json_atomic
+from tf_pipeline.atomic import write_json_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["anger", "boredom", "neutral"]

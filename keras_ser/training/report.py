@@ -14,8 +14,8 @@ import os
 import numpy as np
 
 from keras_ser.training import scores
-from keras_ser.training.atomic import write_json_atomic
-from keras_ser.training.atomic import write_text_atomic
+from tf_pipeline.atomic import write_json_atomic
+from tf_pipeline.atomic import write_text_atomic
 
 
 def load_folds(run_dir):
