@@ -1,0 +1,7 @@
+"""`python -m experiments.reproduce`: the command line of the package (`cli.main`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
