@@ -567,3 +567,12 @@ def test_nearest_speaker_rows_are_written_marked_and_unranked(tmp_path):
     text = open(str(tmp_path / "results.md")).read()
     assert "kept" in text and "| 1 | system runs/honest |" in text
     assert "| fusion_stats, probe, nearest-training-speaker normalisation (k=2) | 90.0 |" in text
+
+
+@pytest.mark.parametrize("module", ["grids", "protocols", "markdown", "leaderboard"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"experiments.reproduce.{module}"))
+    assert result.attempted > 0 and result.failed == 0
