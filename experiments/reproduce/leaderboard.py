@@ -172,10 +172,10 @@ def ranking(entries, corpus="emodb", speakers=EMODB_SPEAKERS):
     """
     scope = [entry for entry in entries if entry.get("corpus") == corpus and entry.get("folds")
              and set(entry["folds"]) <= set(speakers) and entry.get("ua_pooled") is not None]
-    ranked = [entry for entry in scope if not_ranked_because(entry, speakers) is None]
-    ranked.sort(key=lambda entry: (-entry["ua_pooled"], -(entry.get("wa_pooled") or 0.0)))
-    others = [(entry, not_ranked_because(entry, speakers)) for entry in scope if entry not in ranked]
-    return ranked, others
+    reasons = [(entry, not_ranked_because(entry, speakers)) for entry in scope]
+    ranked = sorted((entry for entry, why in reasons if why is None),
+                    key=lambda entry: (-entry["ua_pooled"], -(entry.get("wa_pooled") or 0.0)))
+    return ranked, [(entry, why) for entry, why in reasons if why is not None]
 
 
 def _cell(value):
@@ -201,8 +201,7 @@ def ranking_markdown(entries):
         lines.append(f"| {rank} | {entry['system'].replace('|', '/')} | **{_cell(entry['ua_pooled'])}** | "
                      f"{_cell(entry.get('wa_pooled'))} | {spread} | {entry.get('table', '')} | `{entry['run']}` |")
     if others:
-        lines += ["", "Not ranked: fewer folds, the test speaker's audio, or a setting chosen on the test folds "
-                      "(each row says which):", "",
+        lines += ["", "Not ranked (each row says why):", "",
                   "| system | UA pooled | WA pooled | folds | why not ranked | run |", "|---|---:|---:|---|---|---|"]
         for entry, reason in others:
             if entry.get("uses_test_speaker_audio"):
