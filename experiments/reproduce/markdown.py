@@ -253,6 +253,11 @@ statistic of the test speaker.
 """
 
 
+def _read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
 def _table_rows_of(body):
     """`{key: line}` of the data rows of every Markdown table in `body` (key: the first cell, or the first two
     where the table's header starts with `A | B`, as Table IV's pairs)."""
@@ -280,7 +285,7 @@ def update_results_md(path, blocks, protect=True, log=None):
     With `protect`, a block that exists is kept as it is when the new one would show a row that has results
     in it without them (a checkout without that row's run folders); `log` says so.
     """
-    text = open(path).read() if os.path.isfile(path) else TEMPLATE
+    text = _read(path) if os.path.isfile(path) else TEMPLATE
     for key, body in blocks.items():
         begin, end = BEGIN.format(key=key), END.format(key=key)
         block = f"{begin}\n{body.rstrip()}\n{end}"
@@ -324,7 +329,7 @@ def existing_block(path, key):
     """The body of the generated block `key` of `path`, or None when there is none."""
     if not os.path.isfile(path):
         return None
-    text = open(path).read()
+    text = _read(path)
     begin, end = BEGIN.format(key=key), END.format(key=key)
     if begin not in text or end not in text:
         return None
