@@ -377,18 +377,17 @@ def _summary_rows(path):
 
 
 def write_leaderboard():
-    """Merges the cross-corpus rows into the leaderboard (`"table": "cross_corpus"`; `run` unique per row)."""
+    """Merges the cross-corpus rows into the leaderboard (`"table": "cross_corpus"`; `run` unique per row) and
+    refreshes the ranking block of the results.md beside it."""
     import glob
 
-    from tf_pipeline.atomic import write_json_atomic
+    from reproduce import leaderboard  # experiments/reproduce/: the leaderboard's reader and writer
 
     rows = [row for run in FLAGS.leaderboard_runs for row in _run_rows(run)]
     for path in sorted(glob.glob(os.path.join(FLAGS.run_root, "*", "*", "summary.json"))):
         rows.extend(_summary_rows(path))
-    with open(FLAGS.leaderboard) as handle:
-        board = json.load(handle)
-    board = [row for row in board if row.get("table") != "cross_corpus"] + rows
-    write_json_atomic(FLAGS.leaderboard, board)
+    board = [row for row in leaderboard.load(FLAGS.leaderboard) if row.get("table") != "cross_corpus"] + rows
+    leaderboard.write(FLAGS.leaderboard, board)
     print(f"{len(rows)} cross-corpus rows written to {FLAGS.leaderboard}")
 
 
