@@ -67,11 +67,10 @@ import uuid
 
 from saved_models import audit
 from saved_models import warmup
+from saved_models.signatures import SERVE_SPEAKER
+from saved_models.signatures import SERVE_WAV
+from saved_models.signatures import SERVING_DEFAULT
 
-SERVING_DEFAULT = "serving_default"
-SERVE_WAV = "serve_wav"
-SERVE_SPEAKER = "serve_speaker"
-SIGNATURES = (SERVING_DEFAULT, SERVE_WAV)
 OUTPUTS = ("probabilities", "class_id", "class_name", "classes")
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "keras_ser.json"
@@ -382,6 +381,7 @@ def _serve_speaker(model, max_seconds):
     import tensorflow as tf
 
     from keras_ser.adaptation import DEFAULT_PRIOR_WEIGHT
+    from keras_ser.adaptation import shrunk_variance
 
     config = model.feature_config
     preprocessor = model.preprocessor
@@ -401,8 +401,7 @@ def _serve_speaker(model, max_seconds):
         n = tf.cast(tf.reduce_prod(tf.shape(pooled)[:-1]), tf.float64)
         mean = tf.reduce_mean(pooled, axis=axes)
         variance = tf.reduce_mean(tf.square(pooled - mean), axis=axes)
-        prior = tf.cast(standardize.variance, tf.float64)
-        variance = (n * variance + weight * prior) / (n - 1.0 + weight)
+        variance = shrunk_variance(variance, n, tf.cast(standardize.variance, tf.float64), weight)
         # As ChannelStandardization, in float32 with the statistics rounded as adapt stores them.
         mean32, variance32 = tf.cast(mean, tf.float32), tf.cast(variance, tf.float32)
         x = tf.cast(pooled, tf.float32)

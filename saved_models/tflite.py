@@ -67,13 +67,15 @@ array([0.02, 0.01, ...], dtype=float32)
 import datetime
 import json
 import os
-import uuid
 
 import numpy as np
 
+from saved_models.signatures import SERVING_DEFAULT
+from tf_pipeline.atomic import write_atomic
+from tf_pipeline.atomic import write_text_atomic
+
 SUFFIX = ".tflite"
 METADATA_SUFFIX = ".tflite.json"
-SIGNATURE = "serving_default"
 INPUT = "waveform"
 OUTPUT = "probabilities"
 # Ops outside TFLITE_BUILTINS the exported graph may hold. None: the whole
@@ -376,7 +378,7 @@ def _metadata(model, name, max_seconds, ops, size):
         "name": name,
         "model": model.name,
         "class_names": model.class_names,
-        "signature": SIGNATURE,
+        "signature": SERVING_DEFAULT,
         "inputs": {INPUT: "float32 [1, samples], mono, at sample_rate, samples in [-1, 1]"},
         "outputs": {OUTPUT: "float32 [1, classes], in class_names order"},
         "sample_rate": config.sample_rate,
@@ -389,18 +391,6 @@ def _metadata(model, name, max_seconds, ops, size):
         "keras_ser_version": keras_ser.__version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _write_atomic(path, data):
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".tmp-{base}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
@@ -454,9 +444,8 @@ def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
                          "state that would carry over from one invoke() to the next")
     os.makedirs(export_root, exist_ok=True)
     metadata = _metadata(model, name, max_seconds, ops, len(content))
-    _write_atomic(os.path.join(export_root, name + METADATA_SUFFIX),
-                  (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
-    _write_atomic(path, content)
+    write_text_atomic(os.path.join(export_root, name + METADATA_SUFFIX), json.dumps(metadata, indent=2) + "\n")
+    write_atomic(path, lambda stream: stream.write(content))
     return path
 
 
@@ -509,5 +498,5 @@ def run_tflite(interpreter, waveform, metadata=None):
         check_waveform(waveform, metadata)
     elif waveform.ndim != 1:
         raise ValueError(f"waveform must be mono, shape [samples]. Received shape: {waveform.shape}")
-    runner = interpreter.get_signature_runner(SIGNATURE)
+    runner = interpreter.get_signature_runner(SERVING_DEFAULT)
     return runner(**{INPUT: waveform[None]})[OUTPUT][0]

@@ -37,9 +37,10 @@ import time
 import grpc
 import numpy as np
 
+from saved_models.signatures import SERVING_DEFAULT
+
 log = logging.getLogger("serving.servables")
 
-DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BATCH_SIZE = 64
 # A version that failed to load is tried again this many times, this many seconds apart.
 MAX_LOAD_RETRIES = 5
@@ -162,7 +163,7 @@ class Version:
 
     def signature(self, name, rest=False):
         """The SignatureDef `name` ('' means serving_default), or the real server's error."""
-        name = name or DEFAULT_SIGNATURE
+        name = name or SERVING_DEFAULT
         signature = self.signature_defs.get(name)
         if signature is None or name.startswith("__"):
             if rest:

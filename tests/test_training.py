@@ -9,7 +9,8 @@ from scipy import stats
 
 import tf_pipeline
 from keras_ser.training import TrainConfig, report
-from keras_ser.training.loso import make_fold_data, run_fold, write_json_atomic
+from keras_ser.training.loso import make_fold_data, run_fold
+from tf_pipeline.atomic import write_json_atomic
 from keras_ser.training import recipes, scores
 
 TINY = dict(image_size=67, backbone_kwargs={"filters": [4, 8, 8, 8, 8], "fc_units": 16}, sru_units=16,

@@ -44,11 +44,12 @@ import time
 
 import numpy as np
 
+from keras_ser.adaptation import feature_moments
 from keras_ser.training import report
 from keras_ser.training import scores
-from keras_ser.training.atomic import write_json_atomic
 from keras_ser.training.config import ENCODER_RECIPES
 from keras_ser.training.config import TrainConfig
+from tf_pipeline.atomic import write_json_atomic
 
 RUN_FILE = "run.json"
 PROTOCOLS = ("loso", "loco")
@@ -151,11 +152,9 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     def speaker_stats():
         if not stats:
             values = raw_features()
-            axes = tuple(range(values.ndim - 1))
             used = {speaker_ids[i] for indices in parts.values() for i in indices}
             for speaker in used:
-                own = values[speaker_ids == speaker].astype(np.float64)
-                stats[speaker] = (own.mean(axis=axes), own.var(axis=axes))
+                stats[speaker] = feature_moments(values[speaker_ids == speaker])
         return stats
 
     def features(part):

@@ -15,10 +15,10 @@ import numpy as np
 
 from keras_ser.models import registry
 from keras_ser.training import scores
-from keras_ser.training.atomic import write_json_atomic
-from keras_ser.training.atomic import write_text_atomic
 from keras_ser.training.config import ENCODER_RECIPES
 from keras_ser.training.config import TrainConfig
+from tf_pipeline.atomic import write_json_atomic
+from tf_pipeline.atomic import write_text_atomic
 
 
 def load_folds(run_dir):
