@@ -29,8 +29,9 @@ windowed DFT basis instead of `tf.signal.rfft`
 `RFFT2D` takes power-of-two lengths only and the encoder's window is 400
 samples. A model's Keras LSTMs are computed by `_chunked_lstm` (the same
 LSTM, 32 steps per loop iteration: the plain Keras loop converts to a TFLite
-loop whose time grows with the square of the length). The weights are constants in the file; the model holds no
-TFLite variables, so every `invoke()` is independent of the ones before.
+loop whose time grows with the square of the length). The weights are
+constants in the file; the model holds no TFLite variables, so every
+`invoke()` is independent of the ones before.
 On real EMO-DB files the probabilities match the SavedModel's
 `serving_default` within 1e-4 (measured: 1e-7; tests/test_tflite.py).
 

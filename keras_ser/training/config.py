@@ -9,7 +9,6 @@ takes) is read from its class in the model registry
 import dataclasses
 import json
 
-from keras_ser.models import registry
 from tf_pipeline.config import check_n_segments
 
 RECIPES = ("end_to_end", "paper", "probe", "frozen")
@@ -17,6 +16,13 @@ RECIPES = ("end_to_end", "paper", "probe", "frozen")
 ENCODER_RECIPES = ("probe", "frozen")
 # The SRU width a TrainConfig names for a model that has no default of its own (the paper's).
 PAPER_SRU_UNITS = 4096
+
+
+def _registry():
+    # Imported on use: the models import Keras, and this module stays light (the baselines import it).
+    from keras_ser.models import registry
+
+    return registry
 VALIDATION = ("none", "next")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -134,6 +140,7 @@ class TrainConfig:
     speaker_subspace: int = 0
 
     def __post_init__(self):
+        registry = _registry()
         task = registry.get(self.model)  # an unknown model is a ValueError that lists the registered ones
         # Per-model defaults, resolved here so that stored configs name them.
         if self.backbone is None:
@@ -198,7 +205,7 @@ class TrainConfig:
     @property
     def task(self):
         """The model's task class (`keras_ser.models.registry.get(self.model)`)."""
-        return registry.get(self.model)
+        return _registry().get(self.model)
 
     @property
     def segments(self):
@@ -278,4 +285,4 @@ class TrainConfig:
 
 def encoder_models():
     """The registered models trained only by the recipes on frozen encoders' features (`ENCODER_RECIPES`)."""
-    return registry.names(lambda task: set(task.RECIPES) <= set(ENCODER_RECIPES))
+    return _registry().names(lambda task: set(task.RECIPES) <= set(ENCODER_RECIPES))

@@ -13,7 +13,6 @@ import os
 
 import numpy as np
 
-from keras_ser.models import registry
 from keras_ser.training import scores
 from keras_ser.training.config import ENCODER_RECIPES
 from keras_ser.training.config import TrainConfig
@@ -164,10 +163,18 @@ def markdown(summary):
     return "\n".join(lines) + "\n"
 
 
+def _task(config):
+    """The registered task class of a run's model (imported on use: the models import Keras, and the baselines,
+    which write reports too, do not)."""
+    from keras_ser.models import registry
+
+    return registry.get(config["model"])
+
+
 def _encoder_protocol(config, loco=False):
     """The protocol sentence of the speech-encoder entries (frozen encoder, head on pooled features)."""
     weights = config.get("backbone_weights") or "pretrained weights shipped with keras-ser"
-    pooling = registry.get(config["model"]).PROTOCOL_POOLING.format(**config)
+    pooling = _task(config).PROTOCOL_POOLING.format(**config)
     if config["recipe"] == "probe":
         training = ("multinomial logistic regression, C chosen by "
                     + ("leave-one-corpus-out over the training corpora" if loco else
@@ -190,7 +197,7 @@ def _protocol(config, loco=False):
     """The protocol sentence of a run's config; what it says of the model comes from its registered class."""
     if config["recipe"] in ENCODER_RECIPES:
         return _encoder_protocol(config, loco=loco)
-    task = registry.get(config["model"])
+    task = _task(config)
     weights = config.get("backbone_weights") or "random init (no pretrained weights)"
     frozen = config["recipe"] == "paper" and config.get("stage1_epochs") == 0
     if config["recipe"] == "paper":
