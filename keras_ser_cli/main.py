@@ -25,6 +25,7 @@ the process's stderr, warnings and loggers alone.
 
 import atexit
 import importlib
+import inspect
 import os
 import subprocess
 import sys
@@ -132,8 +133,11 @@ def run(argv=None):
     except flags.Error as error:
         print(f"keras-ser {name}: error: {error}", file=sys.stderr)
         return 2
+    # The command as typed (a run records it), also when `argv` comes from Python rather than sys.argv.
+    context = {"command": " ".join(["keras-ser", name] + rest)}
+    accepted = inspect.signature(module.main).parameters
     try:
-        return module.main(flag_values, positional) or 0
+        return module.main(flag_values, positional, **{k: v for k, v in context.items() if k in accepted}) or 0
     except UsageError as error:
         print(f"keras-ser {name}: error: {error}", file=sys.stderr)
         return 2
