@@ -36,66 +36,13 @@ def machine_label(versions):
 
 
 def protocol_text(config, feature_config=None, c_grid=None):
-    """The protocol sentence of a run's config (as in each run's results.md)."""
+    """The protocol sentence of a run's config (`keras_ser.training.report.protocol_text`, as in each run's
+    results.md); `c_grid`: the probe's C values as the run recorded them."""
     if config is None:
         return "see docs/baselines.md"
-    from keras_ser.training.config import encoder_models
+    from keras_ser.training.report import protocol_text as run_protocol
 
-    if config.get("model") in encoder_models():
-        return encoder_protocol_text(config, feature_config, c_grid)
-    from keras_ser.training.report import _protocol
-
-    return _protocol(config).removeprefix("Protocol: ")
-
-
-def encoder_protocol_text(config, feature_config=None, c_grid=None):
-    """The protocol sentence of a speech-encoder run (`encoder_stats` / `encoder_sru`); `c_grid`: the probe's
-    C values as the run recorded them (default: the current `keras_ser.training.frozen.PROBE_C_GRID`)."""
-    if c_grid is None:
-        from keras_ser.training.frozen import PROBE_C_GRID as c_grid
-
-    features = feature_config or {}
-    if config["model"] == "fusion_stats":
-        features = features.get("mel_frames") or {}
-    volume = features.get("volume_dbfs")
-    audio = ("raw audio (no volume normalisation)" if volume is None else
-             f"each utterance raised to {volume:g} dBFS RMS (never lowered) before the spectrum, in the graph")
-    frames = (f"{features.get('n_mels', 40)}-band Mel power frames ({features.get('n_fft', 400)}-sample window every "
-              f"{features.get('hop_length', 160)} samples at {features.get('sample_rate', 16000)} Hz)")
-    encoder = f"GE2E speaker encoder (3 LSTM layers of 256 units, offline weights, frozen) over {frames}, {audio}"
-    sfx = ("aisfx sound-effects CNN (4 blocks of two 3x3 convolutions, 64-512 channels, offline weights CC BY 4.0, "
-           "frozen) over 96-band HTK log-Mel (46.4 ms Hann window every 23.2 ms at 16 kHz, peak-normalised audio)")
-    if config["model"] == "sfx_stats":
-        encoder, pooling = sfx, "mean and std over time of the top block's frames (1024 features)"
-    elif config["model"] == "fusion_stats":
-        encoder = f"{encoder}, and the {sfx}"
-        pooling = ("mean and std over time of each LSTM layer's frames and of the CNN's top block, concatenated "
-                   "(1536 + 1024 = 2560 features)")
-    elif config["model"] == "encoder_stats":
-        pooling = "mean and std over time of each layer's frames (1536 features)"
-    else:
-        pooling = (f"each layer's frames cut in N={config['n_segments']} segments, mean and std per segment "
-                   f"(1536 features each), dropout {config['dropout']}, SRU {config['sru_units']} units over the "
-                   "segments")
-    if config["recipe"] == "probe":
-        grid = ", ".join(f"{c:g}" for c in sorted(c_grid))
-        training = ("features standardised on the training speakers, multinomial logistic regression (L-BFGS), "
-                    f"C from {{{grid}}} chosen by leave-one-speaker-out over the training speakers (mean UA), "
-                    "then refitted on all of them")
-        if config.get("speaker_subspace"):
-            from keras_ser.training.frozen import subspace_ranks
-
-            ranks = ", ".join(str(r) for r in subspace_ranks(config["speaker_subspace"]))
-            training += (f"; before the regression, the speaker subspace (principal directions of the training "
-                         f"speakers' class-balanced mean features) is projected out, its rank from {{{ranks}}} "
-                         "chosen together with C in the same inner leave-one-speaker-out")
-    else:
-        validation = ("early stopping on the next training speaker "
-                      f"({config['monitor']}, patience {config['patience']}, best epoch restored)"
-                      if config["validation"] == "next" else "no validation speaker, last epoch kept")
-        training = (f"softmax head trained on the features extracted once, Adam lr {config['learning_rate']:g} up to "
-                    f"{config['epochs']} epochs, batch {config['batch_size']}, {validation}")
-    return f"{encoder}; {pooling}; {training}; seed {config['seed']}."
+    return run_protocol(config, feature_config, c_grid)
 
 
 def probe_choices(run):

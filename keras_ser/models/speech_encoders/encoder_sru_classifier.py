@@ -58,7 +58,8 @@ class EncoderSRUClassifier(EncoderTask):
     DEFAULT_SRU_UNITS = 256
     TFLITE_SUPPORTED = True
     HEAD_LAYERS = ("standardize", "dropout", "sru", "predictions")
-    PROTOCOL_POOLING = "N={n_segments} segments, mean + std of each, SRU {sru_units} units, dropout {dropout}"
+    PROTOCOL_POOLING = ("each layer's frames cut in N={n_segments} segments, mean and std per segment (1536 features "
+                        "each), dropout {dropout}, SRU {sru_units} units over the segments")
 
     @classmethod
     def from_options(cls, num_classes, class_names, feature_config, n_segments, dropout, sru_units=None,

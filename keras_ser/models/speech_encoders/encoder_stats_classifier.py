@@ -53,7 +53,7 @@ class EncoderStatsClassifier(EncoderTask):
     SEGMENTED = None
     TFLITE_SUPPORTED = True
     HEAD_LAYERS = ("standardize", "dropout", "predictions")
-    PROTOCOL_POOLING = "mean + std of each LSTM layer's frames"
+    PROTOCOL_POOLING = "mean and std over time of each layer's frames (1536 features)"
 
     @classmethod
     def from_options(cls, num_classes, class_names, feature_config, dropout, backbone=None, backbone_variant=None,

@@ -74,6 +74,33 @@ def statistics_head(pooled, num_classes, speaker_subspace, dropout, dtype):
     return keras.layers.Dense(num_classes, activation="softmax", dtype=float32_if_mixed(dtype), name="predictions")(x)
 
 
+# The sound-effects CNN's input is fixed by its weights.
+SFX_PROTOCOL = ("aisfx sound-effects CNN (4 blocks of two 3x3 convolutions, 64-512 channels, offline weights CC BY "
+                "4.0, frozen) over 96-band HTK log-Mel (46.4 ms Hann window every 23.2 ms at 16 kHz, "
+                "peak-normalised audio)")
+
+
+def front_end_protocol(feature_config):
+    """`", <the speech front end>"` when a feature config (dict) has one, else `""`."""
+    front_end = (feature_config or {}).get("front_end")
+    if not front_end:
+        return ""
+    return (f", leading and trailing silence (below {front_end['trim_db']:g} dB of the loudest frame) trimmed and "
+            f"the level set to {front_end['level_dbfs']:g} dBFS RMS, in the graph")
+
+
+def ge2e_protocol(feature_config):
+    """How a run's protocol describes the GE2E speaker encoder over its Mel power frames (a `MelFramesConfig` dict)."""
+    volume = feature_config.get("volume_dbfs")
+    audio = ("raw audio (no volume normalisation)" if volume is None else
+             f"each utterance raised to {volume:g} dBFS RMS (never lowered) before the spectrum, in the graph")
+    frames = (f"{feature_config.get('n_mels', 40)}-band Mel power frames ({feature_config.get('n_fft', 400)}-sample "
+              f"window every {feature_config.get('hop_length', 160)} samples at "
+              f"{feature_config.get('sample_rate', 16000)} Hz)")
+    return (f"GE2E speaker encoder (3 LSTM layers of 256 units, offline weights, frozen) over {frames}, {audio}"
+            + front_end_protocol(feature_config))
+
+
 class EncoderTask(SERTask):
     """Base of the zoo entries on a speech encoder: the features / head split.
 
@@ -89,8 +116,18 @@ class EncoderTask(SERTask):
     DEFAULT_BACKBONE = "speaker_encoder"
     HEAD_LAYERS = ()
     NESTED_MODELS = ("encoder",)
-    # How the run reports describe the pooled features (`str.format` of the run's TrainConfig dict).
-    PROTOCOL_POOLING = "mean + std of the encoder's frames"
+    # How the run reports and docs/results.md describe the pooled features (`str.format` of the run's
+    # TrainConfig dict).
+    PROTOCOL_POOLING = "mean and std over time of the encoder's frames"
+
+    @classmethod
+    def protocol_encoder(cls, feature_config):
+        """The sentence of a run's protocol that describes the frozen encoder and its input.
+
+        Args:
+            feature_config: the run's feature config as a dict (`to_dict()`), or None for the defaults.
+        """
+        return ge2e_protocol(feature_config or {})
 
     @property
     def encoder(self):

@@ -7,12 +7,15 @@ from keras_ser.models.checks import check_num_classes
 from keras_ser.models.checks import resolve_class_names
 from keras_ser.models.speech_encoders.encoder_task import DEFAULT_SFX_OUTPUTS
 from keras_ser.models.speech_encoders.encoder_task import DEFAULT_SPEAKER_OUTPUTS
+from keras_ser.models.speech_encoders.encoder_task import SFX_PROTOCOL
 from keras_ser.models.speech_encoders.encoder_task import StatisticsHeadTask
 from keras_ser.models.speech_encoders.encoder_task import check_fixed_backbone
 from keras_ser.models.speech_encoders.encoder_task import check_outputs
 from keras_ser.models.speech_encoders.encoder_task import check_sound_effects_encoder
 from keras_ser.models.speech_encoders.encoder_task import check_speaker_encoder
 from keras_ser.models.speech_encoders.encoder_task import check_speaker_subspace
+from keras_ser.models.speech_encoders.encoder_task import front_end_protocol
+from keras_ser.models.speech_encoders.encoder_task import ge2e_protocol
 from keras_ser.models.speech_encoders.encoder_task import set_trainable
 from keras_ser.models.speech_encoders.encoder_task import sound_effects_statistics
 from keras_ser.models.speech_encoders.encoder_task import speaker_statistics
@@ -68,8 +71,14 @@ class FusionStatsClassifier(StatisticsHeadTask):
     PREPROCESSOR = FusionPreprocessor
     DEFAULT_BACKBONE = "speaker_encoder+sound_effects_encoder"
     NESTED_MODELS = ("speaker_encoder", "sound_effects_encoder")
-    PROTOCOL_POOLING = ("mean + std of each LSTM layer's frames and of the sound-effects CNN's top block, "
-                        "concatenated")
+    PROTOCOL_POOLING = ("mean and std over time of each LSTM layer's frames and of the CNN's top block, concatenated "
+                        "(1536 + 1024 = 2560 features)")
+
+    @classmethod
+    def protocol_encoder(cls, feature_config):
+        feature_config = feature_config or {}
+        return (ge2e_protocol(feature_config.get("mel_frames") or {}) + f", and the {SFX_PROTOCOL}"
+                + front_end_protocol(feature_config))
 
     @classmethod
     def from_options(cls, num_classes, class_names, feature_config, dropout, speaker_subspace=0, backbone=None,

@@ -6,11 +6,13 @@ from keras_ser.models.checks import check_dropout
 from keras_ser.models.checks import check_num_classes
 from keras_ser.models.checks import resolve_class_names
 from keras_ser.models.speech_encoders.encoder_task import DEFAULT_SFX_OUTPUTS
+from keras_ser.models.speech_encoders.encoder_task import SFX_PROTOCOL
 from keras_ser.models.speech_encoders.encoder_task import StatisticsHeadTask
 from keras_ser.models.speech_encoders.encoder_task import check_fixed_backbone
 from keras_ser.models.speech_encoders.encoder_task import check_outputs
 from keras_ser.models.speech_encoders.encoder_task import check_sound_effects_encoder
 from keras_ser.models.speech_encoders.encoder_task import check_speaker_subspace
+from keras_ser.models.speech_encoders.encoder_task import front_end_protocol
 from keras_ser.models.speech_encoders.encoder_task import sound_effects_statistics
 from keras_ser.models.speech_encoders.encoder_task import statistics_head
 from keras_ser.models.speech_encoders.preprocessor import SoundEffectsMelPreprocessor
@@ -56,7 +58,11 @@ class SoundEffectsStatsClassifier(StatisticsHeadTask):
     DESCRIPTION = "Pretrained aisfx sound-effects CNN (frozen), mean+std over time of its top block, softmax."
     PREPROCESSOR = SoundEffectsMelPreprocessor
     DEFAULT_BACKBONE = "sound_effects_encoder"
-    PROTOCOL_POOLING = "mean + std of the top block's frames"
+    PROTOCOL_POOLING = "mean and std over time of the top block's frames (1024 features)"
+
+    @classmethod
+    def protocol_encoder(cls, feature_config):
+        return SFX_PROTOCOL + front_end_protocol(feature_config)
 
     @classmethod
     def from_options(cls, num_classes, class_names, feature_config, dropout, speaker_subspace=0, backbone=None,
