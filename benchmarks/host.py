@@ -7,6 +7,7 @@ Benchmarks run as scripts (`python benchmarks/NAME.py`), so this folder is on
 import json
 import os
 import platform
+import shlex
 
 
 def cpu_name():
@@ -30,7 +31,10 @@ def loadavg():
 
 
 def command_line(script, argv):
-    """`python benchmarks/SCRIPT ARGS` with the corpus folder written as DATA_DIR (result files name no local paths)."""
+    """`python benchmarks/SCRIPT ARGS` with the corpus folder written as DATA_DIR (result files name no local paths).
+
+    A word holding spaces (a `--server` entry of benchmarks/serving.py) is shell-quoted.
+    """
     words, skip = ["python", f"benchmarks/{script}"], False
     for word in argv:
         if skip:
@@ -42,7 +46,7 @@ def command_line(script, argv):
         elif word.startswith("--data_dir="):
             words.append("--data_dir=DATA_DIR")
         else:
-            words.append(word)
+            words.append(shlex.quote(word) if any(c.isspace() for c in word) else word)
     return " ".join(words)
 
 

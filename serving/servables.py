@@ -22,12 +22,18 @@ same status codes and messages (taken from TF Serving's sources):
   not match the signature, and errors raised by the graph (bad audio):
   INVALID_ARGUMENT with the message of the check that failed.
 
-Differences from the real server: no request batching across clients
-(each request runs on its own; a request larger than `max_batch_size` is
-refused as the real batcher refuses it), no model platforms other than
+Batching: without `batching` each request runs alone; with a
+`serving.batching.BatchingParameters`, concurrent requests for the same
+signature of a version are merged into one call (length buckets, a batch
+timeout, a bad request failing alone: `serving/batching.py`). A request
+larger than `max_batch_size` is refused either way, as the real batcher
+refuses it.
+
+Differences from the real server: no model platforms other than
 SavedModel, no resource accounting.
 """
 
+import json
 import logging
 import os
 import re
@@ -97,11 +103,15 @@ def _shape_text(dims):
 class Version:
     """One loaded SavedModel version: its signatures and how to run them."""
 
-    def __init__(self, name, version, path, max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+    def __init__(self, name, version, path, max_batch_size=DEFAULT_MAX_BATCH_SIZE, batching=None):
         self.name = name
         self.version = version
         self.path = path
         self.max_batch_size = max_batch_size
+        self.batching = batching  # serving.batching.BatchingParameters, or None: each request alone
+        self.batchers = {}  # signature name -> serving.batching.Batcher
+        self._batchers_lock = threading.Lock()
+        self._unbatched = set()  # signatures whose rows depend on each other (export metadata)
         self.state = START
         self.error = None  # (grpc.StatusCode, message) of a failed load
         self.warmup_records = 0
@@ -123,6 +133,7 @@ class Version:
             with open(os.path.join(self.path, "saved_model.pb"), "rb") as handle:
                 saved_model.ParseFromString(handle.read())
             self.signature_defs = dict(saved_model.meta_graphs[0].signature_def)
+            self._unbatched = _rows_depend_on_each_other(self.path)
             self.loaded = tf.saved_model.load(self.path)
             self.warmup_records = self._warmup()
         except ServingError as error:
@@ -157,6 +168,10 @@ class Version:
     def unload(self):
         self.state = UNLOADING
         self.loaded = None
+        with self._batchers_lock:
+            batchers, self.batchers = list(self.batchers.values()), {}
+        for batcher in batchers:
+            batcher.stop()
         self.state = END
 
     # --- serving ---------------------------------------------------------
@@ -229,16 +244,28 @@ class Version:
         if loaded is None:
             raise not_found(f"Servable not found for request: Specific({self.name}, {self.version})")
         function = loaded.signatures[signature_name]
-        try:
-            result = function(**feed)
-        except tf.errors.OpError as error:
-            raise ServingError(_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), tf_error_message(error)) from None
-        except UnicodeDecodeError:  # TF could not decode its own error text (raw bytes quoted from the input)
-            raise invalid(f"signature {signature_name} rejected the input with a message that is not UTF-8 text "
-                          "(it quotes raw input bytes: malformed input)") from None
-        except (TypeError, ValueError) as error:
-            raise invalid(str(error).splitlines()[0]) from None
-        return signature_name, {alias: result[alias].numpy() for alias in outputs}
+        batcher = self._batcher(signature_name, signature, function)
+        if batcher is not None:
+            result = batcher.submit(feed)
+        else:
+            result = _call_signature(function, signature_name, feed)
+        return signature_name, {alias: result[alias] for alias in outputs}
+
+    def _batcher(self, signature_name, signature, function):
+        """The `Batcher` of a signature, or None when batching is off or the signature cannot be merged."""
+        if self.batching is None or signature_name in self._unbatched or not _batch_first(signature):
+            return None
+        with self._batchers_lock:
+            batcher = self.batchers.get(signature_name)
+            if batcher is None:
+                from serving.batching import Batcher
+
+                def run(feed):
+                    return _call_signature(function, signature_name, feed)
+
+                batcher = Batcher(run, self.batching, name=f"{self.name}-{self.version}-{signature_name}")
+                self.batchers[signature_name] = batcher
+            return batcher
 
     def predict(self, request):
         """Runs a `PredictRequest`; returns a `PredictResponse` (outputs as proto fields, as the real server)."""
@@ -275,6 +302,44 @@ class Version:
         return response
 
 
+def _call_signature(function, signature_name, feed):
+    """Runs a loaded signature; returns every output as numpy, or raises the `ServingError` of its failure."""
+    import tensorflow as tf
+
+    try:
+        result = function(**feed)
+    except tf.errors.OpError as error:
+        raise ServingError(_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), tf_error_message(error)) from None
+    except UnicodeDecodeError:  # TF could not decode its own error text (raw bytes quoted from the input)
+        raise invalid(f"signature {signature_name} rejected the input with a message that is not UTF-8 text "
+                      "(it quotes raw input bytes: malformed input)") from None
+    except (TypeError, ValueError) as error:
+        raise invalid(str(error).splitlines()[0]) from None
+    return {alias: value.numpy() for alias, value in result.items()}
+
+
+def _batch_first(signature):
+    """Whether every input and output of a SignatureDef has a known rank and a variable first (batch) axis."""
+    for info in list(signature.inputs.values()) + list(signature.outputs.values()):
+        shape = info.tensor_shape
+        if shape.unknown_rank or not shape.dim or shape.dim[0].size != -1:
+            return False
+    return True
+
+
+def _rows_depend_on_each_other(path):
+    """Signatures the export marks as using the whole batch together (`uses_speaker_audio`: `serve_speaker`)."""
+    from saved_models.export import METADATA_FILE
+
+    metadata_path = os.path.join(path, "assets.extra", METADATA_FILE)
+    try:
+        with open(metadata_path, encoding="utf-8") as handle:
+            signatures = json.load(handle).get("signatures", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {name for name, info in signatures.items() if isinstance(info, dict) and info.get("uses_speaker_audio")}
+
+
 def as_proto_field(array, proto):
     """Fills a TensorProto with the typed repeated fields (`float_val`, ...), as TF Serving's AsProtoField."""
     import tensorflow as tf
@@ -308,17 +373,19 @@ def as_proto_field(array, proto):
 class Model:
     """A served model: base path, version policy, labels, versions seen so far."""
 
-    def __init__(self, name, base_path, policy=None, labels=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+    def __init__(self, name, base_path, policy=None, labels=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                 batching=None):
         self.name = name
         self.base_path = base_path
         self.policy = policy or ("latest", 1)
         self.labels = dict(labels or {})
         self.max_batch_size = max_batch_size
+        self.batching = batching
         self.versions = {}  # version -> Version (every version ever loaded, END ones included)
         self.lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config, max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+    def from_config(cls, config, max_batch_size=DEFAULT_MAX_BATCH_SIZE, batching=None):
         """From a `ModelConfig` proto (one entry of models.config)."""
         policy_kind = config.model_version_policy.WhichOneof("policy_choice")
         if policy_kind == "specific":
@@ -330,7 +397,7 @@ class Model:
         if config.model_platform not in ("", "tensorflow"):
             raise ValueError(f"Model {config.name}: only model_platform 'tensorflow' is served. "
                              f"Received: {config.model_platform!r}")
-        return cls(config.name, config.base_path, policy, dict(config.version_labels), max_batch_size)
+        return cls(config.name, config.base_path, policy, dict(config.version_labels), max_batch_size, batching)
 
     def on_disk(self):
         """Numeric version directories under the base path."""
@@ -369,7 +436,7 @@ class Model:
                     continue
                 attempts = known.attempts
             version = Version(self.name, number, os.path.join(self.base_path, _dir_name(self.base_path, number)),
-                              self.max_batch_size)
+                              self.max_batch_size, self.batching)
             version.attempts = attempts + 1
             with self.lock:
                 self.versions[number] = version
@@ -459,6 +526,7 @@ class ModelManager:
                 old = self.models.get(model.name)
                 if old is not None and old.base_path == model.base_path:
                     old.policy, old.labels, old.max_batch_size = model.policy, model.labels, model.max_batch_size
+                    old.batching = model.batching  # for versions loaded from now on
                     new[model.name] = old
                 else:
                     new[model.name] = model

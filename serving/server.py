@@ -21,9 +21,15 @@ real `tensorflow/serving` image runs them on a GPU host.
   printed as TF Serving prints them (`Running gRPC ModelServer at ...`,
   `Exporting HTTP/REST API at:...`).
 
-It does not batch requests across clients (each request runs alone) and is
-not tuned or hardened for production traffic: use the real server for that
-(`serving/docker-compose.gpu.yml`).
+- Batching (`--enable_batching`, off by default as in TF Serving):
+  concurrent Predict requests (gRPC and REST) for the same signature of a
+  version are queued and run as one call, grouped by length, with a short
+  batch timeout under load and none for a request that finds the server
+  idle; a bad request in a batch fails alone with its own message
+  (`serving/batching.py`). Without it each request runs alone.
+
+It is not tuned or hardened for production traffic: use the real server for
+that (`serving/docker-compose.gpu.yml`).
 
 Example:
 
@@ -122,7 +128,7 @@ def _servicers(manager):
         def HandleReloadConfigRequest(self, request, context):
             response = model_management_pb2.ReloadConfigResponse()
             try:
-                models = models_from_config(request.config, manager_max_batch(manager))
+                models = models_from_config(request.config, manager_max_batch(manager), manager_batching(manager))
                 manager.reload(models)
             except (ValueError, ServingError) as error:
                 response.status.error_code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
@@ -137,11 +143,16 @@ def manager_max_batch(manager):
     return max(sizes) if sizes else DEFAULT_MAX_BATCH_SIZE
 
 
-def models_from_config(config, max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+def manager_batching(manager):
+    """The server's batching parameters (the same for every model), or None."""
+    return next((m.batching for m in manager.models.values()), None)
+
+
+def models_from_config(config, max_batch_size=DEFAULT_MAX_BATCH_SIZE, batching=None):
     """`Model`s of a `ModelServerConfig` proto (a parsed models.config)."""
     if config.WhichOneof("config") != "model_config_list":
         raise ValueError("Only model_config_list is supported in models.config")
-    models = [Model.from_config(entry, max_batch_size) for entry in config.model_config_list.config]
+    models = [Model.from_config(entry, max_batch_size, batching) for entry in config.model_config_list.config]
     if not models:
         raise ValueError("models.config lists no model")
     return models
@@ -285,7 +296,10 @@ class DevServer:
             REST. Defaults to `8501`.
         poll_seconds: float. Base-path polling period; 0 disables polling.
             Defaults to `1.0` (TF Serving's default).
-        max_workers: int. gRPC worker threads. Defaults to `16`.
+        max_workers: int or None. gRPC worker threads (each holds one
+            request until it is answered). Defaults to `None`: 16, or with
+            batching twice the largest merged batch if that is more, so a
+            full batch can run while the next one fills.
 
     Example:
 
@@ -296,13 +310,16 @@ class DevServer:
     """
 
     def __init__(self, models, port=DEFAULT_GRPC_PORT, rest_api_port=DEFAULT_REST_PORT, poll_seconds=1.0,
-                 max_workers=16):
+                 max_workers=None):
         for label, value in (("port", port), ("rest_api_port", rest_api_port)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535):
                 raise ValueError(f"{label} must be a port number in 0..65535 (0: any free port). Received: {value!r}")
         self.manager = ModelManager(models, poll_seconds=poll_seconds)
         self._port = port
         self._rest_port = rest_api_port
+        if max_workers is None:
+            sizes = [m.batching.max_execution_batch_size for m in models if m.batching is not None]
+            max_workers = max([16] + [2 * size for size in sizes])
         self._max_workers = max_workers
         self._grpc = None
         self._http = None
@@ -311,16 +328,31 @@ class DevServer:
         self._stopped = threading.Event()
 
     @classmethod
-    def for_model(cls, model_name, model_base_path, max_batch_size=DEFAULT_MAX_BATCH_SIZE, **kwargs):
-        """A server for one model (TF Serving's `--model_name` / `--model_base_path`)."""
-        return cls([Model(model_name, model_base_path, max_batch_size=max_batch_size)], **kwargs)
+    def for_model(cls, model_name, model_base_path, max_batch_size=DEFAULT_MAX_BATCH_SIZE, batching=None, **kwargs):
+        """A server for one model (TF Serving's `--model_name` / `--model_base_path`).
+
+        `batching`: a `serving.batching.BatchingParameters` to merge
+        concurrent requests (`--enable_batching`), or None (each alone).
+        """
+        return cls([Model(model_name, model_base_path, max_batch_size=max_batch_size, batching=batching)], **kwargs)
 
     @classmethod
-    def from_config_file(cls, path, max_batch_size=DEFAULT_MAX_BATCH_SIZE, **kwargs):
+    def from_config_file(cls, path, max_batch_size=DEFAULT_MAX_BATCH_SIZE, batching=None, **kwargs):
         """A server for the models of a `models.config` (`--model_config_file`)."""
         from serving.config import read_models_config
 
-        return cls(models_from_config(read_models_config(path), max_batch_size), **kwargs)
+        return cls(models_from_config(read_models_config(path), max_batch_size, batching), **kwargs)
+
+    def batching_stats(self):
+        """`{(model, version, signature): Batcher.stats}` of the batchers made so far (empty without batching)."""
+        stats = {}
+        for model in self.manager.models.values():
+            with model.lock:
+                versions = dict(model.versions)
+            for number, version in versions.items():
+                for signature, batcher in dict(version.batchers).items():
+                    stats[(model.name, number, signature)] = dict(batcher.stats)
+        return stats
 
     @property
     def grpc_address(self):
@@ -373,6 +405,12 @@ class DevServer:
             self._grpc.stop(grace).wait()
             self._grpc = None
         self.manager.stop()
+        for model in self.manager.models.values():
+            with model.lock:
+                versions = list(model.versions.values())
+            for version in versions:
+                for batcher in list(version.batchers.values()):
+                    batcher.stop()
         self._stopped.set()
 
     def wait(self):
@@ -387,14 +425,19 @@ class DevServer:
 
 
 def serve(model_name=None, model_base_path=None, model_config_file=None, port=DEFAULT_GRPC_PORT,
-          rest_api_port=DEFAULT_REST_PORT, max_batch_size=DEFAULT_MAX_BATCH_SIZE, poll_seconds=1.0, out=None):
-    """Starts a `DevServer`, prints its ports, and serves until SIGINT/SIGTERM. Returns 0."""
+          rest_api_port=DEFAULT_REST_PORT, max_batch_size=DEFAULT_MAX_BATCH_SIZE, poll_seconds=1.0, out=None,
+          batching=None):
+    """Starts a `DevServer`, prints its ports, and serves until SIGINT/SIGTERM. Returns 0.
+
+    With `batching` (a `serving.batching.BatchingParameters`) the merged
+    batches of each signature are summed up when the server stops.
+    """
     out = out or sys.stdout
     if model_config_file:
-        server = DevServer.from_config_file(model_config_file, max_batch_size, port=port,
+        server = DevServer.from_config_file(model_config_file, max_batch_size, batching, port=port,
                                             rest_api_port=rest_api_port, poll_seconds=poll_seconds)
     else:
-        server = DevServer.for_model(model_name, model_base_path, max_batch_size, port=port,
+        server = DevServer.for_model(model_name, model_base_path, max_batch_size, batching, port=port,
                                      rest_api_port=rest_api_port, poll_seconds=poll_seconds)
 
     def stop(signum, frame):
@@ -408,12 +451,24 @@ def serve(model_name=None, model_base_path=None, model_config_file=None, port=DE
             versions = sorted(model.available())
             print(f"Model {model.name}: base path {model.base_path}, serving versions {versions or 'none yet'}"
                   + (f", labels {model.labels}" if model.labels else ""), file=out)
+        if batching is not None:
+            import tensorflow as tf
+
+            intra = tf.config.threading.get_intra_op_parallelism_threads() or "TensorFlow's default"
+            print(f"Batching: at most {batching.max_execution_batch_size} rows a call, "
+                  f"{batching.batch_timeout_micros} us timeout, {batching.num_batch_threads} batch thread(s), "
+                  f"length buckets {batching.length_bucket_ratio:g}x; intra-op threads: {intra}", file=out)
         print(f"Running gRPC ModelServer at {server.grpc_address} ...", file=out)
         if server.rest_url:
             print(f"Exporting HTTP/REST API at:{HOST}:{server.rest_port} ...", file=out)
         print("keras-ser serve-local is a development server (not for production); Ctrl-C stops it.", file=out)
         out.flush()
         server.wait()
+        for (name, number, signature), stats in sorted(server.batching_stats().items()):
+            print(f"Batched {name} version {number} {signature}: {stats['requests']} requests in {stats['batches']} "
+                  f"calls ({stats['requests'] / max(stats['batches'], 1):.1f} a call, at most {stats['largest']}), "
+                  f"{stats['retried']} failed batches run again request by request", file=out)
+        out.flush()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
