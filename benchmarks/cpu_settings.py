@@ -194,10 +194,7 @@ def _encoder_flops(model, samples):
     import keras
     import tensorflow as tf
 
-    import tf_pipeline
-
-    inputs = tf_pipeline.batch_fusion_inputs(tf.random.uniform([1, samples], -0.3, 0.3), [samples],
-                                             model.preprocessor.feature_config)
+    inputs = model.preprocessor.batch(tf.random.uniform([1, samples], -0.3, 0.3), tf.constant([samples]))
     frames_speech, frames_sfx = int(inputs["mel_frames"].shape[1]), int(inputs["sfx_mel"].shape[1])
     speaker = 0
     for layer in model.get_layer("speaker_encoder").layers:
@@ -220,7 +217,6 @@ def _parts(args, argv):
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras_ser
-    import tf_pipeline
 
     model = keras_ser.from_preset(PRESET, compile=False)
     config = model.preprocessor.feature_config
@@ -228,10 +224,10 @@ def _parts(args, argv):
     speaker, sfx = model.get_layer("speaker_encoder"), model.get_layer("sound_effects_encoder")
 
     def speech(waveforms, num_samples):
-        return speaker(tf_pipeline.batch_fusion_inputs(waveforms, num_samples, config)["mel_frames"])["lstm_3"]
+        return speaker(model.preprocessor.batch(waveforms, num_samples)["mel_frames"])["lstm_3"]
 
     def effects(waveforms, num_samples):
-        return sfx(tf_pipeline.batch_fusion_inputs(waveforms, num_samples, config)["sfx_mel"])["block_4"]
+        return sfx(model.preprocessor.batch(waveforms, num_samples)["sfx_mel"])["block_4"]
 
     def whole(waveforms, num_samples):
         return model(model.preprocessor.batch(waveforms, num_samples), training=False)

@@ -210,7 +210,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     # Imported after parsing, so that --help and argument errors come back at once.
     from keras_ser.baselines import opensmile_features, svm
-    from keras_ser.training import atomic
+    from tf_pipeline import atomic
     from keras_ser.baselines.config import BaselineConfig
     from tf_pipeline import corpora
     from tf_pipeline.folds import loso_folds

@@ -98,8 +98,8 @@ def extract(corpora_by_name, front_end, log=print):
     """`{name: (features, shared label names, speakers, paths)}`, features extracted once per corpus."""
     from keras_ser.training import frozen
     from keras_ser.training.config import TrainConfig
-    from tf_pipeline.config import FusionFeatureConfig
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders.config import FusionFeatureConfig
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
     from tf_pipeline.corpora import to_shared_vocabulary
 
     config = TrainConfig(model=FLAGS.model, recipe="probe", validation="none")
@@ -190,15 +190,11 @@ ADAPTED = ("corpus_standardized", "speaker_standardized")
 
 
 def _fit_lr(x, y, c, weights=None, seed=0):
-    import threadpoolctl
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    from keras_ser.training.frozen import fit_standardized
+    from keras_ser.training.frozen import predict_standardized
 
-    scaler = StandardScaler().fit(x)
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(scaler.transform(x), y,
-                                                                              sample_weight=weights)
-    return lambda z: model.predict(scaler.transform(z))
+    fitted = fit_standardized(x, y, c, seed=seed, sample_weight=weights, max_iter=3000)
+    return lambda z: predict_standardized(fitted, z)
 
 
 def _balanced_weights(groups):
@@ -381,18 +377,17 @@ def _summary_rows(path):
 
 
 def write_leaderboard():
-    """Merges the cross-corpus rows into the leaderboard (`"table": "cross_corpus"`; `run` unique per row)."""
+    """Merges the cross-corpus rows into the leaderboard (`"table": "cross_corpus"`; `run` unique per row) and
+    refreshes the ranking block of the results.md beside it."""
     import glob
 
-    from keras_ser.training.atomic import write_json_atomic
+    from reproduce import leaderboard  # experiments/reproduce/: the leaderboard's reader and writer
 
     rows = [row for run in FLAGS.leaderboard_runs for row in _run_rows(run)]
     for path in sorted(glob.glob(os.path.join(FLAGS.run_root, "*", "*", "summary.json"))):
         rows.extend(_summary_rows(path))
-    with open(FLAGS.leaderboard) as handle:
-        board = json.load(handle)
-    board = [row for row in board if row.get("table") != "cross_corpus"] + rows
-    write_json_atomic(FLAGS.leaderboard, board)
+    board = [row for row in leaderboard.load(FLAGS.leaderboard) if row.get("table") != "cross_corpus"] + rows
+    leaderboard.write(FLAGS.leaderboard, board)
     print(f"{len(rows)} cross-corpus rows written to {FLAGS.leaderboard}")
 
 
@@ -419,7 +414,7 @@ def main(argv):
         summary["loco_grid"] = loco_grid(data)
     if "loco_grid6" in FLAGS.grids:
         summary["loco_grid6"] = loco_grid(data, SHARED6)
-    from keras_ser.training.atomic import write_json_atomic
+    from tf_pipeline.atomic import write_json_atomic
 
     write_json_atomic(summary_path, summary)
     print(f"summary: {summary_path}")

@@ -4,7 +4,7 @@
 The `resemblyzer` package prepares audio for its GE2E encoder in two steps:
 volume normalisation to -30 dBFS (increase only) and trimming of long
 silences with the WebRTC voice activity detector. keras-ser computes the
-encoder's input in-graph (`tf_pipeline.mel_power`): the volume step has an
+encoder's input in-graph (`keras_ser.models.speech_encoders.mel_power`): the volume step has an
 in-graph twin (`MelFramesConfig(volume_dbfs=-30.0)`), the VAD trimming does
 not (WebRTC's detector is C code, not TensorFlow ops). This script measures
 what each step changes, with everything else fixed: the same frozen encoder
@@ -37,14 +37,14 @@ sys.path.insert(0, ROOT)
 
 def pooled_features(model, mel_sequences, batch_size=16):
     """The encoder model's pooled features of a list of `[frames, 40]` arrays, in order."""
-    import tf_pipeline
+    from keras_ser.models.speech_encoders import mel_power
 
     features_model = model.features_model()
     order = np.argsort([len(m) for m in mel_sequences], kind="stable")
     out = np.empty((len(mel_sequences), features_model.output.shape[-1]), np.float32)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        batch = tf_pipeline.pad_mel_frames([mel_sequences[i] for i in rows])
+        batch = mel_power.pad_mel_frames([mel_sequences[i] for i in rows])
         out[rows] = np.asarray(features_model(batch, training=False))
     return out
 
@@ -75,7 +75,8 @@ def main(argv=None):
 
     import keras_ser
     import tf_pipeline
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders import mel_power
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     corpus = tf_pipeline.corpora.emodb(args.data_dir)
     labels = np.asarray(corpus.labels)
@@ -86,14 +87,14 @@ def main(argv=None):
     for variant in args.variants.split(","):
         start = time.time()
         if variant == "raw":
-            mels = [tf_pipeline.mel_frames(w).numpy() for w in waveforms]
+            mels = [mel_power.mel_frames(w).numpy() for w in waveforms]
         elif variant == "volume":
             config = MelFramesConfig(volume_dbfs=-30.0)
-            mels = [tf_pipeline.mel_frames(w, config).numpy() for w in waveforms]
+            mels = [mel_power.mel_frames(w, config).numpy() for w in waveforms]
         elif variant == "package":
             from resemblyzer import preprocess_wav
 
-            mels = [tf_pipeline.mel_frames(preprocess_wav(w)).numpy() for w in waveforms]
+            mels = [mel_power.mel_frames(preprocess_wav(w)).numpy() for w in waveforms]
         else:
             raise SystemExit(f"unknown variant {variant!r}; expected raw, volume or package")
         frames = int(sum(len(m) for m in mels))

@@ -291,6 +291,8 @@ def main(argv=None):
     from keras_ser.training import feature_file
     from keras_ser.training import loso
     from keras_ser.training import report
+    from tf_pipeline.atomic import write_json_atomic
+    from tf_pipeline.atomic import write_text_atomic
     from tf_pipeline.folds import loso_folds
 
     if not os.path.isfile(args.data):
@@ -398,11 +400,9 @@ def main(argv=None):
         "configs": {name: dataclasses.asdict(config) for name, config in runs},
         "wall_time_s": round(time.time() - start, 1),
     }
-    loso.write_json_atomic(os.path.join(run_root, time.strftime("session_%Y%m%d-%H%M%S.json", time.gmtime(start))),
-                           session)
+    write_json_atomic(os.path.join(run_root, time.strftime("session_%Y%m%d-%H%M%S.json", time.gmtime(start))), session)
     text = _markdown_summary(rows, session)
-    with open(os.path.join(run_root, "summary.md"), "w") as handle:
-        handle.write(text)
+    write_text_atomic(os.path.join(run_root, "summary.md"), text)
     print(text, flush=True)
     log(f"total {time.time() - start:.1f} s; " + ("stopped by the budget; rerun (or --resume_from) to finish"
                                                   if stopped else "all scheduled folds finished"))

@@ -13,7 +13,10 @@ never available at test time either), so training and test see the same
 transformation. Then the usual probe (`keras_ser.training.frozen.fit_probe`,
 C chosen by leave-one-speaker-out over the training speakers). Every statistic
 comes from the training speakers of the fold; nothing is chosen on the test
-speaker, and every `k` asked for is reported (none is picked).
+speaker, and every `k` asked for is reported (none is picked). `k` itself is
+not chosen on the training speakers, so its values are compared on the test
+folds only: the leaderboard marks these rows `chosen_on_test_folds` and does
+not rank them.
 
     .venv/bin/python experiments/nearest_speaker_norm.py --data_dir=/data/emodb/wav --model=fusion_stats \\
         --k=0,2,4 --reference_run=runs/reproduce/cpu/encoder_stats_probe --json=runs/nearest_speaker_norm.json
@@ -25,7 +28,7 @@ entries from an existing `--json` without computing anything.
 `k=0` is the plain probe on the same features. Each `k > 0` gets paired
 t-tests over the folds (`keras_ser.training.report.paired_ttest`, per-fold WA
 and UA) against `k=0` and, with `--reference_run`, against that finished
-LOSO run folder (e.g. the GE2E probe of `reproduce.py --table=speech`).
+LOSO run folder (e.g. the GE2E probe of `python -m experiments.reproduce --table=speech`).
 """
 
 import argparse
@@ -155,12 +158,21 @@ def main(argv=None):
     return 0
 
 
+def test_fold_choice(ks):
+    """Why the rows of the values `ks` of k count as chosen on the test folds (the leaderboard's reason)."""
+    return (f"k is not chosen on the training speakers: the values run (k = {', '.join(str(k) for k in ks)}) are "
+            "compared on the test folds only, and ranking them would pick k there")
+
+
 def write_leaderboard(path, model, results, command):
-    """Replaces (or adds) this script's rows in a `docs/results.json` leaderboard."""
+    """Replaces (or adds) this script's rows in a `docs/results.json` leaderboard (and its ranking block in the
+    results.md beside it); every row is marked chosen on the test folds, none is ranked."""
     import platform
 
-    import reproduce  # experiments/reproduce.py: the leaderboard's format and its writer
+    from experiments.reproduce import leaderboard  # the leaderboard's format, merge and writer
+    from experiments.reproduce import protocols
 
+    ks = [int(name.split("=")[1]) for name in results if name != "k=0"]
     new = []
     for name, result in results.items():
         if name == "k=0":
@@ -181,7 +193,8 @@ def write_leaderboard(path, model, results, command):
             "ttests": {ref: {m: {key: round(t[m][key], 4) for key in ("difference", "t", "p")} for m in ("wa", "ua")}
                        for ref, t in result.get("ttests", {}).items()},
             "paper": None, "uses_test_speaker_audio": False,
-            "command": reproduce.public_command(command),
+            "chosen_on_test_folds": True, "chosen_on_test_folds_reason": test_fold_choice(ks),
+            "command": protocols.public_command(command),
             "machine": f"CPU, {os.cpu_count()} cores ({platform.machine()})",
             "protocol": (f"each utterance standardised with the mean pooled-feature statistics of its {k} nearest "
                          "training speakers (nearest by the GE2E part of the features; training utterances: their "
@@ -189,7 +202,7 @@ def write_leaderboard(path, model, results, command):
                          "leave-one-speaker-out over the training speakers); k fixed, not chosen."),
             "source": "experiments/nearest_speaker_norm.py",
         })
-    reproduce.write_results_json(path, reproduce.merge_entries(reproduce.load_results_json(path), new))
+    leaderboard.write(path, leaderboard.merge(leaderboard.load(path), new))
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def main(argv=None):
     from keras_ser.training import frozen
     from keras_ser.training import scores
     from keras_ser.training.config import TrainConfig
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     start = time.time()
     corpus = tf_pipeline.corpora.READERS["emodb"](args.data_dir)

@@ -8,8 +8,10 @@ adapted to a new speaker from that speaker's unlabelled utterances:
 the mean and variance of those utterances' pooled features. Results that
 use it use the test speaker's (unlabelled) audio and must say so.
 
-Only the speech-encoder entries (`encoder_stats`, `encoder_sru`) can be
-adapted: their `"standardize"` layer sits on the pooled features.
+Only the speech-encoder family's entries (`EncoderTask`,
+`keras_ser.models.speech_encoders`: `encoder_stats`, `encoder_sru`,
+`sfx_stats`, `fusion_stats`) can be adapted: their `"standardize"` layer sits
+on the pooled features.
 
 How a speaker-normalised model is stored (the flag `adapt` checks): its
 `"standardize"` layer holds mean 0 everywhere and, as variance, the prior
@@ -31,6 +33,8 @@ it is the speaker's unbiased variance. The mean is always the speaker's own.
 
 import numpy as np
 
+from tf_pipeline.padding import pad_waveforms
+
 # Prior weight k of the variance shrinkage (in utterances); chosen on training
 # speakers only: the median of the per-fold choices on EMO-DB LOSO (experiments/speaker_adaptation.py,
 # docs/speech_encoder.md). Below ~10 utterances adaptation was worse than the unadapted model there.
@@ -45,11 +49,12 @@ def _standardize(model):
 
 
 def _check_encoder_model(model):
-    from keras_ser.encoder_models import EncoderTask
+    from keras_ser.models.speech_encoders.encoder_task import EncoderTask
 
     if not isinstance(model, EncoderTask):
-        raise ValueError("Speaker adaptation works on the speech-encoder entries (encoder_stats, encoder_sru), "
-                         f"whose 'standardize' layer sits on pooled features. Received: {type(model).__name__}")
+        raise ValueError("Speaker adaptation works on the speech-encoder entries (keras_ser.models.speech_encoders."
+                         "EncoderTask), whose 'standardize' layer sits on pooled features. "
+                         f"Received: {type(model).__name__}")
 
 
 def is_speaker_normalized(model):
@@ -78,6 +83,38 @@ def prior_variance(model):
     return np.asarray(_standardize(model).variance, np.float64)
 
 
+def feature_moments(features):
+    """`(mean, variance)` (ddof 0, float64) of pooled features over every axis but the last.
+
+    The statistics of one speaker's utterances `[n, d]` (or `[n, segments,
+    d]`), as per-speaker normalisation uses them in training
+    (`keras_ser.training.loso`) and, shrunk, in adaptation.
+
+    Example:
+
+    >>> mean, variance = feature_moments([[1.0, 0.0], [3.0, 0.0]])
+    >>> mean.tolist(), variance.tolist()
+    ([2.0, 0.0], [1.0, 0.0])
+    """
+    features = np.asarray(features, np.float64)
+    axes = tuple(range(features.ndim - 1))
+    return features.mean(axis=axes), features.var(axis=axes)
+
+
+def shrunk_variance(variance, n, prior_var, prior_weight):
+    """`(n * variance + k * prior_var) / (n - 1 + k)` with `k = prior_weight`.
+
+    Arithmetic only, so the same formula runs on numpy arrays here and on
+    tensors inside the exported `serve_speaker` signature.
+
+    Example:
+
+    >>> float(shrunk_variance(2.0, 4, 1.0, 10.0))
+    1.3846153846153846
+    """
+    return (n * variance + prior_weight * prior_var) / (n - 1.0 + prior_weight)
+
+
 def shrink_statistics(features, prior_var, prior_weight=DEFAULT_PRIOR_WEIGHT):
     """Mean and shrunk variance of one speaker's pooled features `[n, d]` (or `[n, segments, d]`).
 
@@ -88,16 +125,13 @@ def shrink_statistics(features, prior_var, prior_weight=DEFAULT_PRIOR_WEIGHT):
     features = np.asarray(features, np.float64)
     if features.shape[0] < 1:
         raise ValueError("At least one utterance of the speaker is needed")
-    axes = tuple(range(features.ndim - 1))
-    n_values = int(np.prod(features.shape[:-1]))
-    mean = features.mean(axis=axes)
-    variance = features.var(axis=axes)
     if prior_weight < 0:
         raise ValueError(f"prior_weight must be >= 0. Received: {prior_weight!r}")
+    n_values = int(np.prod(features.shape[:-1]))
     if prior_weight == 0 and n_values < 2:
         raise ValueError("With one utterance the variance is undefined: use prior_weight > 0")
-    variance = (n_values * variance + prior_weight * np.asarray(prior_var, np.float64)) / (n_values - 1 + prior_weight)
-    return mean, variance
+    mean, variance = feature_moments(features)
+    return mean, shrunk_variance(variance, n_values, np.asarray(prior_var, np.float64), prior_weight)
 
 
 def pooled_features(model, waveforms, batch_size=16):
@@ -112,10 +146,7 @@ def pooled_features(model, waveforms, batch_size=16):
     out = []
     for start in range(0, len(waveforms), batch_size):
         chunk = waveforms[start:start + batch_size]
-        lengths = np.array([len(w) for w in chunk], np.int32)
-        padded = np.zeros([len(chunk), lengths.max()], np.float32)
-        for row, w in enumerate(chunk):
-            padded[row, :len(w)] = w
+        padded, lengths = pad_waveforms(chunk)
         inputs = model.preprocessor.batch(tf.constant(padded), tf.constant(lengths))
         out.append(np.asarray(features_model(inputs, training=False)))
     return np.concatenate(out)

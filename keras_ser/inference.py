@@ -12,14 +12,14 @@ import numpy as np
 def model_inputs(model, waveform):
     """The model input of one mono waveform (`[1, ...]` numpy), by the model's preprocessor.
 
-    `segments` models get `[1, N, H, W, 3]`; the frame-level `sru` model gets
-    `[1, frames, 3 * n_mels]`; the speech-encoder entries `[1, frames, n_mels]`
-    Mel power frames (`keras_ser.preprocessor`).
+    E.g. `segments` models get `[1, N, H, W, 3]`, the frame-level `sru`
+    model `[1, frames, 3 * n_mels]`, `encoder_stats` `[1, frames, n_mels]` Mel
+    power frames (`keras_ser.models.preprocessor`).
     """
     return model.preprocessor(waveform)
 
 
-def _predictor(model):
+def predictor(model):
     """`inputs -> probabilities` (float32 numpy) of a model, compiled once for every input length.
 
     On the TensorFlow backend: one `tf.function` with the input signature
@@ -66,7 +66,7 @@ def predict_files(model, paths):
 
     import tf_pipeline
 
-    predict = _predictor(model)  # compiled once for all the files
+    predict = predictor(model)  # compiled once for all the files
     results = []
     for path in paths:
         try:

@@ -186,15 +186,15 @@ class _FileReader:
                 handle.close()
 
 
-def _window_predictor(model):
+def window_predictor(model):
     """`(waveforms [B, samples], num_samples [B]) -> probabilities`, one traced function for all batches."""
     import keras
 
     preprocessor = model.preprocessor
     if keras.backend.backend() != "tensorflow":
-        from keras_ser.inference import _predictor
+        from keras_ser.inference import predictor
 
-        predict = _predictor(model)
+        predict = predictor(model)
         return lambda waveforms, lengths: predict(np.asarray(preprocessor.batch(waveforms, lengths)))
     import tensorflow as tf
 
@@ -243,7 +243,7 @@ def predict_timeline(model, source, window_s=3.0, hop_s=1.0, batch_windows=16, _
         if n_windows < 1:
             raise TimelineError(f"{'file ' + repr(name) if is_path else 'waveform'} is too short for one window: "
                                 f"{duration:.3f} s, the window is {window / rate:.3f} s (--window_s)")
-        predict = _predict or _window_predictor(model)
+        predict = _predict or window_predictor(model)
         offsets = np.arange(n_windows, dtype=np.int64) * hop  # window starts in samples at the model's rate
         starts = offsets / rate
         probabilities = []

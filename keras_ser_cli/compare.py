@@ -8,7 +8,7 @@ Example:
 
 import json
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 USAGE = "RUN_A RUN_B"
 

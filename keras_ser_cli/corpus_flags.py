@@ -3,7 +3,7 @@
 import functools
 import os
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 CORPORA = ("emodb", "casia", "ravdess", "emovo", "dir", "csv", "synthetic")
 # Readers whose classes have a map onto the shared emotion names: these can be combined.

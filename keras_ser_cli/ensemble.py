@@ -9,7 +9,7 @@ Example:
     keras-ser ensemble --run_dir=runs/emodb_ensemble runs/emodb_n1 runs/emodb_n2 runs/emodb_n3
 """
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 USAGE = "RUN [RUN ...]"
 

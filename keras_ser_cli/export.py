@@ -27,7 +27,7 @@ Example:
 
 import os
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 
 def define_flags(flag_values):
@@ -36,7 +36,7 @@ def define_flags(flag_values):
     flags.DEFINE_string("model", None, "The .keras model to export (saved by keras-ser train/loso/demo).",
                         flag_values=flag_values)
     flags.DEFINE_string("preset", None, "A trained model shipped with keras-ser to export instead of --model "
-                        "(keras_ser.list_presets(): encoder_stats_emodb).", flag_values=flag_values)
+                        "(one of keras_ser.list_presets(), e.g. fusion_stats_emodb).", flag_values=flag_values)
     flags.DEFINE_string("export_root", None, "Folder of exported models; the model goes to "
                         "EXPORT_ROOT/NAME/VERSION/.", flag_values=flag_values)
     flags.DEFINE_string("name", "ser", "Model name: the folder under --export_root and the name TF Serving "

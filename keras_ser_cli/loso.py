@@ -21,10 +21,9 @@ Examples:
 """
 
 import os
-import sys
 
 from keras_ser_cli import corpus_flags, train_flags
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 
 def define_flags(flag_values):
@@ -55,7 +54,7 @@ def parse_folds(flag_values):
     return [speaker.strip() for speaker in folds if speaker.strip()] if folds is not None else None
 
 
-def main(flag_values, positional):
+def main(flag_values, positional, command=None):
     from keras_ser.training import run_loso
 
     config = train_flags.config_from(flag_values)
@@ -82,7 +81,7 @@ def main(flag_values, positional):
     try:
         run_loso(corpus, config, run_dir, speakers=folds, data_dir=flag_values.data_dir,
                  feature_config=train_flags.feature_config_from(flag_values, config),
-                 verbose=int(flag_values.verbose), command="keras-ser " + " ".join(sys.argv[1:]),
+                 verbose=int(flag_values.verbose), command=command,
                  protocol=flag_values.protocol, feature_cache=flag_values.feature_cache)
     except ValueError as error:
         if "holds a run with another configuration" in str(error):

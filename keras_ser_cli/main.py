@@ -25,12 +25,15 @@ the process's stderr, warnings and loggers alone.
 
 import atexit
 import importlib
+import inspect
 import os
 import subprocess
 import sys
 import textwrap
 
 from absl import flags
+
+from keras_ser_cli.usage import UsageError  # noqa: F401  (re-exported: what `run` turns into exit status 2)
 
 TF_LOG_FLAG = "tf_log"
 TF_LOG_HELP = ("Show TensorFlow's own log lines (C++ start-up and device messages, e.g. oneDNN and CUDA) and "
@@ -50,10 +53,6 @@ SUBCOMMANDS = {
     "serve-local": ("keras_ser_cli.serve_local", "development gRPC/REST server for exported models (not production)"),
     "features": ("keras_ser_cli.features", "feature summary of a corpus (log-Mel images, frames, statistics)"),
 }
-
-
-class UsageError(Exception):
-    """A bad flag value or argument: printed as one line, exit status 2."""
 
 
 def _usage():
@@ -134,8 +133,11 @@ def run(argv=None):
     except flags.Error as error:
         print(f"keras-ser {name}: error: {error}", file=sys.stderr)
         return 2
+    # The command as typed (a run records it), also when `argv` comes from Python rather than sys.argv.
+    context = {"command": " ".join(["keras-ser", name] + rest)}
+    accepted = inspect.signature(module.main).parameters
     try:
-        return module.main(flag_values, positional) or 0
+        return module.main(flag_values, positional, **{k: v for k, v in context.items() if k in accepted}) or 0
     except UsageError as error:
         print(f"keras-ser {name}: error: {error}", file=sys.stderr)
         return 2

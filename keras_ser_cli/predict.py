@@ -29,7 +29,7 @@ Examples:
 
 import json
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 USAGE = "FILE [FILE ...]"
 
@@ -113,9 +113,9 @@ def _adapted(model, paths, flag_values):
     import tf_pipeline
     from keras_ser.adaptation import adapt
     from keras_ser.adaptation import is_speaker_normalized
-    from keras_ser.encoder_models import EncoderTask
     from keras_ser.inference import format_table
     from keras_ser.inference import predict_files
+    from keras_ser.models.speech_encoders.encoder_task import EncoderTask
 
     if not isinstance(model, EncoderTask) or not is_speaker_normalized(model):
         source = f"--preset {flag_values.preset}" if flag_values.preset else f"--model {flag_values.model}"
@@ -153,14 +153,14 @@ def _timelines(model, paths, flag_values):
 
     import tensorflow as tf
 
-    from keras_ser.timeline import _window_predictor
     from keras_ser.timeline import format_summary
     from keras_ser.timeline import plot_timeline
     from keras_ser.timeline import predict_timeline
+    from keras_ser.timeline import window_predictor
     from keras_ser.timeline import write_csv
 
     os.makedirs(flag_values.timeline_dir, exist_ok=True)
-    predict = _window_predictor(model)  # traced once for all the files
+    predict = window_predictor(model)  # traced once for all the files
     summaries, stems = [], set()
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]

@@ -30,7 +30,7 @@ Examples:
 
 import os
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 BATCHING_FLAGS = ("max_execution_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches",
                   "length_bucket_ratio")

@@ -12,7 +12,7 @@ Example:
 import os
 
 from keras_ser_cli import corpus_flags, train_flags
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 
 def define_flags(flag_values):

@@ -2,24 +2,21 @@
 
 import json
 
-from keras_ser_cli.main import UsageError
+from keras_ser_cli.usage import UsageError
 
 
 def define(flag_values):
     from absl import flags
 
+    from keras_ser.models import registry
     from keras_ser.training.config import RECIPES, STRATEGIES, VALIDATION, TrainConfig
 
     d = TrainConfig()
     F = dict(flag_values=flag_values)
-    flags.DEFINE_enum("model", d.model, ["cnn_sru", "cnn", "sru", "encoder_stats", "encoder_sru", "sfx_stats",
-                                         "fusion_stats"],
-                      "Zoo model: cnn_sru (the paper's CNN+SRU), cnn (CNN alone, one segment), "
-                      "sru (SRU alone over frame-level features), encoder_stats (pretrained GE2E speech encoder, "
-                      "frozen, mean+std of each LSTM layer, softmax; use --recipe=probe), encoder_sru (the encoder's "
-                      "frames pooled in N segments, SRU over them; use --recipe=frozen), sfx_stats (pretrained aisfx "
-                      "sound-effects CNN, frozen, mean+std of its top block, softmax; --recipe=probe), fusion_stats "
-                      "(both encoders side by side, their statistics concatenated; --recipe=probe).", **F)
+    models = registry.tasks()
+    flags.DEFINE_enum("model", d.model, list(models), "Zoo model (keras_ser.list_models()): " + "; ".join(
+        f"{name} ({task.DESCRIPTION.rstrip('.')}; --recipe={' or '.join(task.RECIPES)})"
+        for name, task in models.items()) + ".", **F)
     flags.DEFINE_integer("n_segments", d.n_segments, "Segments per utterance N for cnn_sru and encoder_sru (1..5).",
                          **F)
     flags.DEFINE_enum("recipe", d.recipe, list(RECIPES),
@@ -29,15 +26,19 @@ def define(flag_values):
                       "leave-one-speaker-out over the training speakers. frozen (encoder models): the head alone, "
                       "Adam, on features extracted once.", **F)
     flags.DEFINE_string("backbone", None, "Backbone: alexnet or efficientnet_lite0 for the CNN models, "
-                        "speaker_encoder for the encoder models. Default: alexnet / speaker_encoder.", **F)
+                        "speaker_encoder for encoder_stats and encoder_sru. Default: the model's own (" + ", ".join(
+                            f"{name} {task.DEFAULT_BACKBONE}" for name, task in models.items()
+                            if task.DEFAULT_BACKBONE and "backbone" in task.BUILD_OPTIONS) + ").", **F)
     flags.DEFINE_string("backbone_variant", None, "Backbone variant (AlexNet: caffe (default) or torchvision).", **F)
     flags.DEFINE_string("backbone_weights", None,
                         "Pretrained backbone weights: a bvlc_alexnet.npy or torchvision .pth path for AlexNet, "
                         "'imagenet' for efficientnet_lite0. Default: random initialisation for the CNNs; the "
                         "pretrained GE2E weights shipped with keras-ser for speaker_encoder ('random' for none).",
                         **F)
-    flags.DEFINE_float("volume_dbfs", None, "Encoder models: raise each utterance to this RMS level in dBFS before "
-                       "the Mel frames (e.g. -30, as the encoder's original package does). Default: raw audio.", **F)
+    flags.DEFINE_float("volume_dbfs", None, "Models whose front end raises the volume (" + ", ".join(
+        name for name, task in models.items() if hasattr(task.PREPROCESSOR.CONFIG_CLASS, "with_volume"))
+        + "): raise each utterance to this RMS level in dBFS before the features (e.g. -30, as the GE2E encoder's "
+        "original package does). Default: raw audio.", **F)
     flags.DEFINE_enum("front_end", "none", ["none", "speech"],
                       "Speech front end, in the model's graph: speech trims the leading and trailing silence "
                       "(quieter than --trim_db below the loudest frame) and scales the rest to --level_dbfs RMS "
@@ -50,7 +51,8 @@ def define(flag_values):
     flags.DEFINE_string("backbone_kwargs", None,
                         'JSON dict of more backbone arguments, e.g. \'{"filters": [16, 32, 48, 48, 32], '
                         '"fc_units": 256}\' for a small AlexNet.', **F)
-    flags.DEFINE_integer("sru_units", None, "SRU width (default 4096, the paper's; 256 for encoder_sru).", **F)
+    flags.DEFINE_integer("sru_units", None, "SRU width (default: the model's own; 4096, the paper's, and 256 for "
+                         "encoder_sru).", **F)
     flags.DEFINE_float("dropout", d.dropout, "Dropout after FC6 and FC7 (the paper: 0.5).", **F)
     flags.DEFINE_integer("image_size", d.image_size, "Height and width of each segment image (the paper: 227).", **F)
     flags.DEFINE_integer("epochs", d.epochs, "end_to_end: maximum epochs.", **F)
@@ -74,7 +76,7 @@ def define(flag_values):
     flags.DEFINE_enum("strategy", d.strategy, list(STRATEGIES),
                       "tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
                       "(MultiWorkerMirroredStrategy; each worker reads TF_CONFIG).", **F)
-    # Levers (issue 6): all off by default.
+    # Levers: all off by default.
     flags.DEFINE_integer("time_masks", d.time_masks, "SpecAugment: time masks per training utterance (0 = off).",
                          lower_bound=0, **F)
     flags.DEFINE_integer("time_width", d.time_width, "SpecAugment: maximum frames per time mask.", lower_bound=0, **F)
@@ -110,10 +112,13 @@ def config_from(flag_values):
             raise UsageError(f"--backbone_kwargs must be a JSON object. Received: {flag_values.backbone_kwargs!r}")
     names = [name for name in TrainConfig.__dataclass_fields__ if name != "backbone_kwargs" and name in flag_values]
     values = {name: flag_values[name].value for name in names}
-    from keras_ser.zoo import model_class
+    from keras_ser.models import registry
     from tf_pipeline.config import check_n_segments
 
-    segmented = model_class(values["model"]).SEGMENTED
+    try:
+        segmented = registry.get(values["model"]).SEGMENTED
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if segmented == "n":
         try:
             check_n_segments(values["n_segments"], "--n_segments")
@@ -147,22 +152,19 @@ def front_end_from(flag_values):
 
 def feature_config_from(flag_values, config):
     """The feature config dict the flags ask for, or None for the model's defaults."""
-    from keras_ser.zoo import model_class
-    from tf_pipeline.config import FusionFeatureConfig
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models import registry
 
     front_end = front_end_from(flag_values)
+    config_class = config.task.PREPROCESSOR.CONFIG_CLASS
     if flag_values.volume_dbfs is None:
         if front_end is None:
             return None
-        return model_class(config.model).FEATURE_CONFIG_CLASS(front_end=front_end).to_dict()
-    if not config.uses_encoder or config.model == "sfx_stats":
-        raise UsageError("--volume_dbfs applies to the models on the GE2E encoder (encoder_stats, encoder_sru, "
-                         f"fusion_stats). Received: --model={config.model}")
+        return config_class(front_end=front_end).to_dict()
+    if not hasattr(config_class, "with_volume"):
+        takes = registry.names(lambda task: hasattr(task.PREPROCESSOR.CONFIG_CLASS, "with_volume"))
+        raise UsageError(f"--volume_dbfs applies to the models whose front end raises the volume ({', '.join(takes)}). "
+                         f"Received: --model={config.model}")
     try:
-        if config.model == "fusion_stats":
-            return FusionFeatureConfig(mel_frames=MelFramesConfig(volume_dbfs=flag_values.volume_dbfs),
-                                       front_end=front_end).to_dict()
-        return MelFramesConfig(volume_dbfs=flag_values.volume_dbfs, front_end=front_end).to_dict()
+        return config_class.with_volume(flag_values.volume_dbfs, front_end=front_end).to_dict()
     except ValueError as error:
         raise UsageError(str(error)) from None

@@ -19,15 +19,16 @@ from saved_models.audit import check_ops
 from saved_models.audit import saved_model_ops
 from saved_models.export import DEFAULT_MAX_SECONDS
 from saved_models.export import OUTPUTS
-from saved_models.export import SERVE_WAV
-from saved_models.export import SERVING_DEFAULT
-from saved_models.export import SIGNATURES
 from saved_models.export import export
 from saved_models.export import list_versions
 from saved_models.export import next_version
 from saved_models.export import publish_version
 from saved_models.export import read_labels
 from saved_models.export import serving_functions
+from saved_models.signatures import SERVE_SPEAKER
+from saved_models.signatures import SERVE_WAV
+from saved_models.signatures import SERVING_DEFAULT
+from saved_models.signatures import SIGNATURES
 from saved_models.tflite import export_tflite
 from saved_models.tflite import read_tflite_metadata
 from saved_models.tflite import run_tflite
@@ -37,6 +38,7 @@ from saved_models.warmup import read_warmup_file
 __all__ = [
     "DEFAULT_MAX_SECONDS",
     "OUTPUTS",
+    "SERVE_SPEAKER",
     "SERVE_WAV",
     "SERVING_DEFAULT",
     "SIGNATURES",

@@ -32,7 +32,7 @@ classification-output convention, so a client needs nothing but the
 response to name every probability). Every output is batch-first, as TF
 Serving's batcher requires. Audio is decoded by `tf_pipeline.batch_decode_wav`
 and turned into the model's input by the model's own preprocessor
-(`model.preprocessor.batch`, `keras_ser.preprocessor`), the one training
+(`model.preprocessor.batch`, `keras_ser.models.preprocessor`), the one training
 uses; the model standardises its features in its first layer, as in training.
 
 Bad input fails the request with `InvalidArgumentError` and a message that
@@ -67,11 +67,10 @@ import uuid
 
 from saved_models import audit
 from saved_models import warmup
+from saved_models.signatures import SERVE_SPEAKER
+from saved_models.signatures import SERVE_WAV
+from saved_models.signatures import SERVING_DEFAULT
 
-SERVING_DEFAULT = "serving_default"
-SERVE_WAV = "serve_wav"
-SERVE_SPEAKER = "serve_speaker"
-SIGNATURES = (SERVING_DEFAULT, SERVE_WAV)
 OUTPUTS = ("probabilities", "class_id", "class_name", "classes")
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "keras_ser.json"
@@ -189,7 +188,8 @@ def publish_version(model_dir, version, write, overwrite=False):
 # --------------------------------------------------------------------------
 
 
-def _check_model(model):
+def check_model(model):
+    """Raises ValueError unless `model` is a keras-ser model (`keras_ser.SERTask`, already loaded)."""
     import keras_ser
 
     if isinstance(model, (str, os.PathLike)):
@@ -201,7 +201,8 @@ def _check_model(model):
         )
 
 
-def _load_model(model):
+def load_model(model):
+    """A keras-ser model, loaded when `model` is the path of a `.keras` file (checked by `check_model`)."""
     if isinstance(model, (str, os.PathLike)):
         import keras
 
@@ -211,7 +212,7 @@ def _load_model(model):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No model file at {path!r}")
         model = keras.saving.load_model(path, compile=False)
-    _check_model(model)
+    check_model(model)
     return model
 
 
@@ -302,7 +303,7 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
     """
     import tensorflow as tf
 
-    _check_model(model)
+    check_model(model)
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive or None. Received: max_seconds={max_seconds!r}")
     config = model.feature_config
@@ -369,7 +370,7 @@ def serving_functions(model, max_seconds=DEFAULT_MAX_SECONDS):
 
 def _speaker_normalized(model):
     from keras_ser.adaptation import is_speaker_normalized
-    from keras_ser.encoder_models import EncoderTask
+    from keras_ser.models.speech_encoders.encoder_task import EncoderTask
 
     return isinstance(model, EncoderTask) and is_speaker_normalized(model)
 
@@ -380,6 +381,7 @@ def _serve_speaker(model, max_seconds):
     import tensorflow as tf
 
     from keras_ser.adaptation import DEFAULT_PRIOR_WEIGHT
+    from keras_ser.adaptation import shrunk_variance
 
     config = model.feature_config
     preprocessor = model.preprocessor
@@ -399,8 +401,7 @@ def _serve_speaker(model, max_seconds):
         n = tf.cast(tf.reduce_prod(tf.shape(pooled)[:-1]), tf.float64)
         mean = tf.reduce_mean(pooled, axis=axes)
         variance = tf.reduce_mean(tf.square(pooled - mean), axis=axes)
-        prior = tf.cast(standardize.variance, tf.float64)
-        variance = (n * variance + weight * prior) / (n - 1.0 + weight)
+        variance = shrunk_variance(variance, n, tf.cast(standardize.variance, tf.float64), weight)
         # As ChannelStandardization, in float32 with the statistics rounded as adapt stores them.
         mean32, variance32 = tf.cast(mean, tf.float32), tf.cast(variance, tf.float32)
         x = tf.cast(pooled, tf.float32)
@@ -439,7 +440,7 @@ def _metadata(model, name, version, max_seconds):
         "model": model.name,
         "class_names": model.class_names,
         "n_segments": model.n_segments,
-        "input_layout": model.INPUT_LAYOUT,
+        "input_layout": model.preprocessor.layout,
         "image_size": model.preprocessor.get_config()["image_size"],
         "preprocessor": model.preprocessor.get_config(),
         "feature_config": model.feature_config.to_dict(),
@@ -468,8 +469,9 @@ def export(model, export_root, name, version=None, overwrite=False, warmup_files
     audits the graph (core TF ops only) and renames it into place.
 
     Args:
-        model: a keras-ser model (`cnn_sru`, `cnn` or `sru`), or the path of
-            a `.keras` file holding one.
+        model: a keras-ser model (any registered zoo model,
+            `keras_ser.list_models()`), or the path of a `.keras` file
+            holding one.
         export_root: str. Folder of exported models.
         name: str. Model name: the directory under `export_root` and the
             `model_name` TF Serving serves it as.
@@ -503,7 +505,7 @@ def export(model, export_root, name, version=None, overwrite=False, warmup_files
     check_name(name)
     if version is not None:
         _check_version(version)
-    model = _load_model(model)
+    model = load_model(model)
     functions = serving_functions(model, max_seconds=max_seconds)
     wavs, waveforms = _warmup_audio(warmup_files, model.feature_config)
     model_dir = os.path.join(os.fspath(export_root), name)

@@ -17,18 +17,21 @@ The model has one signature, `serving_default`:
 - output `probabilities`: float32 `[1, classes]`, in the order of
   `class_names` in the JSON file (`labels` of the SavedModel).
 
-The features are in the graph: the model's own preprocessor
-(`model.preprocessor.batch`) for the log-Mel layouts (`cnn_sru`, `cnn`,
-`sru`; their 512-point FFT is TFLite's built-in `RFFT2D`), and for the
-speech-encoder entries (`encoder_stats`, `encoder_sru`) the Mel power frames
-of `tf_pipeline.mel_power` with one change: the power spectrum is a matrix
-product with a precomputed windowed DFT basis (cosine and sine halves)
-instead of `tf.signal.rfft`, because `RFFT2D` takes power-of-two lengths
-only and the encoder's window is 400 samples. The encoder's Keras LSTMs are
-computed by `_chunked_lstm` (the same LSTM, 32 steps per loop iteration: the
-plain Keras loop converts to a TFLite loop whose time grows with the square
-of the length). The weights are constants in the file; the model holds no
-TFLite variables, so every `invoke()` is independent of the ones before.
+The models that convert are those whose class says so
+(`TFLITE_SUPPORTED`: `cnn_sru`, `cnn`, `sru`, `encoder_stats`,
+`encoder_sru`). The features are in the graph: the model's own
+preprocessor in TFLite built-in ops (`Preprocessor.tflite_batch_function`):
+for the log-Mel layouts `batch` itself (their 512-point FFT is TFLite's
+built-in `RFFT2D`), for the Mel power frames of the speech encoders the same
+frames with the power spectrum as a matrix product with a precomputed
+windowed DFT basis instead of `tf.signal.rfft`
+(`keras_ser.models.speech_encoders.mel_power.tflite_mel_frames`), because
+`RFFT2D` takes power-of-two lengths only and the encoder's window is 400
+samples. A model's Keras LSTMs are computed by `_chunked_lstm` (the same
+LSTM, 32 steps per loop iteration: the plain Keras loop converts to a TFLite
+loop whose time grows with the square of the length). The weights are
+constants in the file; the model holds no TFLite variables, so every
+`invoke()` is independent of the ones before.
 On real EMO-DB files the probabilities match the SavedModel's
 `serving_default` within 1e-4 (measured: 1e-7; tests/test_tflite.py).
 
@@ -63,16 +66,17 @@ array([0.02, 0.01, ...], dtype=float32)
 """
 
 import datetime
-import functools
 import json
 import os
-import uuid
 
 import numpy as np
 
+from saved_models.signatures import SERVING_DEFAULT
+from tf_pipeline.atomic import write_atomic
+from tf_pipeline.atomic import write_text_atomic
+
 SUFFIX = ".tflite"
 METADATA_SUFFIX = ".tflite.json"
-SIGNATURE = "serving_default"
 INPUT = "waveform"
 OUTPUT = "probabilities"
 # Ops outside TFLITE_BUILTINS the exported graph may hold. None: the whole
@@ -88,67 +92,6 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # --------------------------------------------------------------------------
 
 
-def _is_power_of_two(n):
-    return n > 0 and n & (n - 1) == 0
-
-
-@functools.lru_cache(maxsize=8)
-def _dft_basis(n_fft):
-    """`[n_fft, 2 * bins]`: the real DFT's cosine then sine columns times a periodic Hann window.
-
-    `frames @ basis` holds the real parts and (minus) the imaginary parts of
-    `rfft(frames * window)`, so their squares summed per bin are the power
-    spectrum. Computed in float64, stored as float32.
-    """
-    n = np.arange(n_fft)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)  # tf_pipeline.mel_power's window
-    k = np.arange(n_fft // 2 + 1)
-    # The angle reduced modulo n_fft first: exact integers, then one rounding.
-    angle = 2.0 * np.pi * ((n[:, None] * k[None, :]) % n_fft) / n_fft
-    basis = np.concatenate([np.cos(angle), np.sin(angle)], axis=1) * window[:, None]
-    return basis.astype(np.float32)
-
-
-def _mel_frames(waveform, num_samples, config):
-    """`tf_pipeline.batch_mel_frames` of one row, `[1, samples] -> [1, frames, n_mels]`, built-in ops only.
-
-    The same steps (the speech front end when the config holds one,
-    optional volume normalisation, centred frames with zero padding,
-    periodic Hann window, power spectrum, Slaney Mel filterbank); the
-    spectrum is a DFT as a matrix product instead of `rfft`.
-    """
-    import tensorflow as tf
-
-    from tf_pipeline import mel_power
-    from tf_pipeline.front_end import apply_front_end
-    from tf_pipeline.front_end import normalize_level
-
-    waveform, num_samples = apply_front_end(waveform, num_samples, config.front_end, config.sample_rate,
-                                            config.min_samples)
-    if config.volume_dbfs is not None:
-        waveform = normalize_level(waveform, num_samples, config.volume_dbfs, increase_only=True)
-    half = config.n_fft // 2
-    padded = tf.pad(waveform, [[0, 0], [half, half]])
-    framed = tf.signal.frame(padded, config.n_fft, config.hop_length, pad_end=False)  # [1, T, n_fft]
-    parts = tf.tensordot(framed, tf.constant(_dft_basis(config.n_fft)), axes=1)  # [1, T, 2 * bins]
-    filterbank = mel_power._mel_filterbank_np(config.sample_rate, config.n_fft, config.n_mels, config.fmin,
-                                              config.fmax)
-    # re^2 @ F + im^2 @ F in one product: the filterbank stacked twice.
-    paired = np.concatenate([filterbank, filterbank], axis=0).astype(np.float32)
-    mel = tf.tensordot(tf.square(parts), tf.constant(paired), axes=1)
-    num_frames = 1 + num_samples[0] // config.hop_length
-    return tf.reshape(mel[:, :num_frames], [1, -1, config.n_mels])
-
-
-def _min_samples(model):
-    """Fewest samples the model's preprocessor accepts (the SavedModel's check)."""
-    config = model.feature_config
-    layout = model.preprocessor.layout
-    if layout == "mel_frames":
-        return config.min_samples
-    return config.min_samples(model.n_segments or 1)
-
-
 def _require(ok, lengths):
     """`lengths` (int32 `[1]`) unchanged, read through a GATHER that is out of bounds unless `ok`.
 
@@ -160,6 +103,18 @@ def _require(ok, lengths):
 
     index = tf.reshape(tf.cast(tf.logical_not(ok), tf.int32), [1])
     return lengths + tf.gather(tf.zeros([1], tf.int32), index)
+
+
+def _has_lstm(model):
+    """Whether `model` holds a Keras LSTM layer, in nested models too (the graph `_chunked_lstm` replaces)."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.LSTM):
+            return True
+        if isinstance(layer, keras.Model) and _has_lstm(layer):
+            return True
+    return False
 
 
 def _replaceable_lstm(layer):
@@ -288,26 +243,24 @@ def tflite_function(model, max_seconds=30.0):
     import keras
     import tensorflow as tf
 
-    from saved_models.export import _check_model
+    from keras_ser.models import registry
+    from saved_models.export import check_model
 
-    _check_model(model)
+    check_model(model)
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive or None. Received: max_seconds={max_seconds!r}")
     preprocessor = model.preprocessor
     config = model.feature_config
-    layout = preprocessor.layout
-    if layout not in ("segments", "frames", "mel_frames"):
+    if not type(model).TFLITE_SUPPORTED:
         raise ValueError(
-            f"TFLite export covers the log-Mel and Mel-frame models (cnn_sru, cnn, sru, encoder_stats, "
-            f"encoder_sru). Received: a {model.name!r} model, input layout {layout!r}; export it as a SavedModel "
+            f"TFLite export covers {', '.join(registry.names(lambda task: task.TFLITE_SUPPORTED))}. Received: a "
+            f"{model.name!r} model, input layout {preprocessor.layout!r}; export it as a SavedModel "
             "(saved_models.export)"
         )
-    if layout != "mel_frames" and not _is_power_of_two(config.n_fft):
-        raise ValueError(
-            f"TFLite export needs a power-of-two n_fft for the log-Mel features (TFLite's built-in FFT takes "
-            f"only those). Received: n_fft={config.n_fft}"
-        )
-    min_samples = _min_samples(model)
+    to_inputs = preprocessor.tflite_batch_function()  # a ValueError for settings that cannot convert
+    # A one-utterance batch has no padded frames: the LSTMs can ignore masks (`_chunked_lstm`).
+    chunked_lstms = _has_lstm(model)
+    min_samples = preprocessor.min_samples
     max_samples = None if max_seconds is None else int(max_seconds * config.sample_rate)
     # The weights, read now. The graph reads them as constants (a Keras
     # StatelessScope): no variables reach the converter, which would keep
@@ -333,14 +286,10 @@ def tflite_function(model, max_seconds=30.0):
             ok = tf.logical_and(ok, lengths[0] <= max_samples)
         # NaN and Inf fail `<=` against the largest float.
         ok = tf.logical_and(ok, tf.reduce_all(tf.abs(waveform) <= _FLOAT32_MAX))
-        if layout == "mel_frames":
+        if preprocessor.REJECTS_SILENCE:
             ok = tf.logical_and(ok, tf.reduce_max(tf.abs(waveform)) > 0.0)  # digital silence
         lengths = _require(ok, lengths)
-        if layout == "mel_frames":
-            inputs = _mel_frames(waveform, lengths, config)
-            # No padded frames in one utterance: the LSTMs can ignore masks (`_chunked_lstm`).
-            return call_model(inputs, chunked_lstms=True)
-        return call_model(preprocessor.batch(waveform, lengths), chunked_lstms=False)
+        return call_model(to_inputs(waveform, lengths), chunked_lstms=chunked_lstms)
 
     return predict
 
@@ -430,31 +379,19 @@ def _metadata(model, name, max_seconds, ops, size):
         "name": name,
         "model": model.name,
         "class_names": model.class_names,
-        "signature": SIGNATURE,
+        "signature": SERVING_DEFAULT,
         "inputs": {INPUT: "float32 [1, samples], mono, at sample_rate, samples in [-1, 1]"},
         "outputs": {OUTPUT: "float32 [1, classes], in class_names order"},
         "sample_rate": config.sample_rate,
-        "min_samples": _min_samples(model),
+        "min_samples": model.preprocessor.min_samples,
         "max_samples": None if max_seconds is None else int(max_seconds * config.sample_rate),
-        "rejects_silence": model.preprocessor.layout == "mel_frames",
+        "rejects_silence": model.preprocessor.REJECTS_SILENCE,
         "preprocessor": model.preprocessor.get_config(),
         "ops": ops,
         "size_bytes": size,
         "keras_ser_version": keras_ser.__version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _write_atomic(path, data):
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".tmp-{base}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
@@ -487,8 +424,8 @@ def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
     >>> export_tflite(model, "exports", "ser")                               # doctest: +SKIP
     'exports/ser.tflite'
     """
-    from saved_models.export import _load_model
     from saved_models.export import check_name
+    from saved_models.export import load_model
 
     check_name(name)
     export_root = os.fspath(export_root)
@@ -496,7 +433,7 @@ def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True (keras-ser export --overwrite) to "
                               "replace it")
-    model = _load_model(model)
+    model = load_model(model)
     content = convert(model, max_seconds=max_seconds)
     ops = tflite_ops(content)
     extra = [f"Flex{op}" for op in ops["select"] if op not in SELECT_OPS] + ops["custom"]
@@ -508,9 +445,8 @@ def export_tflite(model, export_root, name, max_seconds=30.0, overwrite=False):
                          "state that would carry over from one invoke() to the next")
     os.makedirs(export_root, exist_ok=True)
     metadata = _metadata(model, name, max_seconds, ops, len(content))
-    _write_atomic(os.path.join(export_root, name + METADATA_SUFFIX),
-                  (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
-    _write_atomic(path, content)
+    write_text_atomic(os.path.join(export_root, name + METADATA_SUFFIX), json.dumps(metadata, indent=2) + "\n")
+    write_atomic(path, lambda stream: stream.write(content))
     return path
 
 
@@ -563,5 +499,5 @@ def run_tflite(interpreter, waveform, metadata=None):
         check_waveform(waveform, metadata)
     elif waveform.ndim != 1:
         raise ValueError(f"waveform must be mono, shape [samples]. Received shape: {waveform.shape}")
-    runner = interpreter.get_signature_runner(SIGNATURE)
+    runner = interpreter.get_signature_runner(SERVING_DEFAULT)
     return runner(**{INPUT: waveform[None]})[OUTPUT][0]

@@ -19,6 +19,10 @@ import wave
 
 import numpy as np
 
+from saved_models.signatures import SERVE_WAV
+from saved_models.signatures import SERVING_DEFAULT
+from tf_pipeline.padding import pad_waveforms
+
 WARMUP_FILE = "tf_serving_warmup_requests"
 ASSETS_EXTRA = "assets.extra"
 # TF Serving reads at most this many records (saved_model_warmup_util.cc).
@@ -65,15 +69,7 @@ def synthetic_audio(sample_rate=16000):
     return wavs, waveforms
 
 
-def _pad(waveforms):
-    lengths = np.array([len(w) for w in waveforms], np.int32)
-    batch = np.zeros((len(waveforms), int(lengths.max())), np.float32)
-    for row, waveform in enumerate(waveforms):
-        batch[row, : len(waveform)] = waveform
-    return batch, lengths
-
-
-def warmup_requests(model_name, wavs, waveforms, wav_signature="serve_wav", waveform_signature="serving_default"):
+def warmup_requests(model_name, wavs, waveforms, wav_signature=SERVE_WAV, waveform_signature=SERVING_DEFAULT):
     """`PredictRequest`s for both signatures, at batch sizes 1 and len(inputs).
 
     Args:
@@ -96,7 +92,7 @@ def warmup_requests(model_name, wavs, waveforms, wav_signature="serve_wav", wave
         request.inputs["audio_bytes"].CopyFrom(tf.make_tensor_proto(list(batch), dtype=tf.string))
         requests.append(request)
     for batch in (waveforms[:1], waveforms):
-        padded, lengths = _pad(batch)
+        padded, lengths = pad_waveforms(batch)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
         request.model_spec.signature_name = waveform_signature

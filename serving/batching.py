@@ -57,6 +57,8 @@ import time
 
 import grpc
 
+from serving.errors import ServingError
+
 log = logging.getLogger("serving.batching")
 
 # What the dev server uses when batching is on and nothing else is given
@@ -238,7 +240,7 @@ class Batcher:
 
     Args:
         run: callable `feed -> dict alias -> numpy array` (all outputs,
-            batch-first) that raises `serving.servables.ServingError`.
+            batch-first) that raises `serving.errors.ServingError`.
         params: `BatchingParameters`.
         name: str, for thread names and logs.
 
@@ -264,8 +266,6 @@ class Batcher:
 
     def submit(self, feed):
         """Runs `feed` (dict alias -> tf.Tensor) in the next fitting batch; returns its outputs."""
-        from serving.servables import ServingError
-
         length = request_length(feed)
         rows = int(next(iter(feed.values())).shape[0]) if feed else 0
         task = _Task(feed, rows, length)
@@ -395,8 +395,6 @@ class Batcher:
             task.done.set()
 
     def _run_alone(self, task):
-        from serving.servables import ServingError
-
         try:
             task.outputs = self._run(task.feed)
         except ServingError as error:

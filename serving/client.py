@@ -38,10 +38,12 @@ import urllib.request
 
 import numpy as np
 
+from saved_models.signatures import SERVE_WAV
+from saved_models.signatures import SERVING_DEFAULT
+from tf_pipeline.padding import pad_waveforms
+
 DEFAULT_MODEL_NAME = "ser"
 DEFAULT_TIMEOUT = 60.0
-WAV_SIGNATURE = "serve_wav"
-WAVEFORM_SIGNATURE = "serving_default"
 
 # REST status -> the gRPC code TF Serving most often maps to it.
 _HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -60,20 +62,6 @@ class ServingRequestError(Exception):
         self.code = code
         self.message = message
         self.http_status = http_status
-
-
-def _pad(waveforms):
-    waveforms = [np.asarray(w, dtype=np.float32) for w in waveforms]
-    for index, waveform in enumerate(waveforms):
-        if waveform.ndim != 1:
-            raise ValueError(f"waveforms[{index}] must be a mono 1-D array. Received shape: {waveform.shape}")
-    if not waveforms:
-        raise ValueError("waveforms is empty")
-    lengths = np.array([len(w) for w in waveforms], np.int32)
-    batch = np.zeros((len(waveforms), max(int(lengths.max()), 1)), np.float32)
-    for row, waveform in enumerate(waveforms):
-        batch[row, : len(waveform)] = waveform
-    return batch, lengths
 
 
 def _text(value):
@@ -110,7 +98,7 @@ def _read(path):
 class _Client:
     """What both clients share: batching of files, per-file errors."""
 
-    def predict(self, inputs, signature_name=WAVEFORM_SIGNATURE, version=None, version_label=None):
+    def predict(self, inputs, signature_name=SERVING_DEFAULT, version=None, version_label=None):
         raise NotImplementedError
 
     def predict_waveforms(self, waveforms, version=None, version_label=None):
@@ -122,8 +110,8 @@ class _Client:
         Raises:
             ServingRequestError: the server refused the request.
         """
-        batch, lengths = _pad(waveforms)
-        outputs, served = self.predict({"waveform": batch, "num_samples": lengths}, WAVEFORM_SIGNATURE,
+        batch, lengths = pad_waveforms(waveforms)
+        outputs, served = self.predict({"waveform": batch, "num_samples": lengths}, SERVING_DEFAULT,
                                        version, version_label)
         return _results(outputs, served)
 
@@ -156,7 +144,7 @@ class _Client:
         def run(chunk):
             try:
                 outputs, served = self.predict({"audio_bytes": np.array([c for _, c in chunk], dtype=object)},
-                                               WAV_SIGNATURE, version, version_label)
+                                               SERVE_WAV, version, version_label)
                 for (index, _), result in zip(chunk, _results(outputs, served, [files[i] for i, _ in chunk])):
                     results[index] = result
             except ServingRequestError as error:
@@ -228,7 +216,7 @@ class GrpcClient(_Client):
         except grpc.RpcError as error:
             raise ServingRequestError(error.code().name, error.details() or "") from None
 
-    def predict(self, inputs, signature_name=WAVEFORM_SIGNATURE, version=None, version_label=None):
+    def predict(self, inputs, signature_name=SERVING_DEFAULT, version=None, version_label=None):
         """One Predict call. `inputs`: dict alias -> array. Returns `(outputs, version)`:
         outputs is a dict alias -> numpy array."""
         import tensorflow as tf
@@ -323,7 +311,7 @@ class RestClient(_Client):
         except urllib.error.URLError as error:
             raise ServingRequestError("UNAVAILABLE", f"cannot reach {url}: {error.reason}") from None
 
-    def predict(self, inputs, signature_name=WAVEFORM_SIGNATURE, version=None, version_label=None):
+    def predict(self, inputs, signature_name=SERVING_DEFAULT, version=None, version_label=None):
         """One :predict call (columnar "inputs" format). Returns `(outputs, version)`.
 
         The REST response does not say which version answered: `version` is

@@ -50,6 +50,8 @@ import dataclasses
 import os
 import re
 
+from tf_pipeline.atomic import write_text_atomic
+
 DEFAULT_BATCHING = {
     # Upper bound of a merged batch, and of one request's batch.
     "max_batch_size": 32,
@@ -136,7 +138,7 @@ def write_models_config(path, entries, header=None):
     """Writes a `models.config` (to a temporary file renamed into place: the
     server may poll it with `--model_config_file_poll_wait_seconds`).
     `header`: text written first as `#` comment lines."""
-    _write_atomic(path, _comment(header) + models_config_text(entries))
+    write_text_atomic(path, _comment(header) + models_config_text(entries))
     return path
 
 
@@ -190,7 +192,7 @@ def batching_config_text(max_batch_size=None, batch_timeout_micros=None, max_enq
 
 def write_batching_config(path, header=None, **kwargs):
     """Writes a `batching.config` (see `batching_config_text`); `header` as `#` comments."""
-    _write_atomic(path, _comment(header) + batching_config_text(**kwargs))
+    write_text_atomic(path, _comment(header) + batching_config_text(**kwargs))
     return path
 
 
@@ -225,15 +227,6 @@ def read_batching_config(path):
                 raise ValueError(f"Error parsing text-format tensorflow.serving.BatchingParameters in {path}, "
                                  f"line {number}: {line.strip()!r}")
     return result
-
-
-def _write_atomic(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from serving.servables import invalid
+from serving.errors import invalid
 
 
 def _np_dtype(tf_dtype):

@@ -43,9 +43,13 @@ import time
 import grpc
 import numpy as np
 
+from saved_models.signatures import SERVING_DEFAULT
+from serving.errors import ServingError
+from serving.errors import invalid
+from serving.errors import not_found
+
 log = logging.getLogger("serving.servables")
 
-DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BATCH_SIZE = 64
 # A version that failed to load is tried again this many times, this many seconds apart.
 MAX_LOAD_RETRIES = 5
@@ -56,26 +60,6 @@ WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 START, LOADING, AVAILABLE, UNLOADING, END = 10, 20, 30, 40, 50
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
-
-
-class ServingError(Exception):
-    """A request that fails with a gRPC status code (HTTP status for REST)."""
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __str__(self):
-        return f"{self.code.name}: {self.message}"
-
-
-def invalid(message):
-    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def not_found(message):
-    return ServingError(grpc.StatusCode.NOT_FOUND, message)
 
 
 def tf_error_message(error):
@@ -177,7 +161,7 @@ class Version:
 
     def signature(self, name, rest=False):
         """The SignatureDef `name` ('' means serving_default), or the real server's error."""
-        name = name or DEFAULT_SIGNATURE
+        name = name or SERVING_DEFAULT
         signature = self.signature_defs.get(name)
         if signature is None or name.startswith("__"):
             if rest:

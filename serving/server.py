@@ -52,11 +52,11 @@ import urllib.parse
 import grpc
 
 from serving import json_tensor
+from serving.errors import ServingError
+from serving.errors import invalid
 from serving.servables import DEFAULT_MAX_BATCH_SIZE
 from serving.servables import Model
 from serving.servables import ModelManager
-from serving.servables import ServingError
-from serving.servables import invalid
 
 log = logging.getLogger("serving.server")
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 import keras
 import keras_ser
 import tf_pipeline
+from conftest import compiled_call
 from keras_ser import adaptation
 
 # Five utterances of speaker 03 (different emotions).
@@ -55,7 +56,9 @@ def manual(model, waveforms, prior_weight=adaptation.DEFAULT_PRIOR_WEIGHT):
 
 
 def predict_each(model, waveforms):
-    return np.concatenate([np.asarray(model(model.preprocessor(w), training=False)) for w in waveforms])
+    """The model on each waveform alone."""
+    call = compiled_call(model)
+    return np.concatenate([np.asarray(call(model.preprocessor(w))) for w in waveforms])
 
 
 def test_adapt_equals_manual_standardisation_and_changes_predictions(adaptable, waveforms):
@@ -105,7 +108,7 @@ def test_speaker_norm_training_of_the_encoder_entries(synthetic_corpus):
     from keras_ser.training import recipes
     from keras_ser.training.config import TrainConfig
     from keras_ser.training.loso import make_encoder_fold_data
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     config = TrainConfig(model="encoder_stats", recipe="probe", batch_size=8, speaker_norm=True)
     ids = synthetic_corpus.speaker_ids

@@ -6,7 +6,7 @@ synthetic feature matrices check the evaluation protocol exactly: the scaler
 is fitted on the training speakers only, model selection never sees the test
 speaker, finished folds are not recomputed, and per-speaker normalisation is
 named in every result that uses it. The run folder is the one every LOSO
-system writes (`keras_ser.training.loso`), read by experiments/reproduce.py
+system writes (`keras_ser.training.loso`), read by experiments/reproduce
 like the Keras runs.
 """
 
@@ -331,18 +331,9 @@ def test_command_end_to_end_on_synthetic_corpus(synthetic_corpus, tmp_path, caps
 
 # -- one run folder for every system ---------------------------------------------------------------
 
-def _reproduce_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("reproduce", os.path.join(ROOT, "experiments", "reproduce.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_baseline_run_folder_is_the_loso_runners_and_reproduce_reads_it(tmp_path):
     """The folder the Keras runner writes (run.json + fold_<speaker>.json), its progress lines and its resume;
-    experiments/reproduce.py's loader gives the pooled WA/UA of the predictions themselves."""
+    experiments/reproduce's loader gives the pooled WA/UA of the predictions themselves."""
     from sklearn.metrics import balanced_accuracy_score
 
     from keras_ser.training import report
@@ -380,16 +371,17 @@ def test_baseline_run_folder_is_the_loso_runners_and_reproduce_reads_it(tmp_path
     # The report is the Keras runs' report, computed from the fold files alone.
     assert first.results == json.loads((tmp_path / "results.json").read_text()) == report.summarise(str(tmp_path))
 
-    reproduce = _reproduce_module()
-    loaded = reproduce.load_run(str(tmp_path))
-    wa, ua, n = reproduce.pooled(loaded)
+    from experiments.reproduce import runs
+
+    loaded = runs.load_run(str(tmp_path))
+    wa, ua, n = runs.pooled(loaded)
     assert n == len(corpus) and loaded.speakers == speakers
     assert wa == pytest.approx(np.mean(np.array(y_true) == np.array(y_pred)))
     assert ua == pytest.approx(balanced_accuracy_score(y_true, y_pred))
     assert (wa, ua) == pytest.approx((first.results["pooled"]["wa"], first.results["pooled"]["ua"]))
     assert loaded.folds["s0"]["probe_c"] in FAST_GRID and loaded.protocol == config.protocol
     assert not loaded.uses_test_audio and loaded.command == "python experiments/baselines.py --toy"
-    assert reproduce.fold_stats(loaded, "ua")[0] == pytest.approx(first.results["mean"]["ua"])
+    assert runs.fold_stats(loaded, "ua")[0] == pytest.approx(first.results["mean"]["ua"])
     # The runner's progress lines, with the configuration's slug and the chosen C.
     assert lines[0] == "[is09-train] [fold 1/4] speaker s0: training on 45 utterances, testing on 15"
     assert lines[1].startswith("[is09-train] [fold 1/4] speaker s0: WA ") and ", C=" in lines[1]
@@ -416,7 +408,7 @@ def test_new_feature_sets_are_accepted_and_named_everywhere():
         assert check_feature_set(name) == name
     with pytest.raises(ValueError, match="feature_set must be one of"):
         BaselineConfig("ComParE_2013")
-    # The command and reproduce.py's Table V know them too.
+    # The command and experiments/reproduce's Table V know them too.
     sys.path.insert(0, os.path.join(ROOT, "experiments"))
     try:
         import baselines as command
@@ -425,24 +417,27 @@ def test_new_feature_sets_are_accepted_and_named_everywhere():
     assert set(command.FEATURE_SETS) == set(FEATURE_SETS)
     assert command.build_parser().parse_args(["--data_dir=.", "--feature_set=compare_2016,EGEMAPSV02"]).feature_set \
         == ["ComParE_2016", "eGeMAPSv02"]
-    reproduce = _reproduce_module()
-    rows = {os.path.basename(row.name): row for row in reproduce.table_rows("V", "cpu", "/b")}
+    from experiments.reproduce import grids
+    from experiments.reproduce import protocols
+
+    rows = {os.path.basename(row.name): row for row in grids.table_rows("V", "cpu", "/b")}
     assert rows["emodb-compare_2016-train"].baseline == ("ComParE_2016", "train")
     assert rows["emodb-egemapsv02-train"].label.startswith("openSMILE eGeMAPSv02 + linear SVM, standardised")
-    assert "--feature_set=ComParE_2016 --normalization=train" in reproduce.baseline_command(
+    assert "--feature_set=ComParE_2016 --normalization=train" in protocols.baseline_command(
         "/b/emodb-compare_2016-train")
-    assert {"emodb-compare_2016-train", "emodb-egemapsv02-train"} <= set(reproduce.row_names(["V"], "cpu", "/b"))
+    assert {"emodb-compare_2016-train", "emodb-egemapsv02-train"} <= set(grids.row_names(["V"], "cpu", "/b"))
 
 
 def test_reproduce_table_v_runs_a_missing_baseline_row(synthetic_corpus, tmp_path, monkeypatch, capsys):
     pytest.importorskip("opensmile")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # experiments/baselines.py's feature cache
-    reproduce = _reproduce_module()
+    from experiments.reproduce import cli
+
     data_dir = os.path.dirname(synthetic_corpus.paths[0])
     baselines_dir, results = tmp_path / "baselines", tmp_path / "results.md"
     argv = ["--table=V", "--rows=emodb-egemapsv02-train", f"--data_dir={data_dir}", f"--baselines_dir={baselines_dir}",
             f"--run_root={tmp_path / 'runs'}", f"--results={results}"]
-    assert reproduce.main(argv) == 0
+    assert cli.main(argv) == 0
     run_dir = baselines_dir / "emodb-egemapsv02-train"
     assert sorted(p.name for p in run_dir.glob("fold_*.json")) == [f"fold_{s}.json" for s in synthetic_corpus.speakers]
     assert json.loads((run_dir / "run.json").read_text())["command"].startswith(
@@ -452,5 +447,5 @@ def test_reproduce_table_v_runs_a_missing_baseline_row(synthetic_corpus, tmp_pat
     assert f"| all {len(synthetic_corpus.speakers)} |" in row and "CPU" in row
     assert not (tmp_path / "runs" / "cnn_sru_n3").exists()  # --rows: the reference row was not trained
     capsys.readouterr()
-    assert reproduce.main(argv) == 0  # resumed
+    assert cli.main(argv) == 0  # resumed
     assert "0 computed now, 3 resumed" in capsys.readouterr().out

@@ -9,6 +9,7 @@ import pytest
 import exported_model
 from conftest import tone
 from conftest import wav_bytes
+from tf_pipeline.padding import pad_waveforms
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +21,6 @@ def exported(emodb_dir):
 def reference(exported, emodb_dir):
     paths = exported_model.emodb_paths(emodb_dir)
     return paths, exported_model.reference_probabilities(exported.model, paths)
-
-
-def _pad(waveforms):
-    lengths = np.array([len(w) for w in waveforms], np.int32)
-    batch = np.zeros((len(waveforms), lengths.max()), np.float32)
-    for row, waveform in enumerate(waveforms):
-        batch[row, : len(waveform)] = waveform
-    return batch, lengths
 
 
 # --- layout, versions, CLI ----------------------------------------------------
@@ -174,7 +167,7 @@ def test_parity_with_model_predict_on_emodb(exported, reference):
     wav = exported.loaded.signatures["serve_wav"](audio_bytes=tf.constant(contents))
     np.testing.assert_allclose(wav["probabilities"].numpy(), expected, atol=1e-5, rtol=0)
 
-    waveforms, lengths = _pad([tf_pipeline.load_audio(path) for path in paths])
+    waveforms, lengths = pad_waveforms([tf_pipeline.load_audio(path) for path in paths])
     padded = exported.loaded.signatures["serving_default"](waveform=tf.constant(waveforms),
                                                           num_samples=tf.constant(lengths))
     np.testing.assert_allclose(padded["probabilities"].numpy(), expected, atol=1e-5, rtol=0)
@@ -195,7 +188,7 @@ def test_padded_batch_equals_each_request_alone(exported, reference):
     paths, _ = reference
     waveforms = [tf_pipeline.load_audio(path) for path in paths]
     serve = exported.loaded.signatures["serving_default"]
-    batch, lengths = _pad(waveforms)
+    batch, lengths = pad_waveforms(waveforms)
     batch[0, lengths[0]:] = 0.7  # the batcher's padding value is not ours to choose: it must not matter
     together = serve(waveform=tf.constant(batch), num_samples=tf.constant(lengths))["probabilities"].numpy()
     alone = np.concatenate([
@@ -260,7 +253,7 @@ def test_serving_functions_other_zoo_models(name, emodb_dir):
     model = exported_model.tiny_model(name)
     paths = exported_model.emodb_paths(emodb_dir)[:3]
     expected = exported_model.reference_probabilities(model, paths)
-    waveforms, lengths = _pad([tf_pipeline.load_audio(path) for path in paths])
+    waveforms, lengths = pad_waveforms([tf_pipeline.load_audio(path) for path in paths])
     out = serving_functions(model)["serving_default"](tf.constant(waveforms), tf.constant(lengths))
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5, rtol=0)
 

@@ -23,12 +23,14 @@ import keras_ser
 import tf_pipeline
 from tf_pipeline.config import FeatureConfig
 from tf_pipeline.config import FrontEndConfig
-from tf_pipeline.config import FusionFeatureConfig
-from tf_pipeline.config import MelFramesConfig
-from tf_pipeline.config import SoundEffectsMelConfig
 from tf_pipeline.front_end import apply_front_end
 from tf_pipeline.front_end import normalize_level
 from tf_pipeline.front_end import speech_bounds
+from keras_ser.models.speech_encoders.config import FusionFeatureConfig
+from keras_ser.models.speech_encoders.config import MelFramesConfig
+from keras_ser.models.speech_encoders.config import SoundEffectsMelConfig
+from keras_ser.models.speech_encoders.fusion_inputs import batch_fusion_inputs
+from keras_ser.models.speech_encoders.sound_effects_mel import batch_sfx_mel
 
 FILES = {
     "emodb": ["03a01Wa.wav", "11b03Td.wav"],
@@ -109,11 +111,11 @@ def test_digital_silence_keeps_its_clear_error():
     config = FusionFeatureConfig(front_end=FrontEndConfig())
     silence = tf.zeros([2, 16000])
     for call in (lambda: apply_front_end(silence, [16000, 16000], FrontEndConfig(), 16000),
-                 lambda: tf_pipeline.batch_sfx_mel(silence, [16000, 8000], SoundEffectsMelConfig(front_end={})),
-                 lambda: tf_pipeline.batch_fusion_inputs(silence, [16000, 8000], config)):
+                 lambda: batch_sfx_mel(silence, [16000, 8000], SoundEffectsMelConfig(front_end={})),
+                 lambda: batch_fusion_inputs(silence, [16000, 8000], config)):
         with pytest.raises(ValueError, match="is silent \\(every sample is 0\\); expected speech"):
             call()
-    graph = tf.function(lambda w, n: tf_pipeline.batch_fusion_inputs(w, n, config))
+    graph = tf.function(lambda w, n: batch_fusion_inputs(w, n, config))
     with pytest.raises(tf.errors.InvalidArgumentError, match="is silent"):
         graph(silence, tf.constant([16000, 8000]))
 
@@ -209,11 +211,11 @@ def test_the_signatures_and_a_timeline_run_the_same_front_end(speech, tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match="is silent"):
         loaded.signatures["serve_wav"](audio_bytes=tf.constant([wav_bytes(np.zeros(16000))]))
     # A timeline's windows, each through the front end as if alone.
-    from keras_ser.inference import _predictor
+    from keras_ser.inference import predictor
 
     recording = np.concatenate([speech["emodb"][0], speech["emovo"][0]])
     timeline = keras_ser.predict_timeline(model, recording, 2.0, 1.0, batch_windows=3)
-    predict = _predictor(model)
+    predict = predictor(model)
     for i in (0, len(timeline.starts) - 1):
         window = recording[i * 16000: i * 16000 + 32000]
         np.testing.assert_allclose(timeline.probabilities[i], np.asarray(predict(model.preprocessor(window)))[0],

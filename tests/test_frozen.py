@@ -1,7 +1,7 @@
 """The frozen-feature recipes' fast paths give what the plain computations give.
 
 - `corpus_features`: padded, length-ordered batches through one compiled call
-  equal each real EMO-DB file run alone through the model's eager path.
+  equal each real EMO-DB file run alone through the model.
 - `fit_probe`: fits reused between calls, and the warm-started path in the
   span of the rows, choose the `C` and weights of refitting from scratch.
 - `fold_test_probabilities`: the head on cached pooled features equals the
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import tf_pipeline
+from conftest import compiled_call
 from keras_ser.training import frozen
 from keras_ser.training.config import TrainConfig
 from keras_ser.training.loso import feature_config_for
@@ -41,10 +42,9 @@ def test_batched_extraction_equals_each_file_alone(few_files, model_name):
     lines = []
     batched = frozen.corpus_features(few_files, config, feature_config, batch_size=3, log=lines.append)
     model = build_model_for_config(config, list(few_files.class_names), feature_config)
-    features_model = model.features_model()
+    features_model = compiled_call(model.features_model())
     alone = np.concatenate([
-        np.asarray(features_model(model.preprocessor(tf_pipeline.load_audio(record.path, feature_config)),
-                                  training=False))
+        np.asarray(features_model(model.preprocessor(tf_pipeline.load_audio(record.path, feature_config))))
         for record in few_files.records])
     assert batched.shape == alone.shape and batched.dtype == np.float32
     np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-5)
@@ -168,7 +168,7 @@ def test_feature_store_serves_subsets_and_combinations_and_resumes(tmp_path):
     import tf_pipeline
     from keras_ser.training import frozen
     from keras_ser.training.config import TrainConfig
-    from tf_pipeline.config import MelFramesConfig
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     corpus = tf_pipeline.corpora.synthetic(str(tmp_path / "corpus"), n_speakers=2, per_class=2, emotions="WT")
     config = TrainConfig(model="encoder_stats", recipe="probe", validation="none",

@@ -1,6 +1,6 @@
 """The second speech backbone's input, the fused model, and the speaker-subspace lever.
 
-- `tf_pipeline.sound_effects_mel`: equals the `aisfx` package's own
+- `keras_ser.models.speech_encoders.sound_effects_mel`: equals the `aisfx` package's own
   spectrogram at 44.1 kHz and librosa at 16 kHz, on real EMO-DB audio.
 - `sfx_stats` / `fusion_stats`: build, save and load, train through the LOSO
   runner (probe, with and without the speaker-subspace projection), export
@@ -9,6 +9,7 @@
 
 import json
 import os
+import re
 import warnings
 
 import numpy as np
@@ -21,9 +22,11 @@ import tf_pipeline
 from keras_ser.layers.pooling import DownsampleMask
 from keras_ser.layers.pooling import FillPadding
 from keras_ser.layers.speaker_projection import SpeakerSubspaceProjection
-from keras_ser.zoo import default_backbone
-from tf_pipeline.config import FusionFeatureConfig
-from tf_pipeline.config import SoundEffectsMelConfig
+from keras_ser.models import registry
+from keras_ser.models.speech_encoders.config import FusionFeatureConfig
+from keras_ser.models.speech_encoders.config import SoundEffectsMelConfig
+from keras_ser.models.speech_encoders.sound_effects_mel import batch_sfx_mel
+from keras_ser.models.speech_encoders.sound_effects_mel import sfx_mel
 
 FILES = ["03a01Wa.wav", "08a02Ab.wav", "11b03Td.wav"]
 TINY = {"speaker_encoder": {"units": 8, "embedding_dim": 4}, "sound_effects_encoder": {"filters": 4}}
@@ -41,7 +44,7 @@ def _tiny(name, **kwargs):
 
 
 # --------------------------------------------------------------------------
-# The sound-effects encoder's log-Mel (tf_pipeline.sound_effects_mel)
+# The sound-effects encoder's log-Mel (keras_ser.models.speech_encoders.sound_effects_mel)
 # --------------------------------------------------------------------------
 
 
@@ -55,7 +58,7 @@ def test_sfx_mel_at_44k_equals_the_encoder_package(emodb_dir):
         path = os.path.join(emodb_dir, name)
         expected = spectrogram_normalize(compute_spectrogram(path, 44100.0, 2048, 1024, 96, 0.0, 22050.0)).T
         waveform, _ = librosa.load(path, sr=44100)
-        got = tf_pipeline.sfx_mel(waveform, SoundEffectsMelConfig(sample_rate=44100)).numpy()
+        got = sfx_mel(waveform, SoundEffectsMelConfig(sample_rate=44100)).numpy()
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
@@ -70,7 +73,7 @@ def test_sfx_mel_at_16k_equals_librosa_with_the_same_window_duration(waveforms):
         power = librosa.feature.melspectrogram(y=peak, sr=16000, n_fft=743, hop_length=372, n_mels=96, norm=1.0,
                                                fmin=0.0, fmax=22050.0, htk=True, power=2.0).T
         expected = np.log10(1e4 * power * (2048 / 743) ** 2 + 1) / 9.457798957824707
-        got = tf_pipeline.sfx_mel(waveform).numpy()
+        got = sfx_mel(waveform).numpy()
         assert got.shape == expected.shape == (1 + len(waveform) // 372, 96)
         np.testing.assert_allclose(got, expected, atol=5e-5)  # float32 vs float64 spectra (seen: 1.3e-5)
 
@@ -80,9 +83,9 @@ def test_batched_sfx_mel_equals_one_at_a_time_and_pads_with_minus_one(waveforms)
     batch = np.zeros((len(waveforms), max(lengths)), np.float32)
     for row, waveform in enumerate(waveforms):
         batch[row, : len(waveform)] = waveform
-    frames, num_frames = tf_pipeline.batch_sfx_mel(batch, lengths)
+    frames, num_frames = batch_sfx_mel(batch, lengths)
     for row, waveform in enumerate(waveforms):
-        alone = tf_pipeline.sfx_mel(waveform).numpy()
+        alone = sfx_mel(waveform).numpy()
         assert int(num_frames[row]) == len(alone)
         np.testing.assert_allclose(frames[row, : len(alone)].numpy(), alone, atol=1e-6)
         assert np.all(frames[row, len(alone):].numpy() == -1.0)
@@ -90,10 +93,10 @@ def test_batched_sfx_mel_equals_one_at_a_time_and_pads_with_minus_one(waveforms)
 
 def test_sfx_mel_refuses_bad_audio_eagerly_and_in_graphs():
     with pytest.raises(ValueError, match="too short: at least 2048 samples"):
-        tf_pipeline.sfx_mel(np.zeros(1000, np.float32) + 0.1)
+        sfx_mel(np.zeros(1000, np.float32) + 0.1)
     with pytest.raises(ValueError, match="NaN or Inf"):
-        tf_pipeline.sfx_mel(np.full(4000, np.nan, np.float32))
-    graph = tf.function(lambda x: tf_pipeline.sfx_mel(x), input_signature=[tf.TensorSpec([None], tf.float32)])
+        sfx_mel(np.full(4000, np.nan, np.float32))
+    graph = tf.function(lambda x: sfx_mel(x), input_signature=[tf.TensorSpec([None], tf.float32)])
     with pytest.raises(tf.errors.InvalidArgumentError, match="too short"):
         graph(tf.constant(np.full(100, 0.1, np.float32)))
     assert graph(tf.constant(np.full(4000, 0.1, np.float32))).shape == (11, 96)
@@ -190,7 +193,7 @@ def test_sfx_and_fusion_entries_build_save_and_load(tmp_path, waveforms):
     for name, layout in (("sfx_stats", "sfx_mel"), ("fusion_stats", "fusion")):
         model = _tiny(name, speaker_subspace=2)
         assert model.preprocessor.layout == layout
-        assert default_backbone(name) == model_config_backbone(name) != "speaker_encoder"
+        assert registry.get(name).DEFAULT_BACKBONE == model_config_backbone(name) != "speaker_encoder"
         assert model.HEAD_LAYERS == ("standardize", "speaker_projection", "dropout", "predictions")
         inputs = model.preprocessor(waveforms[0])
         expected = model.predict(inputs, verbose=0)
@@ -285,26 +288,27 @@ def test_command_line_flags_reach_the_config():
     assert train_flags.feature_config_from(values, config) == FusionFeatureConfig(
         mel_frames={"volume_dbfs": -30.0}).to_dict()
     values(["prog", "--model=sfx_stats", "--speaker_subspace=0", "--recipe=probe", "--validation=none"])
-    with pytest.raises(UsageError, match="--volume_dbfs applies to the models on the GE2E encoder"):
+    with pytest.raises(UsageError, match=re.escape("--volume_dbfs applies to the models whose front end raises the volume "
+                                                      "(encoder_stats, encoder_sru, fusion_stats)")):
         train_flags.feature_config_from(values, train_flags.config_from(values))
 
 
 def test_tflite_export_refuses_the_new_layouts(tmp_path):
     import saved_models
 
-    with pytest.raises(ValueError, match="TFLite export covers the log-Mel and Mel-frame models.*'fusion'"):
+    with pytest.raises(ValueError, match="TFLite export covers cnn_sru, cnn, sru, encoder_stats, encoder_sru.*'fusion'"):
         saved_models.export_tflite(_tiny("fusion_stats"), str(tmp_path), "fusion")
 
 
 def test_fusion_preset_timeline_windows_match_each_window_alone(waveforms):
-    from keras_ser.inference import _predictor
+    from keras_ser.inference import predictor
 
     model = keras_ser.from_preset("fusion_stats_emodb")
     recording = np.concatenate(waveforms)
     timeline = keras_ser.predict_timeline(model, recording, 2.0, 1.5, batch_windows=4)
     window, hop = 32000, 24000
     assert len(timeline.starts) == (len(recording) - window) // hop + 1 >= 4
-    predict = _predictor(model)
+    predict = predictor(model)
     for i in range(len(timeline.starts)):
         alone = np.asarray(predict(model.preprocessor(recording[i * hop: i * hop + window])))[0]
         np.testing.assert_allclose(timeline.probabilities[i], alone, atol=1e-5)

@@ -1,4 +1,4 @@
-"""The top-level packages stack in one direction, following the data flow.
+"""The top-level packages stack in one direction, following the data flow; their modules form no circle.
 
     tf_pipeline (0) -> keras_ser (1) -> saved_models (2) -> serving (3) -> keras_ser_cli (4)
 
@@ -6,10 +6,15 @@ A package may import the packages of lower rank only: no upward import, at
 module level or inside a function, and so no import cycle between them. The
 command line (`keras_ser_cli`, the `keras-ser` entry point) is on top, and
 nothing in the packages imports the experiment runners (`experiments/`) or
-the benchmarks (`benchmarks/`). The check reads the source with `ast` (no
-import), relative imports resolved; a string constant that names a module of
-the packages (`"keras_ser_cli.demo"`, the lazy-import tables) counts as an
-import too.
+the benchmarks (`benchmarks/`). Inside the packages, no two modules import
+each other, directly or round a longer circle, at module level or inside a
+function (a lazy import is still a circle); and no module uses another
+module's private names (`from x import _name`, `x._name`): what is shared is
+public and documented. The checks read the source with `ast` (no import),
+relative imports resolved; a string constant that names a module of the
+packages (`"keras_ser_cli.demo"`, the lazy-import tables) counts as an
+import too. A module's import of a submodule does not count as an import of
+the parent package (every package imports its own modules).
 """
 
 import ast
@@ -111,6 +116,102 @@ def cycles(graph):
     return found
 
 
+def module_name(path, root):
+    """The dotted module name of a file (`keras_ser/models/__init__.py` -> `keras_ser.models`)."""
+    return ".".join(_module_name(path, root))
+
+
+def _private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _parse(path, root):
+    """`(module, package parts, ast tree)` of a file."""
+    module = _module_name(path, root)
+    package = module if path.name == "__init__.py" else module[:-1]
+    return ".".join(module), package, ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _from_base(node, package):
+    if node.level:
+        return ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+    return node.module
+
+
+def module_graph(root, packages=RANKS):
+    """`{module: set of the modules of the packages it imports}`, every import of the file (lazy ones too).
+
+    `from a import b` is an import of the module `a.b` when there is one,
+    else of `a`; `import a.b` of `a.b`; a string constant naming a module
+    of the packages is an import of it. Importing a module does not count
+    as importing its parent packages.
+    """
+    graph = {}
+    for files in package_files(root, packages).values():
+        for path in files:
+            module, package, tree = _parse(path, root)
+            edges = graph.setdefault(module, set())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    edges.update(alias.name for alias in node.names if alias.name.split(".")[0] in packages)
+                elif isinstance(node, ast.ImportFrom):
+                    base = _from_base(node, package)
+                    if base and base.split(".")[0] in packages:
+                        for alias in node.names:
+                            submodule = f"{base}.{alias.name}"
+                            edges.add(submodule if _is_module(root, submodule) else base)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _DOTTED.fullmatch(node.value):
+                    if node.value.split(".")[0] in packages and _is_module(root, node.value):
+                        edges.add(node.value)
+            edges.discard(module)
+    return graph
+
+
+def private_uses(root, packages=RANKS):
+    """One line per use of another module's private name: `from x import _name`, or `x._name` on a module."""
+    found = []
+    for files in package_files(root, packages).values():
+        for path in files:
+            module, package, tree = _parse(path, root)
+            where = path.relative_to(root).as_posix()
+            aliases = {}  # local name -> module of the packages
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    for alias in node.names:
+                        if alias.name.split(".")[0] in packages:
+                            if alias.asname:
+                                aliases[alias.asname] = alias.name
+                            else:
+                                aliases[alias.name.split(".")[0]] = alias.name.split(".")[0]
+                elif isinstance(node, ast.ImportFrom):
+                    base = _from_base(node, package)
+                    if not base or base.split(".")[0] not in packages:
+                        continue
+                    for alias in node.names:
+                        if _is_module(root, f"{base}.{alias.name}"):
+                            aliases[alias.asname or alias.name] = f"{base}.{alias.name}"
+                        elif _private(alias.name) and base != module:
+                            found.append(f"{where}:{node.lineno} from {base} import {alias.name}")
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Attribute):
+                    continue
+                chain, base = [], node
+                while isinstance(base, ast.Attribute):
+                    chain.append(base.attr)
+                    base = base.value
+                if not isinstance(base, ast.Name) or base.id not in aliases:
+                    continue
+                current = aliases[base.id]
+                for attr in reversed(chain):
+                    if _is_module(root, f"{current}.{attr}"):
+                        current = f"{current}.{attr}"
+                        continue
+                    if _private(attr) and current != module:
+                        found.append(f"{where}:{node.lineno} {current}.{attr}")
+                    break
+    return sorted(set(found))
+
+
 # --------------------------------------------------------------------------
 # The checker on a small fake tree: it is known to catch what it looks for
 # --------------------------------------------------------------------------
@@ -172,6 +273,52 @@ def test_checker_catches_cycles(tmp_path):
                                                ["saved_models", "serving", "saved_models"]]
 
 
+def test_checker_passes_modules_without_circles(tmp_path):
+    _tree(tmp_path, {
+        # A package imports its modules, which import their siblings and the package's other modules.
+        "keras_ser/models/__init__.py": "from keras_ser.models.task import SERTask\nfrom keras_ser.models import a\n",
+        "keras_ser/models/task.py": "from keras_ser.models import registry\n",
+        "keras_ser/models/registry.py": "_TASKS = {}\n",
+        "keras_ser/models/a.py": "from keras_ser.models.task import SERTask\n\ndef f():\n    import tf_pipeline.config\n",
+        "tf_pipeline/config.py": "",
+    })
+    graph = module_graph(tmp_path)
+    assert graph["keras_ser.models"] == {"keras_ser.models.task", "keras_ser.models.a"}
+    assert graph["keras_ser.models.a"] == {"keras_ser.models.task", "tf_pipeline.config"}
+    assert cycles(graph) == []
+
+
+def test_checker_catches_module_circles_lazy_ones_included(tmp_path):
+    _tree(tmp_path, {
+        # A circle kept legal by an import inside a function.
+        "keras_ser/zoo.py": "def model_class(name):\n    from keras_ser import encoder_models\n",
+        "keras_ser/encoder_models.py": "from keras_ser.zoo import SERTask\n",
+        # A circle through a lazy-import table (a string naming the module).
+        "keras_ser_cli/main.py": "SUBCOMMANDS = {'demo': 'keras_ser_cli.demo'}\n",
+        "keras_ser_cli/demo.py": "from .main import UsageError\n",
+    })
+    assert cycles(module_graph(tmp_path)) == [["keras_ser.encoder_models", "keras_ser.zoo", "keras_ser.encoder_models"],
+                                              ["keras_ser_cli.demo", "keras_ser_cli.main", "keras_ser_cli.demo"]]
+
+
+def test_checker_catches_private_names_across_modules(tmp_path):
+    _tree(tmp_path, {
+        "tf_pipeline/features.py": "def _check_waveform(w):\n    return w\n\nX = _check_waveform(1)\n",
+        "tf_pipeline/mel_power.py": ("from tf_pipeline.features import _check_waveform, log_mel\n"
+                                     "from tf_pipeline import features as feats\n"
+                                     "import tf_pipeline.features\n"
+                                     "Y = feats._mel(1) + tf_pipeline.features._hz(2) + feats.__doc__\n"),
+        "saved_models/tflite.py": "def f(model):\n    from saved_models.export import _load_model\n    return model._run()\n",
+        "saved_models/export.py": "",
+    })
+    assert private_uses(tmp_path) == [
+        "saved_models/tflite.py:2 from saved_models.export import _load_model",
+        "tf_pipeline/mel_power.py:1 from tf_pipeline.features import _check_waveform",
+        "tf_pipeline/mel_power.py:4 tf_pipeline.features._hz",
+        "tf_pipeline/mel_power.py:4 tf_pipeline.features._mel",
+    ]
+
+
 # --------------------------------------------------------------------------
 # The repository
 # --------------------------------------------------------------------------
@@ -195,3 +342,13 @@ def test_no_import_cycle_between_packages():
     assert cycles(graph) == []
     assert graph["tf_pipeline"] == set()
     assert graph["keras_ser_cli"] >= {"keras_ser", "saved_models", "serving"}
+
+
+def test_no_import_circle_between_modules():
+    graph = module_graph(ROOT)
+    assert cycles(graph) == []
+    assert graph["keras_ser.models.registry"] <= {"keras_ser.models.checks", "tf_pipeline.config"}
+
+
+def test_no_private_name_used_across_modules():
+    assert private_uses(ROOT) == []

@@ -271,7 +271,7 @@ def test_loco_run_names_folds_by_corpus_chooses_c_on_training_corpora_and_resume
     assert [f["train_corpora"] for f in report["folds"]][0] == ["syn_b", "syn_c"]
     markdown = (run_dir / "results.md").read_text()
     assert markdown.startswith("# Leave-one-corpus-out on syn_a+syn_b+syn_c")
-    assert "C chosen by leave-one-corpus-out over the training corpora" in markdown
+    assert "} chosen by leave-one-corpus-out over the training corpora (mean UA)" in markdown
     assert "| Test corpus |" in markdown and "left out 12 files of other classes (neutral 12)" in markdown
     # The same folder as a speaker-level run is another run.
     with pytest.raises(ValueError, match="evaluation: 'loco' \\(stored\\) vs 'loso' \\(now\\)"):

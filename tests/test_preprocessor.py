@@ -8,7 +8,7 @@ import pytest
 import keras
 import keras_ser
 import tf_pipeline
-from keras_ser.preprocessor import Preprocessor
+from keras_ser.models.preprocessor import Preprocessor
 from keras_ser.training.config import TrainConfig
 
 TINY_CNN = {"image_size": 67, "sru_units": 8, "backbone_kwargs": {"filters": (8, 8, 8, 8, 8), "fc_units": 16}}
@@ -67,14 +67,14 @@ def test_every_path_gets_the_same_input(name, synthetic_corpus, tmp_path):
 
 def test_preprocessor_errors():
     with pytest.raises(ValueError, match=r"layout must be one of \('segments', 'frames', 'mel_frames', 'sfx_mel', 'fusion'\)"):
-        Preprocessor("images")
+        Preprocessor.from_layout("images")
     with pytest.raises(ValueError, match="A 'frames' preprocessor cuts no segments. Received: n_segments=3"):
-        Preprocessor("frames", n_segments=3)
+        Preprocessor.from_layout("frames", n_segments=3)
     with pytest.raises(ValueError, match="n_segments must be between 1 and 5. Received: n_segments=6"):
-        Preprocessor("segments", n_segments=6)
-    with pytest.raises(ValueError, match="must be a MelFramesConfig or its dict"):
-        Preprocessor("mel_frames", tf_pipeline.FeatureConfig())
+        Preprocessor.from_layout("segments", n_segments=6)
+    with pytest.raises(ValueError, match="feature_config must be a keras_ser.models.speech_encoders.config.MelFramesConfig, its dict, or None"):
+        Preprocessor.from_layout("mel_frames", tf_pipeline.FeatureConfig())
     with pytest.raises(ValueError, match="mel_frames input has no augmentation"):
-        Preprocessor("mel_frames").dataset(None, mixup_alpha=0.2)
+        Preprocessor.from_layout("mel_frames").dataset(None, mixup_alpha=0.2)
     with pytest.raises(ValueError, match="waveform must be a mono signal"):
-        Preprocessor("frames")(np.zeros((2, 16000), np.float32))
+        Preprocessor.from_layout("frames")(np.zeros((2, 16000), np.float32))

@@ -119,8 +119,8 @@ def test_predict_files_compiles_once(name, emodb_dir, monkeypatch):
     model = keras_ser.from_preset(name) if name in keras_ser.list_presets() else exported_model.tiny_model(name)
     paths = exported_model.emodb_paths(emodb_dir)[:4]  # 1.9 s to 5.3 s
     built = []
-    real = inference._predictor
-    monkeypatch.setattr(inference, "_predictor", lambda m: built.append(real(m)) or built[-1])
+    real = inference.predictor
+    monkeypatch.setattr(inference, "predictor", lambda m: built.append(real(m)) or built[-1])
     results = inference.predict_files(model, paths)
     assert len(built) == 1
     if hasattr(built[0], "experimental_get_tracing_count"):  # the TensorFlow backend

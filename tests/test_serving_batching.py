@@ -229,7 +229,7 @@ class _Gate:
         self.started.set()
         self.open.wait(30)
         if (x == -1).any():
-            from serving.servables import invalid
+            from serving.errors import invalid
 
             raise invalid("x holds -1")
         return {"y": x.sum(axis=1)}
@@ -301,7 +301,7 @@ def test_batcher_failed_batch_reruns_alone_and_full_queue_refuses():
     feeds = [{"x": tf.fill([1, 8], 2.0)}, {"x": tf.fill([1, 8], -1.0)}, {"x": tf.fill([2, 8], 3.0)}]
     threads = _submit_in_order(batcher, feeds, results)
     # 4 rows wait: the queue (1 batch of 4 rows) is full.
-    from serving.servables import ServingError
+    from serving.errors import ServingError
 
     full = "The batch scheduling queue to which this task was submitted is full"
     with pytest.raises(ServingError, match=full) as info:

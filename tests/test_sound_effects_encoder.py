@@ -12,7 +12,7 @@ import pytest
 
 import keras
 import keras_ser
-from keras_ser.backbones.sound_effects_encoder import SoundEffectsEncoder
+from keras_ser.backbones import SoundEffectsEncoder
 from keras_ser.checksums import file_sha256
 from keras_ser.weights import sound_effects_encoder as encoder_weights
 
@@ -188,7 +188,7 @@ def test_bad_arguments(kwargs, message):
         SoundEffectsEncoder(**kwargs)
 
 
-@pytest.mark.parametrize("module", ["keras_ser.backbones.sound_effects_encoder",
+@pytest.mark.parametrize("module", ["keras_ser.models.speech_encoders.sound_effects_encoder",
                                     "keras_ser.weights.sound_effects_encoder"])
 def test_docstring_examples_run(module):
     import doctest

@@ -36,7 +36,7 @@ def long_wav(recording, tmp_path_factory):
 
 def test_windows_and_probabilities_match_each_window_alone(model, recording):
     from keras_ser import predict_timeline
-    from keras_ser.inference import _predictor
+    from keras_ser.inference import predictor
 
     timeline = predict_timeline(model, recording, WINDOW_S, HOP_S, batch_windows=3)
     window, hop = 32000, 12000
@@ -47,7 +47,7 @@ def test_windows_and_probabilities_match_each_window_alone(model, recording):
     assert timeline.ends[-1] <= len(recording) / 16000 < timeline.ends[-1] + HOP_S
     assert timeline.class_names == model.class_names
     assert timeline.probabilities.shape == (expected, len(model.class_names))
-    predict = _predictor(model)
+    predict = predictor(model)
     for i in range(expected):
         alone = np.asarray(predict(model.preprocessor(recording[i * hop : i * hop + window])))[0]
         np.testing.assert_allclose(timeline.probabilities[i], alone, atol=1e-5)

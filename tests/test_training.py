@@ -9,7 +9,8 @@ from scipy import stats
 
 import tf_pipeline
 from keras_ser.training import TrainConfig, report
-from keras_ser.training.loso import make_fold_data, run_fold, write_json_atomic
+from keras_ser.training.loso import make_fold_data, run_fold
+from tf_pipeline.atomic import write_json_atomic
 from keras_ser.training import recipes, scores
 
 TINY = dict(image_size=67, backbone_kwargs={"filters": [4, 8, 8, 8, 8], "fc_units": 16}, sru_units=16,
@@ -209,7 +210,7 @@ def test_stage2_dropout_regularises_the_frozen_head_only_in_training(synthetic_c
     assert any(not np.allclose(a, b) for a, b in zip(results[0.0].model.get_layer("sru").get_weights(),
                                                       results[0.5].model.get_layer("sru").get_weights()))
     config = TrainConfig(recipe="paper", stage1_epochs=0, stage2_dropout=0.5).to_dict()
-    text = report._protocol(config)
+    text = report.protocol_text(config)
     assert "no stage 1 (backbone frozen as built)" in text and "feature dropout 0.5" in text
     assert "dropout 0.5, " not in text.replace("feature dropout 0.5", "")  # the backbone's dropout does not act
-    assert ", dropout 0.5," in report._protocol(TrainConfig(recipe="paper").to_dict())
+    assert ", dropout 0.5," in report.protocol_text(TrainConfig(recipe="paper").to_dict())

@@ -314,20 +314,34 @@ def test_task_classes_check_their_arguments_too():
 @pytest.mark.parametrize(
     "module",
     [
-        "keras_ser", "keras_ser.zoo", "keras_ser.metrics", "keras_ser.layers.sru", "keras_ser.layers.lrn",
-        "keras_ser.layers.standardization", "keras_ser.backbones", "keras_ser.backbones.alexnet",
-        "keras_ser.weights", "keras_ser.weights.alexnet",
-        # The speech backbone, its zoo entries, pooling, presets, the preprocessor and its features.
-        "keras_ser.backbones.speaker_encoder", "keras_ser.weights.speaker_encoder", "keras_ser.encoder_models",
-        "keras_ser.layers.pooling", "keras_ser.presets", "keras_ser.preprocessor", "tf_pipeline.mel_power",
-        "tf_pipeline.config",
+        "keras_ser", "keras_ser.models", "keras_ser.models.registry", "keras_ser.models.task",
+        "keras_ser.models.checks", "keras_ser.metrics", "keras_ser.layers.sru", "keras_ser.layers.lrn",
+        "keras_ser.layers.standardization", "keras_ser.backbones", "keras_ser.weights", "keras_ser.weights.alexnet",
+        # The CNN+SRU family: its backbones, front ends and tasks.
+        "keras_ser.models.cnn_sru", "keras_ser.models.cnn_sru.alexnet", "keras_ser.models.cnn_sru.backbones",
+        "keras_ser.models.cnn_sru.preprocessor", "keras_ser.models.cnn_sru.cnn_sru_classifier",
+        "keras_ser.models.cnn_sru.cnn_classifier", "keras_ser.models.cnn_sru.sru_classifier",
+        # The speech-encoder family: the speech backbone, its zoo entries, pooling, presets, the preprocessors
+        # and their features.
+        "keras_ser.models.speech_encoders", "keras_ser.models.speech_encoders.speaker_encoder",
+        "keras_ser.weights.speaker_encoder", "keras_ser.models.speech_encoders.encoder_stats_classifier",
+        "keras_ser.models.speech_encoders.encoder_sru_classifier", "keras_ser.models.speech_encoders.backbones",
+        "keras_ser.layers.pooling", "keras_ser.presets", "keras_ser.models.preprocessor",
+        "keras_ser.models.speech_encoders.preprocessor", "keras_ser.models.speech_encoders.mel_power",
+        "tf_pipeline.config", "keras_ser.models.speech_encoders.config",
         # The second backbone, its input, the fused input and the speaker-subspace lever.
-        "keras_ser.backbones.sound_effects_encoder", "keras_ser.weights.sound_effects_encoder",
-        "keras_ser.layers.speaker_projection", "keras_ser.training.frozen", "tf_pipeline.sound_effects_mel",
-        "tf_pipeline.encoder_inputs", "tf_pipeline.waveform_batches", "keras_ser.weights.assign",
+        "keras_ser.models.speech_encoders.sound_effects_encoder", "keras_ser.weights.sound_effects_encoder",
+        "keras_ser.models.speech_encoders.sound_effects_stats_classifier",
+        "keras_ser.models.speech_encoders.fusion_stats_classifier",
+        "keras_ser.layers.speaker_projection", "keras_ser.training.frozen",
+        "keras_ser.models.speech_encoders.sound_effects_mel", "keras_ser.models.speech_encoders.fusion_inputs",
+        "tf_pipeline.waveform_batches", "keras_ser.weights.assign",
         "keras_ser.rebuilt_model", "keras_ser.checksums",
         # The speech front end and cross-corpus scoring.
         "tf_pipeline.front_end", "keras_ser.training.cross_corpus",
+        # Shared mechanisms: atomic writes, waveform padding, signature names.
+        "tf_pipeline.atomic", "tf_pipeline.padding", "saved_models.signatures", "keras_ser.adaptation",
+        "keras_ser.training.report", "serving.errors",
     ],
 )
 def test_docstring_examples_run(module):

@@ -1,7 +1,13 @@
 """tf_pipeline: from audio bytes to keras-ser model input, in TensorFlow ops.
 
-The same functions build the tf.data input pipeline and the exported serving
-signatures, so training and serving compute identical features.
+What every model family shares: audio I/O and resampling, the speech front
+end (silence trimming, level), the log-Mel image with its deltas and
+segments, feature statistics, corpora and their folds, and tf.data
+pipelines. The same functions build the tf.data input pipeline and the
+exported serving signatures, so training and serving compute identical
+features. A model family's own front end (e.g. a pretrained encoder's
+frames) lives beside its models in `keras_ser.models`; nothing here knows
+a model.
 
 Public names are loaded lazily: `from tf_pipeline.config import FeatureConfig`
 works without importing TensorFlow (the model code in `keras_ser` runs on the
@@ -22,9 +28,6 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FeatureConfig": "tf_pipeline.config",
-    "MelFramesConfig": "tf_pipeline.config",
-    "SoundEffectsMelConfig": "tf_pipeline.config",
-    "FusionFeatureConfig": "tf_pipeline.config",
     "FrontEndConfig": "tf_pipeline.config",
     # the speech front end: silence trimming and level normalisation
     "apply_front_end": "tf_pipeline.front_end",
@@ -46,14 +49,6 @@ _EXPORTS = {
     "batch_log_mel": "tf_pipeline.features",
     "batch_feature_image": "tf_pipeline.features",
     "batch_frame_sequence": "tf_pipeline.features",
-    # Mel power frames of pretrained speech encoders
-    "mel_frames": "tf_pipeline.mel_power",
-    "batch_mel_frames": "tf_pipeline.mel_power",
-    "pad_mel_frames": "tf_pipeline.mel_power",
-    # log-Mel of the sound-effects encoder, and both encoders' inputs at once
-    "sfx_mel": "tf_pipeline.sound_effects_mel",
-    "batch_sfx_mel": "tf_pipeline.sound_effects_mel",
-    "batch_fusion_inputs": "tf_pipeline.encoder_inputs",
     # segments
     "segment_and_resize": "tf_pipeline.segments",
     "batch_segment_and_resize": "tf_pipeline.segments",
@@ -72,7 +67,6 @@ _EXPORTS = {
     "Fold": "tf_pipeline.folds",
     # datasets
     "make_dataset": "tf_pipeline.dataset",
-    "mel_frames_dataset": "tf_pipeline.dataset",
     "waveform_dataset": "tf_pipeline.waveform_batches",
     "feature_images": "tf_pipeline.dataset",
     "corpus_channel_stats": "tf_pipeline.dataset",

@@ -18,7 +18,6 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pipeline.config import FeatureConfig
-from tf_pipeline.config import MelFramesConfig
 
 # WAV sample rates `check_wav_bytes` (the serve_wav signature) accepts (Hz).
 MIN_SAMPLE_RATE = 4000
@@ -218,7 +217,7 @@ def check_wav_bytes(contents, row, config, max_seconds=None):
     Args:
         contents: scalar string tensor, the bytes of one file.
         row: scalar int tensor, the row of `contents` in its batch (for the message).
-        config: the model's `FeatureConfig` or `MelFramesConfig` (its `sample_rate`).
+        config: the model's feature config (its `sample_rate`).
         max_seconds: float or None. Longest accepted audio; None accepts any length.
 
     Returns:

@@ -16,14 +16,11 @@ from tf_pipeline import array_math
 from tf_pipeline import audio as audio_lib
 from tf_pipeline import augment as augment_lib
 from tf_pipeline import features
-from tf_pipeline import mel_power
 from tf_pipeline import normalization
 from tf_pipeline import segments as segments_lib
 from tf_pipeline.config import DEFAULT_SIZE
 from tf_pipeline.config import OUTPUTS  # noqa: F401  (re-exported)
 from tf_pipeline.config import FeatureConfig
-from tf_pipeline.config import MelFramesConfig
-from tf_pipeline.config import check_batch_size
 from tf_pipeline.config import check_batching
 
 
@@ -35,8 +32,10 @@ def _is_pcm16_wav(path):
         return False
 
 
-def _waveform_fn(paths, config):
-    """Path tensor -> waveform, in-graph for 16-bit PCM WAV, soundfile otherwise."""
+def waveform_fn(paths, config):
+    """A function `path tensor -> waveform` at `config.sample_rate` for `paths`: in-graph when every one is a
+    16-bit PCM WAV, through soundfile otherwise (what every dataset of this package and of the model families reads
+    audio with)."""
     if all(_is_pcm16_wav(path) for path in paths):
         return lambda path: audio_lib.decode_to_waveform(tf.io.read_file(path), config)
 
@@ -50,7 +49,8 @@ def _waveform_fn(paths, config):
     return fn
 
 
-def _check_indices(corpus, indices):
+def check_indices(corpus, indices):
+    """Record indices of `corpus` as int64 numpy (None: all); a ValueError for an empty or out-of-range list."""
     indices = np.asarray(indices if indices is not None else np.arange(len(corpus)), dtype=np.int64)
     if indices.ndim != 1 or indices.size == 0:
         raise ValueError(f"indices must be a non-empty 1-D list of record indices. Received shape: {indices.shape}")
@@ -68,10 +68,10 @@ def feature_images(corpus, indices=None, config=None):
     Unbatched, in corpus order, computed with a parallel map.
     """
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
-    indices = _check_indices(corpus, indices)
+    indices = check_indices(corpus, indices)
     paths = [corpus.records[i].path for i in indices]
     labels = corpus.labels[indices]
-    to_waveform = _waveform_fn(paths, config)
+    to_waveform = waveform_fn(paths, config)
 
     def load(path, label):
         image = features.feature_image(to_waveform(path), config)
@@ -79,57 +79,6 @@ def feature_images(corpus, indices=None, config=None):
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def mel_frames_dataset(corpus, indices=None, config=None, batch_size=32, training=False, seed=0, cache=True):
-    """A batched dataset of `(mel_frames, labels)` for the speech-encoder models.
-
-    Each utterance becomes its Mel power frames (`tf_pipeline.mel_frames`,
-    `[frames, n_mels]`) in a parallel map; frames are cached (memory, or a
-    file path), shuffled when `training` (seeded, reshuffled every epoch),
-    and padded per batch with `mel_power.PAD_VALUE`.
-
-    Args:
-        corpus: a `tf_pipeline.Corpus`.
-        indices: record indices (default: all), e.g. a fold's `test_indices`.
-        config: `MelFramesConfig` or its dict.
-        batch_size: int. Defaults to `32`.
-        training: bool. Shuffle. Defaults to `False` (corpus order).
-        seed: int. Shuffle seed. Defaults to `0`.
-        cache: `True` (memory), `False`, or a file path.
-
-    Returns:
-        A `tf.data.Dataset` of `(float32 [B, T, n_mels], int32 [B])`.
-
-    Example:
-
-    >>> corpus = tf_pipeline.corpora.synthetic("/tmp/synthetic")
-    >>> frames, labels = next(iter(mel_frames_dataset(corpus, batch_size=4)))
-    >>> frames.shape[0], frames.shape[2]
-    (4, 40)
-    """
-    config = MelFramesConfig.from_dict(config) if config is not None else MelFramesConfig()
-    check_batch_size(batch_size)
-    indices = _check_indices(corpus, indices)
-    paths = [corpus.records[i].path for i in indices]
-    to_waveform = _waveform_fn(paths, config)
-
-    def load(path, label):
-        return mel_power.mel_frames(to_waveform(path), config), label
-
-    dataset = tf.data.Dataset.from_tensor_slices((paths, corpus.labels[indices].astype(np.int32)))
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if cache is True:
-        dataset = dataset.cache()
-    elif cache:
-        dataset = dataset.cache(str(cache))
-    if training:
-        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.padded_batch(
-        batch_size, padded_shapes=([None, config.n_mels], []),
-        padding_values=(mel_power.PAD_VALUE, 0),
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def corpus_channel_stats(corpus, indices=None, config=None):
@@ -224,7 +173,7 @@ def make_dataset(
     """
     n_segments = check_batching(output, n_segments, batch_size, label_mode, mixup_alpha)
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
-    indices = _check_indices(corpus, indices)
+    indices = check_indices(corpus, indices)
 
     dataset = feature_images(corpus, indices, config)
     if speaker_stats is not None:

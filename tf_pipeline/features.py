@@ -46,7 +46,12 @@ def _mel_to_hz(mels):
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_filterbank_np(sample_rate, n_fft, n_mels, fmin, fmax):
+def slaney_filterbank(sample_rate, n_fft, n_mels, fmin, fmax):
+    """Slaney-scale Mel filters of unit area in Hz, numpy `[n_fft // 2 + 1, n_mels]` (cached; `mel_filterbank` by settings).
+
+    Shared by the log-Mel image and the model families' own front ends
+    (e.g. the speech encoders' Mel power frames).
+    """
     fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
     mel_points = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     fdiff = np.diff(mel_points)
@@ -72,7 +77,7 @@ def mel_filterbank(config=None):
     (257, 60)
     """
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
-    return _mel_filterbank_np(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    return slaney_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
 
 
 @functools.lru_cache(maxsize=16)
@@ -87,7 +92,8 @@ def _frame_window_np(win_length, n_fft):
     return padded.astype(np.float32)
 
 
-def _check_waveform(waveform, name="waveform"):
+def check_waveform(waveform, name="waveform"):
+    """`waveform` as a float32 tensor (floats are cast); a ValueError names any other dtype."""
     waveform = tf.convert_to_tensor(waveform)
     if waveform.dtype != tf.float32:
         if waveform.dtype.is_floating:
@@ -116,7 +122,8 @@ def _assert_frames(num_samples, config, n_frames=1, what="waveform"):
     return [tf.debugging.assert_greater_equal(tf.cast(num_samples, tf.int32), needed, message=message)]
 
 
-def _assert_finite(waveform, what="waveform"):
+def assert_finite(waveform, what="waveform"):
+    """Raises ValueError eagerly, or returns graph assertions, when `waveform` holds NaN or Inf samples."""
     message = f"{what} contains NaN or Inf samples; expected finite samples in [-1, 1]"
     if tf.executing_eagerly():
         if not bool(tf.reduce_all(tf.math.is_finite(waveform))):
@@ -167,7 +174,7 @@ def log_mel(waveform, config=None):
     TensorShape([97, 60])
     """
     config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
-    waveform = _check_waveform(waveform)
+    waveform = check_waveform(waveform)
     if waveform.shape.rank is not None and waveform.shape.rank != 1:
         raise ValueError(
             f"`waveform` must be a mono signal of shape [samples]. Received shape: {waveform.shape}"
@@ -175,7 +182,7 @@ def log_mel(waveform, config=None):
     if config.front_end is not None:
         mel, num_frames = _batch_log_mel(waveform[None], tf.shape(waveform)[:1], config)
         return mel[0, : num_frames[0]]
-    checks = _assert_frames(tf.shape(waveform)[0], config) + _assert_finite(waveform)
+    checks = _assert_frames(tf.shape(waveform)[0], config) + assert_finite(waveform)
     with tf.control_dependencies(checks):
         frames = tf.signal.frame(waveform, config.n_fft, config.hop_length, pad_end=False)
     return tf.math.log(_power_mel(frames, config) + config.log_floor)
@@ -256,10 +263,10 @@ def batch_log_mel(waveforms, num_samples, config=None):
 
 def _batch_log_mel(waveforms, num_samples, config):
     """`batch_log_mel` without zeroing the frames past each row's end."""
-    waveforms = _check_waveform(waveforms, "waveforms")
+    waveforms = check_waveform(waveforms, "waveforms")
     num_samples = tf.cast(num_samples, tf.int32)
     checks = _assert_frames(tf.reduce_min(num_samples), config, what="every waveform of the batch")
-    checks += _assert_finite(waveforms, "waveforms")
+    checks += assert_finite(waveforms, "waveforms")
     max_samples = tf.shape(waveforms)[1]
     # Samples past each row's length must not leak into its frames: zero them.
     waveforms = waveforms * tf.sequence_mask(num_samples, max_samples, dtype=tf.float32)

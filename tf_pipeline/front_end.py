@@ -112,7 +112,7 @@ def normalize_level(waveforms, num_samples, level_dbfs, increase_only=False):
     """Scales each row to an RMS of `level_dbfs` dB full scale over its `num_samples` samples.
 
     With `increase_only`, a row already louder keeps its level (the GE2E
-    encoder package's volume normalisation, `MelFramesConfig.volume_dbfs`).
+    encoder package's volume normalisation, `keras_ser.models.speech_encoders.MelFramesConfig.volume_dbfs`).
     Rows of zeros stay zeros.
 
     Example:

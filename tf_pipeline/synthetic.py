@@ -18,6 +18,9 @@ import wave
 import numpy as np
 from scipy import signal
 
+from tf_pipeline.atomic import write_atomic
+from tf_pipeline.atomic import write_text_atomic
+
 SAMPLE_RATE = 16000
 
 # pitch factor, pitch range (semitones), syllables/s, energy (dB), tilt (one-pole lowpass
@@ -109,11 +112,15 @@ def _utterance(voice, profile, rng):
 
 def _write_wav(path, waveform):
     pcm = np.clip(np.round(waveform * 32767), -32768, 32767).astype("<i2")
-    with wave.open(path, "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(SAMPLE_RATE)
-        handle.writeframes(pcm.tobytes())
+
+    def write(stream):
+        with wave.open(stream, "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(SAMPLE_RATE)
+            handle.writeframes(pcm.tobytes())
+
+    write_atomic(path, write)
 
 
 def write_corpus(out_dir, n_speakers=4, per_class=8, emotions="WLEAFTN", seed=0):
@@ -175,10 +182,6 @@ def write_corpus(out_dir, n_speakers=4, per_class=8, emotions="WLEAFTN", seed=0)
                 # One generator per file: any file can be regenerated alone.
                 file_rng = np.random.default_rng([seed, speaker, ord(letter), index])
                 path = os.path.join(out_dir, f"{speaker:02d}a{index:02d}{letter}a.wav")
-                tmp = path + ".tmp"
-                _write_wav(tmp, _utterance(voice, EMOTION_PROFILES[letter], file_rng))
-                os.replace(tmp, path)
-    with open(manifest + ".tmp", "w") as handle:
-        json.dump(settings, handle, sort_keys=True)
-    os.replace(manifest + ".tmp", manifest)
+                _write_wav(path, _utterance(voice, EMOTION_PROFILES[letter], file_rng))
+    write_text_atomic(manifest, json.dumps(settings, sort_keys=True))
     return paths

@@ -4,16 +4,16 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pipeline.config import check_batch_size
-from tf_pipeline.dataset import _check_indices
-from tf_pipeline.dataset import _waveform_fn
+from tf_pipeline.dataset import check_indices
+from tf_pipeline.dataset import waveform_fn
 
 
 def waveform_dataset(corpus, indices, to_input, config, batch_size=32, training=False, seed=0):
     """`(model input, labels)` batches: waveforms padded per batch, then `to_input`.
 
     For front ends that work on a whole batch of waveforms at once (the
-    speech encoders' inputs, e.g. `tf_pipeline.batch_sfx_mel` or
-    `tf_pipeline.encoder_inputs.batch_fusion_inputs`). The waveforms are
+    default dataset of `keras_ser.models.preprocessor.Preprocessor`, e.g.
+    the speech encoders' inputs). The waveforms are
     decoded in a parallel map, shuffled when `training` (seeded, reshuffled
     every epoch), padded with zeros to the longest of each batch, and
     `to_input(waveforms, num_samples)` runs on each batch.
@@ -35,18 +35,17 @@ def waveform_dataset(corpus, indices, to_input, config, batch_size=32, training=
     Example:
 
     >>> import tf_pipeline
-    >>> from tf_pipeline.sound_effects_mel import batch_sfx_mel
     >>> corpus = tf_pipeline.corpora.synthetic("/tmp/synthetic")
-    >>> to_input = lambda w, n: batch_sfx_mel(w, n)[0]
-    >>> config = tf_pipeline.config.SoundEffectsMelConfig()
+    >>> config = tf_pipeline.FeatureConfig()
+    >>> to_input = lambda w, n: tf_pipeline.batch_log_mel(w, n, config)[0]
     >>> frames, labels = next(iter(waveform_dataset(corpus, None, to_input, config, batch_size=4)))
-    >>> frames.shape[0], frames.shape[2], labels.shape
-    (4, 96, TensorShape([4]))
+    >>> frames.shape[0], frames.shape[-1], labels.shape
+    (4, 60, TensorShape([4]))
     """
     check_batch_size(batch_size)
-    indices = _check_indices(corpus, indices)
+    indices = check_indices(corpus, indices)
     paths = [corpus.records[i].path for i in indices]
-    to_waveform = _waveform_fn(paths, config)
+    to_waveform = waveform_fn(paths, config)
 
     def load(path, label):
         waveform = to_waveform(path)

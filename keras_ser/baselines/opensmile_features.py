@@ -49,7 +49,7 @@ import numpy as np
 
 from keras_ser.baselines import dependencies
 from keras_ser.checksums import file_sha256
-from keras_ser.training.atomic import write_atomic
+from tf_pipeline.atomic import write_atomic
 
 SAMPLE_RATE = 16000
 

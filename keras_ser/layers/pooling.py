@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 # Padded frames of a Mel-frame batch hold this value (a power spectrum never does);
-# `tf_pipeline.mel_power.PAD_VALUE` is the same number.
+# `keras_ser.models.speech_encoders.mel_power.PAD_VALUE` is the same number.
 PAD_VALUE = -1.0
 
 

@@ -151,7 +151,7 @@ def from_preset(name, compile=True):
     >>> waveform = tf_pipeline.load_audio("03a01Fa.wav")                  # doctest: +SKIP
     >>> model.predict(model.preprocessor(waveform))                         # doctest: +SKIP
     """
-    from keras_ser.zoo import build_model
+    from keras_ser.models.registry import build_model
 
     preset = _read(name)
     model = build_model(

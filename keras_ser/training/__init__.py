@@ -4,7 +4,7 @@ The default input pipeline is tf.data (TensorFlow); the models themselves do
 not need TensorFlow, and `keras_ser.training.feature_file` feeds the same LOSO
 runner from precomputed features with numpy (`run_loso(..., fold_data=...)`), e.g. on
 the JAX-only GPU machines (docs/gpu.md).
-Names load lazily, so `keras_ser.training.config` imports without Keras.
+Names load lazily: importing this package imports none of its modules.
 
 Example:
 
@@ -22,8 +22,8 @@ _EXPORTS = {
     "train_final": "keras_ser.training.final",
     "run_fold": "keras_ser.training.loso",
     "run_loso": "keras_ser.training.loso",
-    "FoldData": "keras_ser.training.recipes",
-    "TrainResult": "keras_ser.training.recipes",
+    "FoldData": "keras_ser.training.fitting",
+    "TrainResult": "keras_ser.training.fitting",
     "train": "keras_ser.training.recipes",
     "compare": "keras_ser.training.report",
     "compare_table": "keras_ser.training.report",

@@ -1,4 +1,10 @@
-"""Training configuration: model, recipe and optimisation settings as data."""
+"""Training configuration: model, recipe and optimisation settings as data.
+
+What a model needs of its training configuration (the recipes that train
+it, its default backbone and SRU width, the fields its `build_model` call
+takes) is read from its class in the model registry
+(`keras_ser.models.registry`), not listed here.
+"""
 
 import dataclasses
 import json
@@ -6,10 +12,17 @@ import json
 from tf_pipeline.config import check_n_segments
 
 RECIPES = ("end_to_end", "paper", "probe", "frozen")
-# The zoo entries on frozen speech encoders are trained by these recipes; the
-# probe fits the statistics heads (no SRU).
-STATISTICS_MODELS = ("encoder_stats", "sfx_stats", "fusion_stats")
+# The recipes that train a head on features extracted once from frozen encoders (`keras_ser.training.frozen`).
 ENCODER_RECIPES = ("probe", "frozen")
+# The SRU width a TrainConfig names for a model that has no default of its own (the paper's).
+PAPER_SRU_UNITS = 4096
+
+
+def _registry():
+    # Imported on use: the models import Keras, and this module stays light (the baselines import it).
+    from keras_ser.models import registry
+
+    return registry
 VALIDATION = ("none", "next")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -26,21 +39,26 @@ class TrainConfig:
     calibration).
 
     Args:
-        model: zoo entry (`cnn_sru`, `cnn`, `sru`).
-        n_segments: segments per utterance (1..5; `cnn` uses 1, `sru` none).
+        model: a registered model (`keras_ser.list_models()`).
+        n_segments: segments per utterance (1..5) for the models that take
+            N (`cnn_sru`, `encoder_sru`); `cnn` uses 1, the others none.
         backbone, backbone_variant, backbone_weights, backbone_kwargs,
-            sru_units, dropout, image_size: passed to `build_model`.
-        recipe: `"end_to_end"` (one `model.fit` of the whole network),
-            `"paper"` (stage 1 fine-tunes the CNN on segments labelled with
-            their utterance's emotion, stage 2 trains the SRU + softmax on
-            the FC7 features extracted once), or, for the speech-encoder
-            entries (`encoder_stats`, `encoder_sru`, `sfx_stats`,
-            `fusion_stats`), `"probe"` (logistic regression on the frozen
-            encoders' pooled features, its `C` chosen by
-            leave-one-speaker-out over the training speakers; the statistics
-            entries only, `validation="none"`) or `"frozen"` (the
-            head trained with Adam on those features, `epochs` and
-            `learning_rate`). See `keras_ser.training.frozen`.
+            sru_units, dropout, image_size, speaker_subspace: passed to
+            `build_model`, those the model's class lists in its
+            `BUILD_OPTIONS` (`model_kwargs`). `backbone` and `sru_units`
+            left None take the model's defaults (`DEFAULT_BACKBONE`,
+            `DEFAULT_SRU_UNITS`, else 4096).
+        recipe: one of the model's `RECIPES`: `"end_to_end"` (one
+            `model.fit` of the whole network), `"paper"` (`cnn_sru`: stage 1
+            fine-tunes the CNN on segments labelled with their utterance's
+            emotion, stage 2 trains the SRU + softmax on the FC7 features
+            extracted once), or, for the speech-encoder entries,
+            `"probe"` (logistic regression on the frozen encoders' pooled
+            features, its `C` chosen by leave-one-speaker-out over the
+            training speakers; the statistics entries only,
+            `validation="none"`) or `"frozen"` (the head trained with Adam
+            on those features, `epochs` and `learning_rate`). See
+            `keras_ser.training.frozen`.
         epochs, learning_rate: the `end_to_end` recipe (Adam).
         stage1_epochs, stage1_learning_rate, stage1_momentum: stage 1 (SGD).
             `stage1_epochs=0` skips stage 1: the backbone stays frozen as
@@ -122,34 +140,30 @@ class TrainConfig:
     speaker_subspace: int = 0
 
     def __post_init__(self):
+        registry = _registry()
+        task = registry.get(self.model)  # an unknown model is a ValueError that lists the registered ones
         # Per-model defaults, resolved here so that stored configs name them.
         if self.backbone is None:
-            from keras_ser.zoo import default_backbone
-
-            object.__setattr__(self, "backbone", default_backbone(self.model))
+            object.__setattr__(self, "backbone", task.DEFAULT_BACKBONE)
         if self.sru_units is None:
-            object.__setattr__(self, "sru_units", 256 if self.model == "encoder_sru" else 4096)
-        # Imported here: keras_ser.zoo imports Keras, and this module stays light (the baselines import it).
-        from keras_ser.zoo import ENCODER_MODELS
-
-        if self.recipe in ENCODER_RECIPES and self.model not in ENCODER_MODELS:
-            raise ValueError(f"The {self.recipe!r} recipe trains the heads of {ENCODER_MODELS}. "
-                             f"Received: model={self.model!r}")
-        if self.model in ENCODER_MODELS and self.recipe not in ENCODER_RECIPES:
-            raise ValueError(f"The {self.model!r} model trains with a recipe in {ENCODER_RECIPES} (frozen encoder). "
-                             f"Received: recipe={self.recipe!r}")
-        if self.recipe == "probe" and (self.model not in STATISTICS_MODELS or self.validation != "none"):
-            raise ValueError("The 'probe' recipe fits encoder_stats with validation='none' (and sfx_stats, "
-                             "fusion_stats; its inner leave-one-speaker-out chooses C). "
-                             f"Received: model={self.model!r}, validation={self.validation!r}")
+            object.__setattr__(self, "sru_units", task.DEFAULT_SRU_UNITS or PAPER_SRU_UNITS)
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={self.recipe!r}")
+        if self.recipe not in task.RECIPES:
+            trained = registry.names(lambda t: self.recipe in t.RECIPES)
+            raise ValueError(f"The {self.recipe!r} recipe trains {', '.join(trained)}; the {self.model!r} model "
+                             f"trains with a recipe in {task.RECIPES}. Received: model={self.model!r}, "
+                             f"recipe={self.recipe!r}")
+        if self.recipe == "probe" and self.validation != "none":
+            raise ValueError(f"The 'probe' recipe fits {self.model} with validation='none' (its inner "
+                             f"leave-one-speaker-out chooses C). Received: validation={self.validation!r}")
         value = self.speaker_subspace
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"speaker_subspace must be a non-negative integer. Received: speaker_subspace={value!r}")
-        if value and (self.model not in ("sfx_stats", "fusion_stats") or self.recipe != "probe"):
-            raise ValueError("speaker_subspace is fitted by the 'probe' recipe of sfx_stats and fusion_stats. "
+        if value and ("speaker_subspace" not in task.BUILD_OPTIONS or self.recipe != "probe"):
+            takes = registry.names(lambda t: "speaker_subspace" in t.BUILD_OPTIONS)
+            raise ValueError(f"speaker_subspace is fitted by the 'probe' recipe of {' and '.join(takes)}. "
                              f"Received: model={self.model!r}, recipe={self.recipe!r}")
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={self.recipe!r}")
         if self.validation not in VALIDATION:
             raise ValueError(f"validation must be one of {VALIDATION}. Received: validation={self.validation!r}")
         if self.strategy not in STRATEGIES:
@@ -177,9 +191,7 @@ class TrainConfig:
             raise ValueError(f"stage2_dropout must be in [0, 1). Received: stage2_dropout={self.stage2_dropout}")
         if self.mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0. Received: mixup_alpha={self.mixup_alpha}")
-        if self.recipe == "paper" and self.model != "cnn_sru":
-            raise ValueError(f"The 'paper' recipe trains the cnn_sru model. Received: model={self.model!r}")
-        if self.model in ("cnn_sru", "encoder_sru"):
+        if task.SEGMENTED == "n":
             check_n_segments(self.n_segments)
         for name in ("epochs", "stage2_epochs", "batch_size", "image_size", "sru_units"):
             value = getattr(self, name)
@@ -191,31 +203,33 @@ class TrainConfig:
                 f"stage1_epochs must be a non-negative integer (0 = frozen backbone). Received: stage1_epochs={value!r}")
 
     @property
-    def segments(self):
-        """Segments per utterance the data pipeline must cut (None for frames)."""
-        from keras_ser.zoo import model_input
+    def task(self):
+        """The model's task class (`keras_ser.models.registry.get(self.model)`)."""
+        return _registry().get(self.model)
 
-        return model_input(self.model, self.n_segments)[1]
+    @property
+    def segments(self):
+        """Segments per utterance the model is built with (None for frame-level models)."""
+        return self.task.input_segments(self.n_segments)
 
     @property
     def output(self):
-        """The input layout this model reads: `"segments"`, `"frames"` or `"mel_frames"`."""
-        from keras_ser.zoo import model_input
-
-        return model_input(self.model, self.n_segments)[0]
+        """The input layout this model reads (its preprocessor's `LAYOUT`, e.g. `"segments"`)."""
+        return self.task.PREPROCESSOR.LAYOUT
 
     def preprocessor(self, feature_config=None):
-        """The `keras_ser.preprocessor.Preprocessor` of the model this config describes."""
-        from keras_ser.preprocessor import Preprocessor
+        """The preprocessor (`keras_ser.models.preprocessor.Preprocessor`) of the model this config describes."""
+        return self.task.PREPROCESSOR.for_options(feature_config, self.segments, self.image_size)
 
-        return Preprocessor.for_train_config(self, feature_config)
+    def feature_config(self, feature_config=None):
+        """The model's feature config (its preprocessor's `CONFIG_CLASS`) from `feature_config`: an instance,
+        its dict, or None for the defaults."""
+        return self.task.PREPROCESSOR.CONFIG_CLASS.coerce(feature_config)
 
     @property
     def uses_encoder(self):
-        """True for the speech-encoder entries (Mel power frames, frozen encoder)."""
-        from keras_ser.zoo import ENCODER_MODELS
-
-        return self.model in ENCODER_MODELS
+        """True when the recipe trains a head on features extracted once from frozen encoders (`probe`, `frozen`)."""
+        return self.recipe in ENCODER_RECIPES
 
     @property
     def label_mode(self):
@@ -245,33 +259,13 @@ class TrainConfig:
         return on
 
     def model_kwargs(self):
-        """Arguments of `keras_ser.build_model` (besides classes and features)."""
-        kwargs = dict(
-            name=self.model,
-            sru_units=self.sru_units,
-            dropout=self.dropout,
-        )
-        if self.uses_encoder:
-            kwargs.update(
-                n_segments=self.segments,
-                backbone=self.backbone,
-                backbone_variant=self.backbone_variant,
-                backbone_weights=self.backbone_weights,
-                backbone_kwargs=dict(self.backbone_kwargs) if self.backbone_kwargs else None,
-            )
-            if self.model in STATISTICS_MODELS:
-                kwargs.pop("sru_units")
-            if self.model in ("sfx_stats", "fusion_stats"):
-                kwargs["speaker_subspace"] = self.speaker_subspace
-        elif self.model != "sru":
-            kwargs.update(
-                n_segments=self.segments,
-                backbone=self.backbone,
-                backbone_variant=self.backbone_variant,
-                backbone_weights=self.backbone_weights,
-                image_size=self.image_size,
-                backbone_kwargs=dict(self.backbone_kwargs) if self.backbone_kwargs else None,
-            )
+        """Arguments of `keras_ser.build_model` (besides classes and features): the model's `BUILD_OPTIONS`."""
+        kwargs = {"name": self.model}
+        for option in self.task.BUILD_OPTIONS:
+            value = self.segments if option == "n_segments" else getattr(self, option)
+            if option == "backbone_kwargs":
+                value = dict(value) if value else None
+            kwargs[option] = value
         return kwargs
 
     def to_dict(self):
@@ -287,3 +281,8 @@ class TrainConfig:
 
     def to_json(self):
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def encoder_models():
+    """The registered models trained only by the recipes on frozen encoders' features (`ENCODER_RECIPES`)."""
+    return _registry().names(lambda task: set(task.RECIPES) <= set(ENCODER_RECIPES))

@@ -47,6 +47,7 @@ import keras
 import numpy as np
 
 from keras_ser.training.loso import build_fold_data
+from tf_pipeline.atomic import write_atomic
 from tf_pipeline import array_math
 from tf_pipeline.array_math import NUMPY
 from tf_pipeline.array_math import Augment
@@ -134,10 +135,8 @@ def save_feature_arrays(path, corpus, images, feature_config=None, dtype="float1
     columns = np.concatenate([np.asarray(image, np.float32).transpose(1, 0, 2) for image in images])  # [T, mels, 3]
     arrays = {"log_mel": columns[..., 0]} if store == "log_mel" else {"images": columns}
     arrays = {key: value.astype(dtype) for key, value in arrays.items()}
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez_compressed(
-        tmp,
+    write_atomic(path, lambda stream: np.savez_compressed(
+        stream,
         format=np.array(FORMAT),
         offsets=offsets,
         labels=corpus.labels.astype(np.int64),
@@ -148,8 +147,7 @@ def save_feature_arrays(path, corpus, images, feature_config=None, dtype="float1
         feature_config=np.array(feature_config.to_json()),
         info=np.array(json.dumps({"dtype": dtype, "store": store, **(info or {})}, sort_keys=True)),
         **arrays,
-    )
-    os.replace(tmp, path)
+    ))
     return os.path.getsize(path)
 
 

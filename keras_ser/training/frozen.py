@@ -24,6 +24,8 @@ import warnings
 
 import numpy as np
 
+from tf_pipeline.atomic import write_atomic
+
 # Inverse L2 strengths the probe's inner cross-validation chooses from.
 PROBE_C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
 _FEATURES = {}
@@ -61,8 +63,6 @@ def _load_store(path):
 
 
 def _save_store(path, store):
-    from keras_ser.training.atomic import write_atomic
-
     files = sorted(store)
     write_atomic(path, lambda stream: np.savez(stream, files=np.array(files),
                                                features=np.stack([store[f] for f in files])))
@@ -78,7 +78,7 @@ def features_function(model):
     front end, then `features_model.predict_on_batch`.
 
     Args:
-        model: a speech-encoder zoo model (`keras_ser.encoder_models`).
+        model: a speech-encoder zoo model (`keras_ser.models.speech_encoders.EncoderTask`).
 
     Returns:
         callable `(waveforms, num_samples) -> float32 numpy [batch, ...]` on
@@ -197,7 +197,7 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     >>> corpus_features(corpus, config, feature_config_for(config), log=print).shape   # doctest: +SKIP
     (535, 2560)
     """
-    from keras_ser.training.recipes import build_model_for_config
+    from keras_ser.training.fitting import build_model_for_config
 
     key = _store_key(config, feature_config)
     store = _FEATURES.setdefault(key, {})
@@ -248,21 +248,41 @@ def _ua(labels, predicted):
         return balanced_accuracy_score(labels, predicted)
 
 
-def _fit_standardized(x, y, c, seed):
-    """`(scaler, classifier)`: standardisation, then a multinomial logistic regression from scratch (L-BFGS)."""
+def fit_standardized(x, y, c, seed=0, sample_weight=None, max_iter=2000):
+    """`(scaler, classifier)`: standardisation, then a multinomial logistic regression from scratch (L-BFGS).
+
+    The fit every probe makes (inner folds and the final refit); with one
+    BLAS thread, since the matrices are small and BLAS threads competing
+    for busy cores slow every iteration down (docs/notes.md).
+
+    Args:
+        x: float array `[n, d]`.
+        y: int array `[n]`.
+        c: float. Inverse L2 strength.
+        seed: int. Defaults to `0`.
+        sample_weight: optional float array `[n]`.
+        max_iter: int. L-BFGS iterations at most. Defaults to `2000`.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 20); x = rng.normal(size=(40, 3)); x[:, 0] += 3 * y
+    >>> fitted = fit_standardized(x, y, c=1.0)
+    >>> float(np.mean(predict_standardized(fitted, x) == y)) > 0.9
+    True
+    """
     import threadpoolctl
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x)
-    classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    # One BLAS thread: these matrices are small, and threads fighting for
-    # busy cores made each L-BFGS iteration about 40x slower here.
+    classifier = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        return scaler, classifier.fit(scaler.transform(x), y)
+        return scaler, classifier.fit(scaler.transform(x), y, sample_weight=sample_weight)
 
 
-def _predict(fitted, x):
+def predict_standardized(fitted, x):
+    """Class ids of `x` `[n, d]` by a `fit_standardized` result."""
     import threadpoolctl
 
     scaler, classifier = fitted
@@ -270,8 +290,24 @@ def _predict(fitted, x):
         return classifier.predict(scaler.transform(x))
 
 
+def _softmax_weights(classifier, dim, num_classes, scaler=None):
+    """`(kernel [dim, num_classes], bias)` of a fitted regression; `scaler`'s standardisation folded in if given.
+
+    A class absent from the training rows gets bias -1e9 (never predicted).
+    """
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if scaler is not None:
+        coef = coef / np.sqrt(scaler.var_)
+        intercept = intercept - coef @ scaler.mean_
+    kernel = np.zeros((dim, num_classes), np.float32)
+    bias = np.full(num_classes, -1e9, np.float32)
+    kernel[:, classifier.classes_] = coef.T
+    bias[classifier.classes_] = intercept
+    return kernel, bias
+
+
 def _fit_rows(features, labels, rows, c, seed):
-    return _fit_standardized(features[rows], labels[rows], c, seed)
+    return fit_standardized(features[rows], labels[rows], c, seed)
 
 
 def _refit_fits(features, labels, splits, c_grid, seed, n_jobs):
@@ -380,7 +416,8 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
     splits = list(LeaveOneGroupOut().split(features, labels, groups))
     if inner_search == "refit":
         fits = _refit_fits(features, labels, splits, c_grid, seed, n_jobs)
-        scores = np.array([[_ua(labels[held_out], _predict(fits[(fold, c)], features[held_out])) for c in c_grid]
+        scores = np.array([[_ua(labels[held_out], predict_standardized(fits[(fold, c)], features[held_out]))
+                            for c in c_grid]
                            for fold, (_, held_out) in enumerate(splits)])
     else:
         scores = np.array(Parallel(n_jobs=n_jobs)(
@@ -388,11 +425,8 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
             for train, held_out in splits))
     inner_ua = {c: float(np.mean(scores[:, k])) for k, c in enumerate(c_grid)}  # scores: [folds, len(c_grid)]
     best_c = max(c_grid, key=lambda c: (inner_ua[c], -c))  # ties: the stronger regulariser
-    scaler, classifier = _fit_standardized(features, labels, best_c, seed)
-    kernel = np.zeros((features.shape[1], num_classes), np.float32)
-    bias = np.full(num_classes, -1e9, np.float32)  # a class absent from training is never predicted
-    kernel[:, classifier.classes_] = classifier.coef_.T
-    bias[classifier.classes_] = classifier.intercept_
+    scaler, classifier = fit_standardized(features, labels, best_c, seed)
+    kernel, bias = _softmax_weights(classifier, features.shape[1], num_classes)
     return {"mean": scaler.mean_, "variance": scaler.var_, "kernel": kernel, "bias": bias, "C": best_c,
             "inner_ua": {str(c): round(v, 4) for c, v in inner_ua.items()}}
 
@@ -472,22 +506,12 @@ def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PRO
         dict with `mean`, `variance`, `basis`, `rank`, `kernel`, `bias`,
         `C` and `inner_ua` (keys `"<rank>/<C>"`).
     """
-    import threadpoolctl
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import LeaveOneGroupOut
-    from sklearn.preprocessing import StandardScaler
 
     features = np.asarray(features, np.float64)
     labels = np.asarray(labels)
     groups = np.asarray(groups)
     largest = max(ranks)
-
-    def fit(x, y, c):
-        scaler = StandardScaler().fit(x)
-        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-            return scaler, LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaler.transform(x), y)
-
     scores = {(rank, c): [] for rank in ranks for c in c_grid}
     for train, held_out in LeaveOneGroupOut().split(features, labels, groups):
         x_train, (x_held,), _, _ = _standardized(features[train], [features[held_out]])
@@ -496,24 +520,16 @@ def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PRO
             basis = full[:, :rank]
             p_train, p_held = _project(x_train, basis), _project(x_held, basis)
             for c in c_grid:
-                scaler, classifier = fit(p_train, labels[train], c)
-                with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-                    predicted = classifier.predict(scaler.transform(p_held))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    scores[(rank, c)].append(balanced_accuracy_score(labels[held_out], predicted))
+                fitted = fit_standardized(p_train, labels[train], c, seed)
+                scores[(rank, c)].append(_ua(labels[held_out], predict_standardized(fitted, p_held)))
     inner_ua = {key: float(np.mean(value)) for key, value in scores.items()}
     rank, best_c = max(inner_ua, key=lambda key: (inner_ua[key], -key[0], -key[1]))
     x_all, _, mean, variance = _standardized(features, [])
     basis = fit_speaker_subspace(x_all, labels, groups, largest)
     basis[:, rank:] = 0.0
     projected = _project(x_all, basis)
-    scaler, classifier = fit(projected, labels, best_c)
-    kernel = np.zeros((features.shape[1], num_classes), np.float32)
-    bias = np.full(num_classes, -1e9, np.float32)  # a class absent from training is never predicted
-    scale = np.sqrt(scaler.var_)
-    kernel[:, classifier.classes_] = (classifier.coef_ / scale).T
-    bias[classifier.classes_] = classifier.intercept_ - (classifier.coef_ / scale) @ scaler.mean_
+    scaler, classifier = fit_standardized(projected, labels, best_c, seed)
+    kernel, bias = _softmax_weights(classifier, features.shape[1], num_classes, scaler)
     return {"mean": mean, "variance": variance, "basis": basis, "rank": int(rank), "kernel": kernel, "bias": bias,
             "C": best_c, "inner_ua": {f"{r}/{c}": round(v, 4) for (r, c), v in inner_ua.items()}}
 
@@ -532,8 +548,8 @@ def set_probe_weights(model, probe):
 
 def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
     """The `probe` recipe: logistic regression on frozen pooled features (see module docstring)."""
-    from keras_ser.training.recipes import TrainResult
-    from keras_ser.training.recipes import build_for
+    from keras_ser.training.fitting import TrainResult
+    from keras_ser.training.fitting import build_for
 
     model = build_for(config, data, feature_config)
     if config.speaker_subspace:
@@ -570,12 +586,12 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     """The `frozen` recipe: the head alone, fitted with Adam on cached pooled features."""
     import keras
 
-    from keras_ser.training.recipes import TrainResult
-    from keras_ser.training.recipes import _callbacks
-    from keras_ser.training.recipes import _history
-    from keras_ser.training.recipes import _loss_and_metrics
-    from keras_ser.training.recipes import _summarise
-    from keras_ser.training.recipes import build_for
+    from keras_ser.training.fitting import TrainResult
+    from keras_ser.training.fitting import build_for
+    from keras_ser.training.fitting import fit_callbacks
+    from keras_ser.training.fitting import history_dict
+    from keras_ser.training.fitting import loss_and_metrics
+    from keras_ser.training.fitting import summarise
 
     model = build_for(config, data, feature_config)
     train_x = data.features("train")
@@ -587,7 +603,7 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     model.get_layer("standardize").mean.assign(mean.astype(np.float32))
     model.get_layer("standardize").variance.assign(variance.astype(np.float32))
     head = model.head_model()
-    loss, metrics = _loss_and_metrics(config, len(data.class_names))
+    loss, metrics = loss_and_metrics(config, len(data.class_names))
     head.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss, metrics=metrics,
                  jit_compile=config.jit_compile)
     labels = data.labels["train"]
@@ -601,8 +617,8 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
         validation = (data.features("validation"), val_labels)
     history = head.fit(train_x, labels, validation_data=validation, epochs=config.epochs,
                        batch_size=config.batch_size, shuffle=True,
-                       callbacks=_callbacks(config, data, log_dir, "frozen"), verbose=verbose)
-    epochs_run, best = _summarise(history, config, data)
+                       callbacks=fit_callbacks(config, data, log_dir, "frozen"), verbose=verbose)
+    epochs_run, best = summarise(history, config, data)
     if config.speaker_norm:  # the test speaker's statistics (adapted), or the adaptable state without one
         standardize = model.get_layer("standardize")
         if data.channel_stats is not None:
@@ -611,4 +627,4 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
         else:
             standardize.mean.assign(np.zeros(standardize.mean.shape, np.float32))
             standardize.variance.assign(np.asarray(data.speaker_prior_variance, np.float32))
-    return TrainResult(model, {"frozen": epochs_run}, {"frozen": best}, {"frozen": _history(history)})
+    return TrainResult(model, {"frozen": epochs_run}, {"frozen": best}, {"frozen": history_dict(history)})

@@ -44,11 +44,12 @@ import time
 
 import numpy as np
 
+from keras_ser.adaptation import feature_moments
 from keras_ser.training import report
 from keras_ser.training import scores
-from keras_ser.training.atomic import write_json_atomic
 from keras_ser.training.config import ENCODER_RECIPES
 from keras_ser.training.config import TrainConfig
+from tf_pipeline.atomic import write_json_atomic
 
 RUN_FILE = "run.json"
 PROTOCOLS = ("loso", "loco")
@@ -117,7 +118,7 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     what the model's head takes (`fold_test_probabilities`).
     """
     from keras_ser.training import frozen
-    from keras_ser.training.recipes import FoldData
+    from keras_ser.training.fitting import FoldData
 
     parts = fold_parts(fold)
     speaker_ids = np.array([record.speaker for record in corpus.records])
@@ -151,11 +152,9 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     def speaker_stats():
         if not stats:
             values = raw_features()
-            axes = tuple(range(values.ndim - 1))
             used = {speaker_ids[i] for indices in parts.values() for i in indices}
             for speaker in used:
-                own = values[speaker_ids == speaker].astype(np.float64)
-                stats[speaker] = (own.mean(axis=axes), own.var(axis=axes))
+                stats[speaker] = feature_moments(values[speaker_ids == speaker])
         return stats
 
     def features(part):
@@ -207,7 +206,7 @@ def fold_parts(fold):
 
 
 def build_fold_data(corpus, fold, config, stats_of, dataset, segment_dataset=None):
-    """The `FoldData` of one fold of a log-Mel model, whatever computes its features.
+    """The `FoldData` of one fold of a model trained end to end, whatever computes its features.
 
     The one statement of the evaluation rule: channel statistics come from
     `fold.train_indices` only, and the model's `standardize` layer gets
@@ -215,14 +214,16 @@ def build_fold_data(corpus, fold, config, stats_of, dataset, segment_dataset=Non
     standardised with its own statistics instead (the test speaker's from
     its unlabelled audio) and the model's layer is the identity. Used by
     `make_fold_data` (tf.data) and `keras_ser.training.feature_file`
-    (numpy, no TensorFlow).
+    (numpy, no TensorFlow). An input without channel statistics
+    (`stats_of` returns None) gives `channel_stats=None`.
 
     Args:
         corpus: the `Corpus`.
         fold: a `tf_pipeline.folds.Fold` of it.
         config: a `TrainConfig`.
         stats_of: callable `record indices -> ChannelStats` of their feature
-            images.
+            images, or None when the input has none
+            (`Preprocessor.channel_stats`).
         dataset: callable `(indices, training, speaker_stats) -> dataset`
             (`speaker_stats`: dict `speaker -> ChannelStats`, or None).
         segment_dataset: optional callable of the same form giving single
@@ -231,7 +232,7 @@ def build_fold_data(corpus, fold, config, stats_of, dataset, segment_dataset=Non
     Returns:
         A `FoldData`.
     """
-    from keras_ser.training.recipes import FoldData
+    from keras_ser.training.fitting import FoldData
     from tf_pipeline.normalization import IDENTITY
 
     parts = fold_parts(fold)
@@ -248,22 +249,22 @@ def build_fold_data(corpus, fold, config, stats_of, dataset, segment_dataset=Non
         return None if make is None else lambda part, training: make(parts[part], training, speaker_stats)
 
     labels = {part: corpus.labels[indices] for part, indices in parts.items()}
-    return FoldData(part_dataset(dataset), labels, list(corpus.class_names), (np.array(stats.mean), np.array(stats.std)),
+    channel_stats = None if stats is None else (np.array(stats.mean), np.array(stats.std))
+    return FoldData(part_dataset(dataset), labels, list(corpus.class_names), channel_stats,
                     segment_dataset=part_dataset(segment_dataset))
 
 
 def make_fold_data(corpus, fold, config, feature_config=None, cache_dir=None, log=None):
-    """Builds the `FoldData` of one fold from a corpus with tf_pipeline (`build_fold_data`).
+    """Builds the `FoldData` of one fold from a corpus with the model's preprocessor (`build_fold_data`).
 
-    `cache_dir` and `log` reach the speech-encoder entries' feature
-    extraction (`make_encoder_fold_data`): the folder of the feature stores
-    and a callable for progress lines.
+    Recipes on frozen encoders' features (`config.uses_encoder`) get
+    `make_encoder_fold_data`; `cache_dir` and `log` reach its feature
+    extraction: the folder of the feature stores and a callable for
+    progress lines.
     """
     if config.uses_encoder:
         return make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=cache_dir, log=log)
     import tensorflow as tf
-
-    import tf_pipeline
 
     augment = config.augment()
     options = tf.data.Options()
@@ -272,7 +273,7 @@ def make_fold_data(corpus, fold, config, feature_config=None, cache_dir=None, lo
     preprocessor = config.preprocessor(feature_config)
 
     def stats_of(indices):
-        return tf_pipeline.corpus_channel_stats(corpus, indices, feature_config)
+        return preprocessor.channel_stats(corpus, indices)
 
     def dataset(indices, training, speaker_stats):
         return preprocessor.dataset(
@@ -291,13 +292,10 @@ def make_fold_data(corpus, fold, config, feature_config=None, cache_dir=None, lo
 
 
 def feature_config_for(config, feature_config=None):
-    """The feature config a `TrainConfig`'s model reads (its zoo class's `FEATURE_CONFIG_CLASS`:
-    e.g. `MelFramesConfig` for `encoder_stats`, `FeatureConfig` for `cnn_sru`), defaults when
+    """The feature config a `TrainConfig`'s model reads (`TrainConfig.feature_config`: its preprocessor's
+    `CONFIG_CLASS`, e.g. `MelFramesConfig` for `encoder_stats`, `FeatureConfig` for `cnn_sru`), defaults when
     `feature_config` is None."""
-    from keras_ser.zoo import model_class
-
-    config_class = model_class(config.model).FEATURE_CONFIG_CLASS
-    return config_class.from_dict(feature_config) if feature_config is not None else config_class()
+    return config.feature_config(feature_config)
 
 
 def _absolute_data_dir(corpus, data_dir):

@@ -1,4 +1,8 @@
-"""Training recipes: `end_to_end` and the paper's two stages.
+"""Training recipes: `end_to_end` and the paper's two stages, and `train`, which runs any recipe.
+
+The recipes on frozen encoders' features (`probe`, `frozen`) are in
+`keras_ser.training.frozen`; what they all share is in
+`keras_ser.training.fitting`.
 
 A recipe takes a `TrainConfig` and `FoldData` (datasets of one fold) and
 returns a trained model plus what happened (epochs run, best epoch, history).
@@ -7,148 +11,25 @@ validation speaker; with `validation="none"` the weights after the last
 epoch are kept.
 """
 
-import contextlib
 import dataclasses
 
 import keras
-import numpy as np
 
-import keras_ser
 from keras_ser.layers.standardization import ChannelStandardization
+from keras_ser.layers.standardization import set_channel_stats
+from keras_ser.metrics import UnweightedAccuracy
 from keras_ser.training import distribute
+from keras_ser.training import frozen
 from keras_ser.training import multi_worker
-
-
-@dataclasses.dataclass
-class FoldData:
-    """How a recipe gets the data of one fold.
-
-    Attributes:
-        dataset: callable `(part, training) -> tf.data.Dataset` of
-            `(inputs, labels)` batches, `part` in `"train"`, `"validation"`,
-            `"test"`. `training=True` shuffles (and augments).
-        labels: dict `part -> int numpy array` of the labels in dataset order
-            (unshuffled).
-        class_names: list of str.
-        channel_stats: `(mean, std)` of the training speakers' features.
-        segment_dataset: optional callable `(part, training) -> dataset` of
-            single segments `[B, H, W, C]`, each labelled with its
-            utterance's emotion (stage 1 of the paper recipe). None: made
-            from `dataset` with tf.data.
-        features: optional callable `part -> numpy array` of the frozen
-            encoder's pooled features, in the order of `labels[part]` (the
-            `probe` and `frozen` recipes).
-        speakers: optional dict `part -> numpy array` of speaker ids in
-            the order of `labels[part]`.
-        groups: optional dict `part -> numpy array` of the groups of the
-            inner cross-validation (the `probe` recipe leaves one out at a
-            time), in the order of `labels[part]`. Defaults to `speakers`;
-            under leave-one-corpus-out, each record's corpus
-            (`keras_ser.training.loso.inner_groups`).
-    """
-
-    dataset: object
-    labels: dict
-    class_names: list
-    channel_stats: tuple
-    segment_dataset: object = None
-    features: object = None
-    speakers: dict = None
-    groups: dict = None
-
-    def __post_init__(self):
-        if self.groups is None:
-            self.groups = self.speakers
-
-    @property
-    def has_validation(self):
-        return len(self.labels.get("validation", ())) > 0
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """A trained model and the record of its training."""
-
-    model: keras.Model
-    epochs_run: dict
-    best_epoch: dict
-    history: dict
-
-
-@contextlib.contextmanager
-def precision_policy(name):
-    """Sets the global Keras dtype policy (e.g. `"mixed_bfloat16"`) inside the block."""
-    if not name:
-        yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def build_model_for_config(config, class_names, feature_config=None, compile=False):
-    """The fresh zoo model a `TrainConfig` describes (no statistics set)."""
-    return keras_ser.build_model(
-        num_classes=len(class_names),
-        class_names=list(class_names),
-        feature_config=feature_config,
-        compile=compile,
-        **config.model_kwargs(),
-    )
-
-
-def build_for(config, data, feature_config=None, compile=False):
-    """The fresh zoo model a `TrainConfig` describes, with the fold's statistics set (when the data has them)."""
-    model = build_model_for_config(config, data.class_names, feature_config, compile=compile)
-    if data.channel_stats is not None:
-        keras_ser.set_channel_stats(model, *data.channel_stats)
-    return model
-
-
-def _loss_and_metrics(config, num_classes):
-    """Cross-entropy and WA/UA metrics matching the labels the data yields."""
-    if config.label_mode == "one_hot":
-        return (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                [keras.metrics.CategoricalAccuracy(name="wa"),
-                 keras_ser.metrics.UnweightedAccuracy(num_classes=num_classes, sparse_y_true=False, name="ua")])
-    return (keras.losses.SparseCategoricalCrossentropy(),
-            [keras.metrics.SparseCategoricalAccuracy(name="wa"),
-             keras_ser.metrics.UnweightedAccuracy(num_classes=num_classes, name="ua")])
-
-
-def _callbacks(config, data, log_dir, stage):
-    callbacks = []
-    if log_dir:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=f"{log_dir}/{stage}", write_graph=False))
-    if data.has_validation:
-        monitor = config.monitor
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                mode="min" if monitor == "val_loss" else "max",
-                patience=config.patience,
-                restore_best_weights=True,
-                verbose=0,
-            )
-        )
-    return callbacks
-
-
-def _summarise(history, config, data):
-    epochs_run = len(history.history.get("loss", []))
-    if data.has_validation and config.monitor in history.history:
-        values = history.history[config.monitor]
-        best = int(np.argmin(values) if config.monitor == "val_loss" else np.argmax(values)) + 1
-    else:
-        best = epochs_run
-    return epochs_run, best
-
-
-def _history(history):
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
+from keras_ser.training.fitting import FoldData  # noqa: F401  (re-exported: the recipes' argument)
+from keras_ser.training.fitting import TrainResult
+from keras_ser.training.fitting import build_for
+from keras_ser.training.fitting import build_model_for_config  # noqa: F401  (re-exported)
+from keras_ser.training.fitting import fit_callbacks
+from keras_ser.training.fitting import history_dict
+from keras_ser.training.fitting import loss_and_metrics
+from keras_ser.training.fitting import precision_policy
+from keras_ser.training.fitting import summarise
 
 
 def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1):
@@ -164,7 +45,7 @@ def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1)
     strategy = distribute.get_strategy(config.strategy)
     with precision_policy(config.mixed_precision), strategy.scope():
         model = build_for(config, data, feature_config)
-        loss, metrics = _loss_and_metrics(config, len(data.class_names))
+        loss, metrics = loss_and_metrics(config, len(data.class_names))
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss,
                       metrics=metrics, jit_compile=config.jit_compile)
     validation = data.dataset("validation", training=False) if data.has_validation else None
@@ -178,11 +59,11 @@ def train_end_to_end(config, data, feature_config=None, log_dir=None, verbose=1)
             validation_data=validation,
             epochs=config.epochs,
             shuffle=False,  # the dataset shuffles itself, reshuffled every epoch
-            callbacks=_callbacks(config, data, log_dir, "end_to_end"),
+            callbacks=fit_callbacks(config, data, log_dir, "end_to_end"),
             verbose=verbose,
         )
-    epochs_run, best = _summarise(history, config, data)
-    return TrainResult(model, {"end_to_end": epochs_run}, {"end_to_end": best}, {"end_to_end": _history(history)})
+    epochs_run, best = summarise(history, config, data)
+    return TrainResult(model, {"end_to_end": epochs_run}, {"end_to_end": best}, {"end_to_end": history_dict(history)})
 
 
 def _segment_dataset(dataset, num_segments, batch_size, shuffle, seed):
@@ -240,8 +121,8 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
             ),
             name="stage1_cnn",
         )
-        keras_ser.set_channel_stats(stage1, *data.channel_stats)
-        loss, metrics = _loss_and_metrics(config, num_classes)
+        set_channel_stats(stage1, *data.channel_stats)
+        loss, metrics = loss_and_metrics(config, num_classes)
         stage1.compile(
             optimizer=keras.optimizers.SGD(config.stage1_learning_rate, momentum=config.stage1_momentum),
             loss=loss,
@@ -261,11 +142,11 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
             validation_data=segments("validation", False) if data.has_validation else None,
             epochs=config.stage1_epochs,
             shuffle=False,  # the dataset shuffles itself
-            callbacks=_callbacks(_loss_monitor(config), data, log_dir, "stage1"),
+            callbacks=fit_callbacks(_loss_monitor(config), data, log_dir, "stage1"),
             verbose=verbose,
         )
-        epochs1, best1 = _summarise(history1, _loss_monitor(config), data)
-        history1 = _history(history1)
+        epochs1, best1 = summarise(history1, _loss_monitor(config), data)
+        history1 = history_dict(history1)
     else:  # frozen backbone: no stage 1
         epochs1, best1, history1 = 0, 0, {}
 
@@ -289,7 +170,7 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
             loss="sparse_categorical_crossentropy",
             metrics=[
                 keras.metrics.SparseCategoricalAccuracy(name="wa"),
-                keras_ser.metrics.UnweightedAccuracy(num_classes=num_classes, name="ua"),
+                UnweightedAccuracy(num_classes=num_classes, name="ua"),
             ],
             jit_compile=config.jit_compile,
         )
@@ -300,10 +181,10 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
         validation_data=(features["validation"], data.labels["validation"]) if data.has_validation else None,
         epochs=config.stage2_epochs,
         shuffle=True,
-        callbacks=_callbacks(config, data, log_dir, "stage2"),
+        callbacks=fit_callbacks(config, data, log_dir, "stage2"),
         verbose=verbose,
     )
-    epochs2, best2 = _summarise(history2, config, data)
+    epochs2, best2 = summarise(history2, config, data)
     model.get_layer("sru").set_weights(sru.get_weights())
     model.get_layer("predictions").set_weights(head_out.get_weights())
     model.compile(optimizer=keras.optimizers.Adam(config.stage2_learning_rate), jit_compile=config.jit_compile)
@@ -311,7 +192,7 @@ def train_paper(config, data, feature_config=None, log_dir=None, verbose=1):
         model,
         {"stage1": epochs1, "stage2": epochs2},
         {"stage1": best1, "stage2": best2},
-        {"stage1": history1, "stage2": _history(history2)},
+        {"stage1": history1, "stage2": history_dict(history2)},
     )
 
 
@@ -320,19 +201,8 @@ def _loss_monitor(config):
     return dataclasses.replace(config, monitor="val_loss")
 
 
-def _train_probe(*args, **kwargs):
-    from keras_ser.training import frozen
-
-    return frozen.train_probe(*args, **kwargs)
-
-
-def _train_frozen(*args, **kwargs):
-    from keras_ser.training import frozen
-
-    return frozen.train_frozen(*args, **kwargs)
-
-
-RECIPES = {"end_to_end": train_end_to_end, "paper": train_paper, "probe": _train_probe, "frozen": _train_frozen}
+RECIPES = {"end_to_end": train_end_to_end, "paper": train_paper, "probe": frozen.train_probe,
+           "frozen": frozen.train_frozen}
 
 
 def train(config, data, feature_config=None, log_dir=None, verbose=1):

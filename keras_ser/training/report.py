@@ -14,8 +14,10 @@ import os
 import numpy as np
 
 from keras_ser.training import scores
-from keras_ser.training.atomic import write_json_atomic
-from keras_ser.training.atomic import write_text_atomic
+from keras_ser.training.config import ENCODER_RECIPES
+from keras_ser.training.config import TrainConfig
+from tf_pipeline.atomic import write_json_atomic
+from tf_pipeline.atomic import write_text_atomic
 
 
 def load_folds(run_dir):
@@ -89,7 +91,7 @@ def summarise(run_dir):
     if run.get("speakers") is not None:  # every speaker of the corpus: which folds are still to run
         summary["speakers_missing"] = [speaker for speaker in run["speakers"] if speaker not in done]
         summary["complete"] = not summary["speakers_missing"]
-    for key in ("label", "protocol", "provenance"):  # what a system whose config _protocol cannot word says of itself
+    for key in ("label", "protocol", "provenance"):  # what a system whose config protocol_text cannot word says of itself
         if key in run:
             summary[key] = run[key]
     return summary
@@ -105,7 +107,7 @@ def markdown(summary):
         protocol = f"Protocol: {summary['protocol']}"
     else:
         title = f"# {evaluation} on {summary['corpus']}: {config['model']} ({config['recipe']} recipe)"
-        protocol = _protocol(config, loco=loco)
+        protocol = "Protocol: " + protocol_text(config, summary.get("feature_config"), loco=loco)
     if loco:
         protocol += " Each fold tests every file of one corpus after training on the other corpora."
     if summary.get("left_out"):
@@ -161,36 +163,69 @@ def markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def _encoder_protocol(config, loco=False):
+def _task(config):
+    """The registered task class of a run's model (imported on use: the models import Keras, and the baselines,
+    which write reports too, do not)."""
+    from keras_ser.models import registry
+
+    return registry.get(config["model"])
+
+
+def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
     """The protocol sentence of the speech-encoder entries (frozen encoder, head on pooled features)."""
-    weights = config.get("backbone_weights") or "pretrained weights shipped with keras-ser"
-    pooling = {
-        "encoder_stats": "mean + std of each LSTM layer's frames",
-        "sfx_stats": "mean + std of the top block's frames",
-        "fusion_stats": "mean + std of each LSTM layer's frames and of the sound-effects CNN's top block, concatenated",
-    }.get(config["model"], f"N={config.get('n_segments')} segments, mean + std of each, SRU {config.get('sru_units')} "
-                           f"units, dropout {config['dropout']}")
+    from keras_ser.training.frozen import PROBE_C_GRID
+    from keras_ser.training.frozen import subspace_ranks
+
+    task = _task(config)
+    pooling = task.PROTOCOL_POOLING.format(**config)
+    inner = ("leave-one-corpus-out over the training corpora" if loco else
+             "leave-one-speaker-out over the training speakers")
     if config["recipe"] == "probe":
-        training = ("multinomial logistic regression, C chosen by "
-                    + ("leave-one-corpus-out over the training corpora" if loco else
-                       "leave-one-speaker-out over the training speakers"))
+        grid = ", ".join(f"{c:g}" for c in sorted(c_grid or PROBE_C_GRID))
+        training = (f"features standardised on the training {'corpora' if loco else 'speakers'}, multinomial "
+                    f"logistic regression (L-BFGS), C from {{{grid}}} chosen by {inner} (mean UA), then refitted "
+                    "on all of them")
         if config.get("speaker_subspace"):
-            training = (f"speaker-subspace projection (rank up to {config['speaker_subspace']}, fitted on the "
-                        "training speakers' class-balanced means) before a " + training[0].lower() + training[1:]
-                        + ", rank and C chosen together")
+            ranks = ", ".join(str(r) for r in subspace_ranks(config["speaker_subspace"]))
+            training += (f"; before the regression, the speaker subspace (principal directions of the training "
+                         f"speakers' class-balanced mean features) is projected out, its rank from {{{ranks}}} "
+                         f"chosen together with C in the same inner {inner.split(' over ')[0]}")
     else:
-        training = f"head trained with Adam lr {config['learning_rate']} up to {config['epochs']} epochs, " \
-                   f"batch {config['batch_size']}"
-    validation = ("early stopping on the next training speaker "
-                  f"({config['monitor']}, patience {config['patience']})"
-                  if config["validation"] == "next" else "no validation speaker")
-    return (f"Protocol: {config['backbone']} ({weights}), frozen; {pooling}; {training}; {validation}; "
-            f"seed {config['seed']}.")
+        validation = ("early stopping on the next training speaker "
+                      f"({config['monitor']}, patience {config['patience']}, best epoch restored)"
+                      if config["validation"] == "next" else "no validation speaker, last epoch kept")
+        training = (f"softmax head trained on the features extracted once, Adam lr {config['learning_rate']:g} up to "
+                    f"{config['epochs']} epochs, batch {config['batch_size']}, {validation}")
+    encoder = task.protocol_encoder(feature_config)
+    if config.get("backbone_weights"):
+        encoder += f" (weights {config['backbone_weights']})"
+    return f"{encoder}; {pooling}; {training}; seed {config['seed']}."
 
 
-def _protocol(config, loco=False):
-    if config["model"] in ("encoder_stats", "encoder_sru", "sfx_stats", "fusion_stats"):
-        return _encoder_protocol(config, loco=loco)
+def protocol_text(config, feature_config=None, c_grid=None, loco=False):
+    """The protocol sentence of a run: its model, features, training and model selection, in words.
+
+    What it says of the model comes from its registered class; the run
+    reports (results.md of every run) and docs/results.md word runs with it.
+
+    Args:
+        config: the run's `TrainConfig` as a dict (`run.json`'s `config`).
+        feature_config: the run's feature config as a dict, or None (the
+            speech-encoder entries then describe their default input).
+        c_grid: the `C` values the probe chose from (default: the current
+            `keras_ser.training.frozen.PROBE_C_GRID`).
+        loco: bool. Leave-one-corpus-out: the probe's inner folds leave out
+            training corpora.
+
+    Example:
+
+    >>> from keras_ser.training.config import TrainConfig
+    >>> protocol_text(TrainConfig(model="sru", sru_units=8, epochs=2).to_dict())[:40]
+    'SRU 8 units, dropout 0.5, Adam lr 0.0001'
+    """
+    if config["recipe"] in ENCODER_RECIPES:
+        return _encoder_protocol(config, feature_config, c_grid, loco)
+    task = _task(config)
     weights = config.get("backbone_weights") or "random init (no pretrained weights)"
     frozen = config["recipe"] == "paper" and config.get("stage1_epochs") == 0
     if config["recipe"] == "paper":
@@ -203,16 +238,16 @@ def _protocol(config, loco=False):
     validation = ("early stopping on the next training speaker "
                   f"({config['monitor']}, patience {config['patience']})"
                   if config["validation"] == "next" else "no validation speaker, last epoch kept")
-    backbone = "" if config["model"] == "sru" else (
+    backbone = "" if "backbone" not in task.BUILD_OPTIONS else (
         f"backbone {config['backbone']}{' ' + config['backbone_variant'] if config.get('backbone_variant') else ''} "
         f"({weights}), "
-        f"N={config['n_segments'] if config['model'] == 'cnn_sru' else 1}, image {config['image_size']}px"
+        f"N={task.input_segments(config['n_segments'])}, image {config['image_size']}px"
         + (f", backbone_kwargs {config['backbone_kwargs']}" if config.get("backbone_kwargs") else "") + ", ")
-    from keras_ser.training.config import TrainConfig
-
     levers = TrainConfig.from_dict(config).levers()
-    dropout = "" if frozen else f", dropout {config['dropout']}"  # the backbone's dropout acts only where it trains
-    return (f"Protocol: {backbone}SRU {config['sru_units']} units{dropout}, {training}, "
+    # The backbone's dropout acts only where it trains.
+    network = [f"SRU {config['sru_units']} units"] if "sru_units" in task.BUILD_OPTIONS else []
+    network += [] if frozen else [f"dropout {config['dropout']}"]
+    return (f"{backbone}{', '.join(network + [training])}, "
             f"batch {config['batch_size']}, {validation}, seed {config['seed']}"
             + (f", {config['mixed_precision']}" if config.get("mixed_precision") else "")
             + (f"; levers: {'; '.join(levers)}" if levers else "; no augmentation") + ".")

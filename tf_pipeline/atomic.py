@@ -1,9 +1,18 @@
 """Atomic file writes: a temporary file beside the target, then `os.replace`.
 
 A reader (or a resumed run) sees either the old file or the complete new
-one, never a half-written file, even if the writer is killed. Every run
-folder (the LOSO runner's fold and report files, the openSMILE baselines',
-the feature caches) is written through these functions.
+one, never a half-written file, even if the writer is killed. Every file the
+packages write for later reading goes through these functions: run folders
+(the LOSO runner's fold and report files, the openSMILE baselines'), feature
+caches and stores, the synthetic corpus, TFLite models and serving configs.
+
+Example:
+
+>>> import json, os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "scores.json")
+>>> write_json_atomic(path, {"ua": 0.8})
+>>> json.load(open(path))
+{'ua': 0.8}
 """
 
 import json

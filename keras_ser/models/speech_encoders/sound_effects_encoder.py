@@ -45,7 +45,7 @@ class SoundEffectsEncoder(RebuiltModel):
     normalised log-Mel frames, time first: `log10(1 + 1e4 * mel_power) /
     9.4578` of peak-normalised 44.1 kHz audio (`aisfx.spectrogram` +
     `aisfx.preprocessing.spectrogram_normalize`, transposed;
-    `tf_pipeline.batch_sfx_mel`). Padded frames of a batch hold `-1.0`
+    `keras_ser.models.speech_encoders.sound_effects_mel.batch_sfx_mel`). Padded frames of a batch hold `-1.0`
     (`PAD_VALUE`, a value the input never takes): they are masked, and
     every row's outputs equal those of the row alone (past a row's end all
     activations are 0, as the zero padding of a convolution is at the end

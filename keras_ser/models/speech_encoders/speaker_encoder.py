@@ -3,7 +3,7 @@
 The network of Wan et al.'s generalised end-to-end (GE2E) speaker
 verification, as trained and released (Apache-2.0) in the `resemblyzer`
 package: three LSTM layers of 256 units over 40-band Mel power frames
-(`tf_pipeline.mel_power`), then a linear projection to 256 values, a ReLU
+(`keras_ser.models.speech_encoders.mel_power`), then a linear projection to 256 values, a ReLU
 and L2 normalisation of the last LSTM state: the speaker embedding.
 
 For emotion recognition the useful part is the frame sequence of each LSTM
@@ -29,7 +29,7 @@ class SpeakerEncoder(RebuiltModel):
     """GE2E speaker encoder: `mel_frames` -> LSTM frame sequences and the speaker embedding.
 
     Input `mel_frames`: `[batch, time, n_mels]` float32 Mel power frames
-    (not log; `tf_pipeline.batch_mel_frames`), padded frames
+    (not log; `keras_ser.models.speech_encoders.mel_power.batch_mel_frames`), padded frames
     filled with `-1.0` (masked: the LSTMs skip them and the final state is
     that of each row's last real frame).
 

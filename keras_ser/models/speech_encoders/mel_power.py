@@ -31,19 +31,19 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from tf_pipeline.config import MelFramesConfig
-from tf_pipeline.features import _assert_finite
-from tf_pipeline.features import _check_waveform
-from tf_pipeline.features import _mel_filterbank_np
+from keras_ser.models.speech_encoders.config import MelFramesConfig
+from tf_pipeline.config import check_batch_size
+from tf_pipeline.dataset import check_indices
+from tf_pipeline.dataset import waveform_fn
+from tf_pipeline.features import assert_finite
+from tf_pipeline.features import check_waveform
+from tf_pipeline.features import slaney_filterbank
 from tf_pipeline.front_end import apply_front_end
 from tf_pipeline.front_end import normalize_level
 
 # Value of the padded frames of a batch: a power spectrum is never negative.
 PAD_VALUE = -1.0
 
-
-def _config(config):
-    return MelFramesConfig.from_dict(config) if config is not None else MelFramesConfig()
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,11 +72,11 @@ def check_rows(waveforms, num_samples, config, what, needed_for=None, reject_sil
     if tf.executing_eagerly():
         if int(shortest) < needed:
             raise ValueError(f"{short} {int(shortest)}")
-        checks = _assert_finite(waveforms, what)
+        checks = assert_finite(waveforms, what)
         if reject_silence and not bool(tf.reduce_all(loudest > 0)):
             raise ValueError(silent)
         return checks
-    checks = [tf.debugging.assert_greater_equal(shortest, needed, message=short), *_assert_finite(waveforms, what)]
+    checks = [tf.debugging.assert_greater_equal(shortest, needed, message=short), *assert_finite(waveforms, what)]
     if reject_silence:
         checks.append(tf.debugging.Assert(tf.reduce_all(loudest > 0), [silent]))
     return checks
@@ -123,8 +123,8 @@ def batch_mel_frames(waveforms, num_samples, config=None):
     >>> frames.shape, count.numpy().tolist()
     (TensorShape([2, 101, 40]), [101, 51])
     """
-    config = _config(config)
-    waveforms = _check_waveform(waveforms, "waveforms")
+    config = MelFramesConfig.coerce(config, "config")
+    waveforms = check_waveform(waveforms, "waveforms")
     if waveforms.shape.rank is not None and waveforms.shape.rank != 2:
         raise ValueError(f"`waveforms` must have shape [batch, samples]. Received shape: {waveforms.shape}")
     num_samples = tf.cast(num_samples, tf.int32)
@@ -139,7 +139,7 @@ def batch_mel_frames(waveforms, num_samples, config=None):
     if config.volume_dbfs is not None:
         waveforms = normalize_level(waveforms, num_samples, config.volume_dbfs, increase_only=True)
     power = centred_power_spectrum(waveforms, config.n_fft, config.hop_length)
-    filterbank = _mel_filterbank_np(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    filterbank = slaney_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
     mel = tf.tensordot(power, tf.constant(filterbank), axes=1)
     num_frames = 1 + num_samples // config.hop_length
     # The batch may be wider than its longest row: drop the frames past every row.
@@ -147,6 +147,51 @@ def batch_mel_frames(waveforms, num_samples, config=None):
     mel = mel[:, :max_frames]
     valid = tf.sequence_mask(num_frames, tf.shape(mel)[1])[:, :, None]
     return tf.where(valid, mel, PAD_VALUE), num_frames
+
+
+@functools.lru_cache(maxsize=8)
+def dft_basis(n_fft):
+    """`[n_fft, 2 * bins]`: the real DFT's cosine then sine columns times a periodic Hann window.
+
+    `frames @ basis` holds the real parts and (minus) the imaginary parts of
+    `rfft(frames * window)`, so their squares summed per bin are the power
+    spectrum. Computed in float64, stored as float32.
+    """
+    n = np.arange(n_fft)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)  # the window of `centred_power_spectrum`
+    k = np.arange(n_fft // 2 + 1)
+    # The angle reduced modulo n_fft first: exact integers, then one rounding.
+    angle = 2.0 * np.pi * ((n[:, None] * k[None, :]) % n_fft) / n_fft
+    basis = np.concatenate([np.cos(angle), np.sin(angle)], axis=1) * window[:, None]
+    return basis.astype(np.float32)
+
+
+def tflite_mel_frames(waveform, num_samples, config=None):
+    """`batch_mel_frames` of one row, `[1, samples] -> [1, frames, n_mels]`, in TFLite built-in ops only.
+
+    The same steps (the speech front end when the config holds one,
+    optional volume normalisation, centred frames with zero padding,
+    periodic Hann window, power spectrum, Slaney Mel filterbank); the
+    spectrum is a DFT as a matrix product (`dft_basis`) instead of `rfft`,
+    because TFLite's built-in `RFFT2D` takes power-of-two lengths only and
+    the encoder's window is 400 samples. No input checks: the TFLite export
+    makes its own (`saved_models.tflite`).
+    """
+    config = MelFramesConfig.coerce(config, "config")
+    waveform, num_samples = apply_front_end(waveform, num_samples, config.front_end, config.sample_rate,
+                                            config.min_samples)
+    if config.volume_dbfs is not None:
+        waveform = normalize_level(waveform, num_samples, config.volume_dbfs, increase_only=True)
+    half = config.n_fft // 2
+    padded = tf.pad(waveform, [[0, 0], [half, half]])
+    framed = tf.signal.frame(padded, config.n_fft, config.hop_length, pad_end=False)  # [1, T, n_fft]
+    parts = tf.tensordot(framed, tf.constant(dft_basis(config.n_fft)), axes=1)  # [1, T, 2 * bins]
+    filterbank = slaney_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    # re^2 @ F + im^2 @ F in one product: the filterbank stacked twice.
+    paired = np.concatenate([filterbank, filterbank], axis=0).astype(np.float32)
+    mel = tf.tensordot(tf.square(parts), tf.constant(paired), axes=1)
+    num_frames = 1 + num_samples[0] // config.hop_length
+    return tf.reshape(mel[:, :num_frames], [1, -1, config.n_mels])
 
 
 def mel_frames(waveform, config=None):
@@ -172,7 +217,7 @@ def mel_frames(waveform, config=None):
     >>> mel_frames(tf.random.uniform([16000], -0.1, 0.1)).shape
     TensorShape([101, 40])
     """
-    waveform = _check_waveform(waveform)
+    waveform = check_waveform(waveform)
     if waveform.shape.rank is not None and waveform.shape.rank != 1:
         raise ValueError(f"`waveform` must be a mono signal of shape [samples]. Received shape: {waveform.shape}")
     frames, _ = batch_mel_frames(waveform[None], tf.shape(waveform)[:1], config)
@@ -193,3 +238,55 @@ def pad_mel_frames(sequences):
     for row, sequence in enumerate(sequences):
         batch[row, : len(sequence)] = sequence
     return batch
+
+
+def mel_frames_dataset(corpus, indices=None, config=None, batch_size=32, training=False, seed=0, cache=True):
+    """A batched dataset of `(mel_frames, labels)` for the speech-encoder models.
+
+    Each utterance becomes its Mel power frames (`mel_frames`,
+    `[frames, n_mels]`) in a parallel map; frames are cached (memory, or a
+    file path), shuffled when `training` (seeded, reshuffled every epoch),
+    and padded per batch with `PAD_VALUE`.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        indices: record indices (default: all), e.g. a fold's `test_indices`.
+        config: `MelFramesConfig` or its dict.
+        batch_size: int. Defaults to `32`.
+        training: bool. Shuffle. Defaults to `False` (corpus order).
+        seed: int. Shuffle seed. Defaults to `0`.
+        cache: `True` (memory), `False`, or a file path.
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 [B, T, n_mels], int32 [B])`.
+
+    Example:
+
+    >>> import tf_pipeline
+    >>> corpus = tf_pipeline.corpora.synthetic("/tmp/synthetic")
+    >>> frames, labels = next(iter(mel_frames_dataset(corpus, batch_size=4)))
+    >>> frames.shape[0], frames.shape[2]
+    (4, 40)
+    """
+    config = MelFramesConfig.coerce(config, "config")
+    check_batch_size(batch_size)
+    indices = check_indices(corpus, indices)
+    paths = [corpus.records[i].path for i in indices]
+    to_waveform = waveform_fn(paths, config)
+
+    def load(path, label):
+        return mel_frames(to_waveform(path), config), label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, corpus.labels[indices].astype(np.int32)))
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache is True:
+        dataset = dataset.cache()
+    elif cache:
+        dataset = dataset.cache(str(cache))
+    if training:
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.padded_batch(
+        batch_size, padded_shapes=([None, config.n_mels], []),
+        padding_values=(PAD_VALUE, 0),
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)

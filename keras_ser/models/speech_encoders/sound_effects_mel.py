@@ -32,20 +32,17 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from tf_pipeline.config import SoundEffectsMelConfig
-from tf_pipeline.features import _check_waveform
+from keras_ser.models.speech_encoders.config import SoundEffectsMelConfig
+from keras_ser.models.speech_encoders.mel_power import centred_power_spectrum
+from keras_ser.models.speech_encoders.mel_power import check_rows
+from tf_pipeline.features import check_waveform
 from tf_pipeline.front_end import apply_front_end
-from tf_pipeline.mel_power import centred_power_spectrum
-from tf_pipeline.mel_power import check_rows
 
 # Value of the padded frames of a batch: log10(10000 * power + 1) is never negative.
 PAD_VALUE = -1.0
 # Largest value of the network's training spectrograms (its min-max scaling, minimum 0).
 SPECTRUM_MAX = 9.457798957824707
 
-
-def _config(config):
-    return SoundEffectsMelConfig.from_dict(config) if config is not None else SoundEffectsMelConfig()
 
 
 def _htk_mel(freqs):
@@ -112,8 +109,8 @@ def batch_sfx_mel(waveforms, num_samples, config=None):
     >>> frames.shape, count.numpy().tolist()
     (TensorShape([2, 44, 96]), [44, 22])
     """
-    config = _config(config)
-    waveforms = _check_waveform(waveforms, "waveforms")
+    config = SoundEffectsMelConfig.coerce(config, "config")
+    waveforms = check_waveform(waveforms, "waveforms")
     if waveforms.shape.rank is not None and waveforms.shape.rank != 2:
         raise ValueError(f"`waveforms` must have shape [batch, samples]. Received shape: {waveforms.shape}")
     num_samples = tf.cast(num_samples, tf.int32)
@@ -145,7 +142,7 @@ def sfx_mel(waveform, config=None):
     >>> sfx_mel(tf.random.uniform([16000], -0.1, 0.1)).shape
     TensorShape([44, 96])
     """
-    waveform = _check_waveform(waveform)
+    waveform = check_waveform(waveform)
     if waveform.shape.rank is not None and waveform.shape.rank != 1:
         raise ValueError(f"`waveform` must be a mono signal of shape [samples]. Received shape: {waveform.shape}")
     frames, _ = batch_sfx_mel(waveform[None], tf.shape(waveform)[:1], config)
