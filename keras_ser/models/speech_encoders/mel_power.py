@@ -53,6 +53,26 @@ def _hann_window_np(n_fft):
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
 
 
+def masked_batch(waveforms, num_samples):
+    """`(waveforms, num_samples)` of a padded batch: float32 `[batch, samples]`, int32 lengths, zeros past each length.
+
+    The batch front ends of the speech encoders start here, so that what lies
+    past a row's length (another row's padding) reads as silence. A ValueError
+    names a waveform that is not float or not `[batch, samples]`.
+
+    Example:
+
+    >>> waveforms, _ = masked_batch([[1.0, 1.0], [1.0, 1.0]], [2, 1])
+    >>> waveforms.numpy().tolist()
+    [[1.0, 1.0], [1.0, 0.0]]
+    """
+    waveforms = check_waveform(waveforms, "waveforms")
+    if waveforms.shape.rank is not None and waveforms.shape.rank != 2:
+        raise ValueError(f"`waveforms` must have shape [batch, samples]. Received shape: {waveforms.shape}")
+    num_samples = tf.cast(num_samples, tf.int32)
+    return waveforms * tf.sequence_mask(num_samples, tf.shape(waveforms)[1], dtype=tf.float32), num_samples
+
+
 def check_rows(waveforms, num_samples, config, what, needed_for=None, reject_silence=True):
     """Asserts: long enough, finite, and (`reject_silence`) not digital silence (eager: ValueError).
 
@@ -124,13 +144,8 @@ def batch_mel_frames(waveforms, num_samples, config=None):
     (TensorShape([2, 101, 40]), [101, 51])
     """
     config = MelFramesConfig.coerce(config, "config")
-    waveforms = check_waveform(waveforms, "waveforms")
-    if waveforms.shape.rank is not None and waveforms.shape.rank != 2:
-        raise ValueError(f"`waveforms` must have shape [batch, samples]. Received shape: {waveforms.shape}")
-    num_samples = tf.cast(num_samples, tf.int32)
-    max_samples = tf.shape(waveforms)[1]
     # Samples past each row's length must read as the zero padding of `center=True`.
-    waveforms = waveforms * tf.sequence_mask(num_samples, max_samples, dtype=tf.float32)
+    waveforms, num_samples = masked_batch(waveforms, num_samples)
     checks = check_rows(waveforms, num_samples, config, "every waveform of the batch")
     with tf.control_dependencies(checks):
         waveforms = tf.identity(waveforms)

@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras_ser.models.speech_encoders.config import SoundEffectsMelConfig
 from keras_ser.models.speech_encoders.mel_power import centred_power_spectrum
 from keras_ser.models.speech_encoders.mel_power import check_rows
+from keras_ser.models.speech_encoders.mel_power import masked_batch
 from tf_pipeline.features import check_waveform
 from tf_pipeline.front_end import apply_front_end
 
@@ -110,11 +111,7 @@ def batch_sfx_mel(waveforms, num_samples, config=None):
     (TensorShape([2, 44, 96]), [44, 22])
     """
     config = SoundEffectsMelConfig.coerce(config, "config")
-    waveforms = check_waveform(waveforms, "waveforms")
-    if waveforms.shape.rank is not None and waveforms.shape.rank != 2:
-        raise ValueError(f"`waveforms` must have shape [batch, samples]. Received shape: {waveforms.shape}")
-    num_samples = tf.cast(num_samples, tf.int32)
-    waveforms = waveforms * tf.sequence_mask(num_samples, tf.shape(waveforms)[1], dtype=tf.float32)
+    waveforms, num_samples = masked_batch(waveforms, num_samples)
     checks = check_rows(waveforms, num_samples, config, "every waveform of the batch",
                         needed_for="by the sound-effects encoder", reject_silence=False)
     with tf.control_dependencies(checks):
