@@ -178,8 +178,8 @@ def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
 
     task = _task(config)
     pooling = task.PROTOCOL_POOLING.format(**config)
-    inner = ("leave-one-corpus-out over the training corpora" if loco else
-             "leave-one-speaker-out over the training speakers")
+    held_out = "leave-one-corpus-out" if loco else "leave-one-speaker-out"
+    inner = f"{held_out} over the training {'corpora' if loco else 'speakers'}"
     if config["recipe"] == "probe":
         grid = ", ".join(f"{c:g}" for c in sorted(c_grid or PROBE_C_GRID))
         training = (f"features standardised on the training {'corpora' if loco else 'speakers'}, multinomial "
@@ -189,7 +189,7 @@ def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
             ranks = ", ".join(str(r) for r in subspace_ranks(config["speaker_subspace"]))
             training += (f"; before the regression, the speaker subspace (principal directions of the training "
                          f"speakers' class-balanced mean features) is projected out, its rank from {{{ranks}}} "
-                         f"chosen together with C in the same inner {inner.split(' over ')[0]}")
+                         f"chosen together with C in the same inner {held_out}")
     else:
         validation = ("early stopping on the next training speaker "
                       f"({config['monitor']}, patience {config['patience']}, best epoch restored)"
