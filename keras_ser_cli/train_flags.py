@@ -92,9 +92,10 @@ def define(flag_values):
                          "Per-speaker normalisation: standardise every speaker with its own statistics, the test "
                          "speaker's from its UNLABELLED TEST AUDIO. Off by default; named in every report.", **F)
     flags.DEFINE_integer("speaker_subspace", d.speaker_subspace,
-                         "sfx_stats / fusion_stats with --recipe=probe: largest rank of the speaker subspace projected "
-                         "out before the softmax (directions in which the TRAINING speakers' mean features differ); "
-                         "the probe chooses the rank (0, 2, ... up to this) with C on the training speakers. "
+                         "encoder_stats / sfx_stats / fusion_stats with --recipe=probe: largest rank of the speaker "
+                         "subspace projected out before the softmax (directions in which the TRAINING speakers' mean "
+                         "features differ); the probe chooses the rank (0, 2, ... up to this) with C by its inner folds "
+                         "(training speakers; training corpora under --protocol=loco). "
                          "Uses no test-speaker audio. 0 = off.", lower_bound=0, **F)
 
 

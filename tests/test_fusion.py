@@ -184,6 +184,29 @@ def test_projected_probe_equals_its_sklearn_pipeline():
                                reference.predict_proba(scaler.transform(test_projected)), atol=1e-4)
 
 
+def test_projected_probe_spans_the_speakers_when_the_inner_groups_are_corpora():
+    from keras_ser.training.frozen import fit_probe_projected
+    from keras_ser.training.frozen import fit_speaker_subspace
+
+    rng = np.random.default_rng(0)
+    speakers = np.repeat(np.arange(6), 12)          # six speakers ...
+    corpora = np.array(["a", "b"])[speakers // 3]   # ... in two corpora: the inner folds
+    labels = np.tile(np.arange(3), 24)
+    features = rng.normal(size=(72, 20)) + labels[:, None] * 0.5 + 3 * rng.normal(size=(6, 20))[speakers]
+    standardized = (features - features.mean(0)) / features.std(0)
+    probe = fit_probe_projected(features, labels, corpora, 3, ranks=(4,), c_grid=(1.0,), speakers=speakers)
+    assert list(probe["inner_ua"]) == ["4/1.0"]  # two inner folds, one per corpus, scored together
+    np.testing.assert_allclose(np.abs(probe["basis"]), np.abs(fit_speaker_subspace(standardized, labels, speakers, 4)),
+                               atol=1e-5)
+    # Without `speakers` the groups span it: two corpora have one direction between them.
+    by_corpus = fit_probe_projected(features, labels, corpora, 3, ranks=(4,), c_grid=(1.0,))
+    assert np.sum(np.any(by_corpus["basis"] != 0, axis=0)) == 1
+    assert np.sum(np.any(probe["basis"] != 0, axis=0)) == 4
+    with pytest.raises(ValueError, match=r"speakers must give one speaker per row \(72 rows\). Received: speakers "
+                                         r"of shape \(5,\)"):
+        fit_probe_projected(features, labels, corpora, 3, ranks=(2,), speakers=speakers[:5])
+
+
 # --------------------------------------------------------------------------
 # The zoo entries
 # --------------------------------------------------------------------------
@@ -208,7 +231,30 @@ def test_sfx_and_fusion_entries_build_save_and_load(tmp_path, waveforms):
     with pytest.raises(ValueError, match="backbone is 'sound_effects_encoder'. Received: backbone='speaker_encoder'"):
         keras_ser.build_model("sfx_stats", backbone="speaker_encoder")
     with pytest.raises(ValueError, match="speaker_subspace is an option of"):
-        keras_ser.build_model("encoder_stats", speaker_subspace=2, backbone_weights="random")
+        keras_ser.build_model("encoder_sru", speaker_subspace=2, backbone_weights="random")
+
+
+def test_encoder_stats_takes_a_speaker_subspace_and_round_trips(tmp_path, waveforms):
+    model = keras_ser.build_model("encoder_stats", num_classes=3, backbone_weights="random", compile=False,
+                                  backbone_kwargs={"units": 8, "embedding_dim": 4}, speaker_subspace=2)
+    assert model.HEAD_LAYERS == ("standardize", "speaker_projection", "dropout", "predictions")
+    assert model.get_layer("speaker_projection").basis.shape == (48, 2)
+    keras.utils.set_random_seed(1)
+    basis = np.linalg.qr(np.random.default_rng(1).normal(size=(48, 2)))[0].astype("float32")
+    model.get_layer("speaker_projection").basis.assign(basis)
+    inputs = model.preprocessor(waveforms[0])
+    expected = model.predict(inputs, verbose=0)
+    path = str(tmp_path / "encoder_stats.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.speaker_subspace == 2 and loaded.get_config()["speaker_subspace"] == 2
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), expected, atol=1e-6)
+    np.testing.assert_allclose(model.head_model()(model.features_model()(inputs)).numpy(), expected, atol=1e-6)
+    plain = keras_ser.build_model("encoder_stats", num_classes=3, backbone_weights="random", compile=False,
+                                  backbone_kwargs={"units": 8, "embedding_dim": 4})
+    # Without the option the config is the one saved before it existed.
+    assert "speaker_subspace" not in plain.get_config() and plain.HEAD_LAYERS == ("standardize", "dropout",
+                                                                                   "predictions")
 
 
 def model_config_backbone(name):
@@ -243,8 +289,10 @@ def test_probe_with_speaker_subspace_through_the_loso_runner(synthetic_corpus, t
     fold = json.load(open(tmp_path / "fusion" / f"fold_{speaker}.json"))
     assert fold["history"]["probe"]["rank"] in (0, 2) and fold["history"]["probe"]["C"] > 0
     assert fold["feature_config"] == FusionFeatureConfig().to_dict()
-    with pytest.raises(ValueError, match="speaker_subspace is fitted by the 'probe' recipe of sfx_stats"):
-        TrainConfig(model="encoder_stats", recipe="probe", speaker_subspace=2)
+    with pytest.raises(ValueError, match="speaker_subspace is fitted by the 'probe' recipe of encoder_stats"):
+        TrainConfig(model="encoder_sru", recipe="frozen", speaker_subspace=2)
+    with pytest.raises(ValueError, match="speaker_subspace is fitted by the 'probe' recipe of encoder_stats"):
+        TrainConfig(model="encoder_stats", recipe="frozen", speaker_subspace=2)
 
 
 def test_exported_fusion_model_matches_predict_and_refuses_bad_audio(tmp_path, emodb_dir, waveforms):

@@ -88,12 +88,14 @@ class TrainConfig:
         speaker_norm: standardise every speaker with its own statistics,
             the test speaker's computed from its unlabelled test audio. Off
             by default; every report that uses it says so.
-        speaker_subspace: `sfx_stats` / `fusion_stats` with the `probe`
-            recipe: the largest rank of the speaker-subspace projection
-            (directions in which the training speakers' mean features
-            differ, removed before the softmax); the probe chooses the rank
-            among 0, 2, 4, ... up to it, with `C`, by leave-one-speaker-out
-            over the training speakers. 0 = off. Uses no test-speaker audio.
+        speaker_subspace: the statistics entries (`encoder_stats`,
+            `sfx_stats`, `fusion_stats`) with the `probe` recipe: the
+            largest rank of the speaker-subspace projection (directions in
+            which the training speakers' mean features differ, removed
+            before the softmax); the probe chooses the rank among 0, 2, 4,
+            ... up to it, with `C`, by the probe's inner folds (leaving out
+            one training speaker, or one training corpus under
+            leave-one-corpus-out). 0 = off. Uses no test-speaker audio.
         jit_compile: `jit_compile` of every `compile()` of the recipes:
             True, False or `"auto"` (Keras' choice: no XLA with TensorFlow
             on a CPU-only machine or under a tf.distribute strategy, XLA on

@@ -490,17 +490,27 @@ def subspace_ranks(largest):
     return tuple(sorted({0, *range(2, largest + 1, 2), largest})) if largest else (0,)
 
 
-def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PROBE_C_GRID, seed=0):
+def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PROBE_C_GRID, seed=0, speakers=None):
     """`fit_probe` behind a speaker-subspace projection; rank and `C` chosen together.
 
-    For every inner fold (leave one training speaker out) the standardisation
-    and the subspace are fitted on the inner training speakers only, then
-    every `(rank, C)` pair is scored on the held-out speaker; the best mean
-    UA wins (ties: the smaller rank, then the stronger regulariser). Refitted
-    on all training speakers, the model is `standardize` (`mean`,
-    `variance`) -> projection (`basis`, `[d, max(ranks)]`, zero columns past
-    the chosen rank) -> softmax (`kernel`, `bias`, the regression's own
-    scaler folded in).
+    For every inner fold (one group left out: a training speaker, or a
+    training corpus under leave-one-corpus-out) the standardisation and the
+    subspace are fitted on the inner training rows only, then every
+    `(rank, C)` pair is scored on the held-out group; the best mean UA wins
+    (ties: the smaller rank, then the stronger regulariser). Refitted on all
+    training rows, the model is `standardize` (`mean`, `variance`) ->
+    projection (`basis`, `[d, max(ranks)]`, zero columns past the chosen
+    rank) -> softmax (`kernel`, `bias`, the regression's own scaler folded
+    in).
+
+    Args:
+        features, labels, groups, num_classes, c_grid, seed: as `fit_probe`.
+        ranks: the subspace ranks to choose from (`subspace_ranks`).
+        speakers: array `[n]` of the speaker of each row, whose class-balanced
+            means span the subspace (`fit_speaker_subspace`). Defaults to
+            `groups`; give it when the groups are not speakers (corpora
+            under leave-one-corpus-out), so that the subspace is still the
+            speakers' and not the corpora's.
 
     Returns:
         dict with `mean`, `variance`, `basis`, `rank`, `kernel`, `bias`,
@@ -511,11 +521,15 @@ def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PRO
     features = np.asarray(features, np.float64)
     labels = np.asarray(labels)
     groups = np.asarray(groups)
+    speakers = groups if speakers is None else np.asarray(speakers)
+    if speakers.shape != groups.shape:
+        raise ValueError(f"speakers must give one speaker per row ({groups.shape[0]} rows). "
+                         f"Received: speakers of shape {speakers.shape}")
     largest = max(ranks)
     scores = {(rank, c): [] for rank in ranks for c in c_grid}
     for train, held_out in LeaveOneGroupOut().split(features, labels, groups):
         x_train, (x_held,), _, _ = _standardized(features[train], [features[held_out]])
-        full = fit_speaker_subspace(x_train, labels[train], groups[train], largest)
+        full = fit_speaker_subspace(x_train, labels[train], speakers[train], largest)
         for rank in ranks:
             basis = full[:, :rank]
             p_train, p_held = _project(x_train, basis), _project(x_held, basis)
@@ -525,7 +539,7 @@ def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PRO
     inner_ua = {key: float(np.mean(value)) for key, value in scores.items()}
     rank, best_c = max(inner_ua, key=lambda key: (inner_ua[key], -key[0], -key[1]))
     x_all, _, mean, variance = _standardized(features, [])
-    basis = fit_speaker_subspace(x_all, labels, groups, largest)
+    basis = fit_speaker_subspace(x_all, labels, speakers, largest)
     basis[:, rank:] = 0.0
     projected = _project(x_all, basis)
     scaler, classifier = fit_standardized(projected, labels, best_c, seed)
@@ -556,7 +570,8 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
         if config.speaker_norm:
             raise ValueError("speaker_subspace and speaker_norm are two answers to the same problem; choose one")
         probe = fit_probe_projected(data.features("train"), data.labels["train"], data.groups["train"],
-                                    len(data.class_names), subspace_ranks(config.speaker_subspace), seed=config.seed)
+                                    len(data.class_names), subspace_ranks(config.speaker_subspace), seed=config.seed,
+                                    speakers=None if data.speakers is None else data.speakers["train"])
     else:
         probe = fit_probe(data.features("train"), data.labels["train"], data.groups["train"],
                           len(data.class_names), seed=config.seed)
