@@ -1,0 +1,88 @@
+"""experiments/cross_corpus.py's leave-one-corpus-out levers: C is chosen on the training corpora only."""
+
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+
+
+@pytest.fixture(scope="module")
+def cross_corpus():
+    import sys
+
+    sys.path.insert(0, EXPERIMENTS)
+    try:
+        yield importlib.import_module("cross_corpus")
+    finally:
+        sys.path.remove(EXPERIMENTS)
+
+
+def _corpora(seed=0):
+    """Three small corpora `{name: (features, shared labels, speakers, paths)}`; one has an extra class."""
+    rng = np.random.default_rng(seed)
+    classes = ["anger", "happiness", "sadness", "neutral", "fear", "disgust"]
+    centres = rng.normal(size=(8, 12))
+    data = {}
+    for index, name in enumerate(("a", "b", "c")):
+        own = classes + (["calm"] if name == "b" else [])
+        labels = np.repeat(own, 10)
+        speakers = np.tile(np.arange(5), len(labels) // 5).astype(str)
+        shift = rng.normal(scale=0.5, size=12)  # each corpus's own offset
+        features = np.stack([centres[[*classes, "calm"].index(label)] for label in labels])
+        features = (features + shift + rng.normal(scale=1.0, size=features.shape)).astype(np.float32)
+        data[name] = (features, labels, speakers, [f"{name}/{i}.wav" for i in range(len(labels))])
+    return data
+
+
+@pytest.fixture(scope="module")
+def rows(cross_corpus):
+    return cross_corpus.loco_levers(_corpora(), log=lambda line: None)
+
+
+def test_levers_choose_c_without_the_test_corpus(cross_corpus, rows):
+    data = _corpora()
+    assert set(rows) == {f"encoder_{s}_{k}" for s in ("shared4", "shared6", "every")
+                         for k in ("C_by_corpora", "C_by_speakers5", "averaged_C")}
+    for key, folds in rows.items():
+        assert set(folds) == {"a", "b", "c"}
+        for test, fold in folds.items():
+            assert fold["class_names"] == list(cross_corpus.SHARED4) and fold["n_test"] == 40
+            assert fold["train_corpora"] == [n for n in "abc" if n != test]
+            assert 0.0 <= fold["ua"] <= 1.0
+            assert bool(fold.get("explored")) == key.endswith("averaged_C")
+    assert rows["encoder_every_C_by_corpora"]["a"]["training_classes"][:3] == ["anger", "calm", "disgust"]
+    assert rows["encoder_shared4_C_by_corpora"]["a"]["n_train"] == 80
+    assert rows["encoder_shared6_C_by_corpora"]["a"]["n_train"] == 120
+    assert rows["encoder_every_C_by_corpora"]["a"]["n_train"] == 130
+    # The test corpus's labels shuffled: every choice of C stays, the scores on it move.
+    shuffled = dict(data)
+    features, labels, speakers, paths = data["c"]
+    shuffled["c"] = (features, np.random.default_rng(1).permutation(labels), speakers, paths)
+    again = cross_corpus.loco_levers(shuffled, log=lambda line: None)
+    for key in rows:
+        assert again[key]["c"]["C"] == rows[key]["c"]["C"]
+        if "inner_ua" in rows[key]["c"]:
+            assert again[key]["c"]["inner_ua"] == rows[key]["c"]["inner_ua"]
+    assert any(again[key]["c"]["ua"] != rows[key]["c"]["ua"] for key in rows)
+
+
+def test_lever_rows_reach_the_leaderboard_with_their_protocol(cross_corpus, rows, tmp_path):
+    import json
+
+    summary = {"front_end": {"trim_db": 30.0, "level_dbfs": -18.0}, "command": "python experiments/cross_corpus.py",
+               "loco_levers": rows}
+    path = tmp_path / "fusion_stats" / "trim30_level-18" / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(summary))
+    rows = cross_corpus._summary_rows(str(path))
+    assert len(rows) == 27
+    averaged = [r for r in rows if "averaged_C" in r["run"]]
+    assert len(averaged) == 9 and all(r["chosen_on_test_folds"] for r in averaged)
+    assert not any(r.get("chosen_on_test_folds") for r in rows if r not in averaged)
+    speakers = next(r for r in rows if r["run"].endswith("encoder_shared6_C_by_speakers5/b"))
+    assert speakers["system"].startswith("GE2E statistics encoder_shared6_C_by_speakers5, front end trim + level")
+    assert "six emotions all three corpora have" in speakers["protocol"]
+    assert "five folds of whole training speakers" in speakers["protocol"]
