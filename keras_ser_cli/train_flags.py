@@ -9,7 +9,7 @@ def define(flag_values):
     from absl import flags
 
     from keras_ser.models import registry
-    from keras_ser.training.config import RECIPES, STRATEGIES, VALIDATION, TrainConfig
+    from keras_ser.training.config import INNER_FOLDS, RECIPES, STRATEGIES, VALIDATION, TrainConfig
 
     d = TrainConfig()
     F = dict(flag_values=flag_values)
@@ -91,6 +91,12 @@ def define(flag_values):
     flags.DEFINE_boolean("speaker_norm", d.speaker_norm,
                          "Per-speaker normalisation: standardise every speaker with its own statistics, the test "
                          "speaker's from its UNLABELLED TEST AUDIO. Off by default; named in every report.", **F)
+    flags.DEFINE_enum("inner_folds", d.inner_folds, list(INNER_FOLDS),
+                      "--recipe=probe: the inner folds on which C is chosen. auto: leave one training speaker out "
+                      "(one training corpus under --protocol=loco); speakers: leave one training speaker out, also "
+                      "under --protocol=loco; speaker_groups: five groups of whole training speakers (dealt "
+                      "round-robin, so each group mixes the corpora), one left out at a time: five inner folds "
+                      "instead of one per speaker.", **F)
     flags.DEFINE_integer("speaker_subspace", d.speaker_subspace,
                          "encoder_stats / sfx_stats / fusion_stats with --recipe=probe: largest rank of the speaker "
                          "subspace projected out before the softmax (directions in which the TRAINING speakers' mean "

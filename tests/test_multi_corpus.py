@@ -239,6 +239,41 @@ def test_inner_groups_are_the_training_corpora(tmp_path):
     assert sorted(set(inner_groups(two, loco_folds(two)[0])["train"])) == ["syn_b.01", "syn_b.02"]
 
 
+def test_inner_folds_of_speakers_and_of_speaker_groups(tmp_path):
+    from keras_ser.training.config import TrainConfig
+    from keras_ser.training.loso import inner_groups
+    from keras_ser.training.report import protocol_text
+    from tf_pipeline.folds import loso_folds
+
+    combined = _synthetic_corpora(str(tmp_path), ["syn_a", "syn_b", "syn_c"])  # 6 speakers, 2 per corpus
+    fold = loco_folds(combined)[0]                                               # test syn_a
+    speakers = inner_groups(combined, fold, "speakers")
+    assert sorted(set(speakers["train"])) == ["syn_b.01", "syn_b.02", "syn_c.01", "syn_c.02"]
+    groups = inner_groups(combined, fold, "speaker_groups")
+    train_speakers = combined.speaker_ids[fold.train_indices]
+    # Four training speakers, fewer than five groups: one group each, dealt in sorted order.
+    assert dict(zip(train_speakers, groups["train"])) == {"syn_b.01": "speakers 1/4", "syn_b.02": "speakers 2/4",
+                                                          "syn_c.01": "speakers 3/4", "syn_c.02": "speakers 4/4"}
+    assert set(groups["test"]) == {"syn_a.01", "syn_a.02"}
+    many = corpora.synthetic(str(tmp_path / "many"), n_speakers=7, per_class=1, emotions="WT", seed=0)
+    groups = inner_groups(many, loso_folds(many)[0], "speaker_groups")["train"]
+    assert sorted(set(groups)) == [f"speakers {i}/5" for i in range(1, 6)]
+    assert [int(np.sum(groups == f"speakers {i}/5")) for i in range(1, 6)] == [4, 2, 2, 2, 2]  # 6 speakers x 2 files
+    with pytest.raises(ValueError, match="inner_folds must be 'auto', 'speakers' or 'speaker_groups'. Received: "
+                                         "inner_folds='corpora'"):
+        inner_groups(many, loso_folds(many)[0], "corpora")
+    with pytest.raises(ValueError, match=r"inner_folds must be one of \('auto', 'speakers', 'speaker_groups'\). "
+                                         "Received: inner_folds='five'"):
+        TrainConfig(model="encoder_stats", recipe="probe", inner_folds="five")
+    with pytest.raises(ValueError, match="inner_folds chooses the 'probe' recipe's C. Received: "
+                                         "inner_folds='speakers', recipe='frozen'"):
+        TrainConfig(model="encoder_sru", recipe="frozen", inner_folds="speakers")
+    config = TrainConfig(model="encoder_stats", recipe="probe", inner_folds="speaker_groups").to_dict()
+    text = protocol_text(config, loco=True)
+    assert "chosen by leaving out each of 5 groups of whole training speakers (sorted, dealt round-robin)" in text
+    assert "leave-one-corpus-out over the training corpora" not in text
+
+
 def test_loco_run_names_folds_by_corpus_chooses_c_on_training_corpora_and_resumes(tmp_path):
     from keras_ser.training.config import TrainConfig
     from keras_ser.training.loso import run_loso

@@ -25,6 +25,8 @@ def _registry():
     return registry
 VALIDATION = ("none", "next")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# The probe's inner folds (how C is chosen on the training part; keras_ser.training.loso.inner_groups).
+INNER_FOLDS = ("auto", "speakers", "speaker_groups")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +90,14 @@ class TrainConfig:
         speaker_norm: standardise every speaker with its own statistics,
             the test speaker's computed from its unlabelled test audio. Off
             by default; every report that uses it says so.
+        inner_folds: the `probe` recipe's inner folds, on which C (and a
+            speaker-subspace rank) is chosen: `"auto"` (default) leaves
+            one training speaker out, or under leave-one-corpus-out one
+            training corpus; `"speakers"` always leaves one training
+            speaker out (of every training corpus); `"speaker_groups"`
+            deals the training speakers (sorted) round-robin into five
+            groups and leaves one group out: five inner folds, each with
+            speakers of every training corpus.
         speaker_subspace: the statistics entries (`encoder_stats`,
             `sfx_stats`, `fusion_stats`) with the `probe` recipe: the
             largest rank of the speaker-subspace projection (directions in
@@ -140,6 +150,7 @@ class TrainConfig:
     speaker_norm: bool = False
     jit_compile: object = "auto"
     speaker_subspace: int = 0
+    inner_folds: str = "auto"
 
     def __post_init__(self):
         registry = _registry()
@@ -166,6 +177,11 @@ class TrainConfig:
             takes = registry.names(lambda t: "speaker_subspace" in t.BUILD_OPTIONS)
             raise ValueError(f"speaker_subspace is fitted by the 'probe' recipe of {' and '.join(takes)}. "
                              f"Received: model={self.model!r}, recipe={self.recipe!r}")
+        if self.inner_folds not in INNER_FOLDS:
+            raise ValueError(f"inner_folds must be one of {INNER_FOLDS}. Received: inner_folds={self.inner_folds!r}")
+        if self.inner_folds != "auto" and self.recipe != "probe":
+            raise ValueError(f"inner_folds chooses the 'probe' recipe's C. Received: inner_folds={self.inner_folds!r}, "
+                             f"recipe={self.recipe!r}")
         if self.validation not in VALIDATION:
             raise ValueError(f"validation must be one of {VALIDATION}. Received: validation={self.validation!r}")
         if self.strategy not in STRATEGIES:

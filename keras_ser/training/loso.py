@@ -122,7 +122,7 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
 
     parts = fold_parts(fold)
     speaker_ids = np.array([record.speaker for record in corpus.records])
-    groups = inner_groups(corpus, fold)
+    groups = inner_groups(corpus, fold, config.inner_folds)
 
     preprocessor = config.preprocessor(feature_config)
 
@@ -177,20 +177,48 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     return data
 
 
-def inner_groups(corpus, fold):
+SPEAKER_GROUPS = 5  # inner_folds="speaker_groups": the number of groups of whole training speakers
+
+
+def inner_groups(corpus, fold, inner_folds="auto"):
     """`part -> group ids` of the inner cross-validation (the `probe` recipe's choice of `C`).
 
-    The speakers under leave-one-speaker-out; under leave-one-corpus-out the
-    corpus of each record, so that a choice is made by leaving one training
-    corpus out; with a single training corpus, its speakers.
+    Args:
+        corpus: the `Corpus` of the run.
+        fold: its `Fold`.
+        inner_folds: `"auto"`: the speakers under leave-one-speaker-out;
+            under leave-one-corpus-out the corpus of each record, so that a
+            choice is made by leaving one training corpus out (with a single
+            training corpus, its speakers). `"speakers"`: the speakers.
+            `"speaker_groups"`: the training speakers, sorted, dealt
+            round-robin into `SPEAKER_GROUPS` groups (`"speakers 1/5"`, ...;
+            fewer when there are fewer speakers), so that each group holds
+            speakers of every training corpus. Test and validation records
+            keep their speaker ids.
 
     Returns:
         dict `{"train", "validation", "test"} -> numpy array`.
+
+    Example:
+
+    >>> from tf_pipeline.folds import loso_folds
+    >>> corpus = tf_pipeline.corpora.emodb(emodb_dir)                       # doctest: +SKIP
+    >>> groups = inner_groups(corpus, loso_folds(corpus)[0], "speaker_groups")  # doctest: +SKIP
+    >>> sorted(set(groups["train"]))                                        # doctest: +SKIP
+    ['speakers 1/5', 'speakers 2/5', 'speakers 3/5', 'speakers 4/5', 'speakers 5/5']
     """
     parts = fold_parts(fold)
     ids = corpus.speaker_ids
-    if fold.protocol == "loco" and len(set(corpus.corpus_ids[fold.train_indices])) > 1:
+    if inner_folds == "auto" and fold.protocol == "loco" and len(set(corpus.corpus_ids[fold.train_indices])) > 1:
         ids = corpus.corpus_ids
+    elif inner_folds == "speaker_groups":
+        train_speakers = sorted(set(ids[fold.train_indices]))
+        count = min(SPEAKER_GROUPS, len(train_speakers))
+        group = {speaker: f"speakers {i % count + 1}/{count}" for i, speaker in enumerate(train_speakers)}
+        ids = np.array([group.get(speaker, speaker) for speaker in ids])
+    elif inner_folds not in ("auto", "speakers"):
+        raise ValueError(f"inner_folds must be 'auto', 'speakers' or 'speaker_groups'. Received: "
+                         f"inner_folds={inner_folds!r}")
     return {part: ids[indices] for part, indices in parts.items()}
 
 

@@ -180,6 +180,15 @@ def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
     pooling = task.PROTOCOL_POOLING.format(**config)
     held_out = "leave-one-corpus-out" if loco else "leave-one-speaker-out"
     inner = f"{held_out} over the training {'corpora' if loco else 'speakers'}"
+    inner_folds = config.get("inner_folds", "auto")
+    if inner_folds == "speakers":
+        held_out = inner = "leave-one-speaker-out over the training speakers" + (" of every training corpus"
+                                                                               if loco else "")
+    elif inner_folds == "speaker_groups":
+        from keras_ser.training.loso import SPEAKER_GROUPS
+
+        held_out = inner = (f"leaving out each of {SPEAKER_GROUPS} groups of whole training speakers (sorted, dealt "
+                            "round-robin)")
     if config["recipe"] == "probe":
         grid = ", ".join(f"{c:g}" for c in sorted(c_grid or PROBE_C_GRID))
         training = (f"features standardised on the training {'corpora' if loco else 'speakers'}, multinomial "
