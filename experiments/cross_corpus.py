@@ -65,6 +65,10 @@ flags.DEFINE_list("leaderboard_runs", [],
                   "corpus (leave-one-corpus-out) or one row per run (leave-one-speaker-out), are merged into "
                   "--leaderboard with the rows of every summary under --run_root.")
 flags.DEFINE_string("leaderboard", "docs/results.json", "The leaderboard JSON the rows are merged into.")
+flags.DEFINE_list("score_among", [],
+                  "With --leaderboard_runs: a runner folder whose classes include these (and more) gets, per test "
+                  "corpus, a second row scored among these classes only (arg-max of its probabilities among them, "
+                  "files of other classes left out), e.g. a six-emotion probe on the four shared emotions.")
 
 
 def front_end_config():
@@ -417,13 +421,27 @@ def _run_rows(run_dir):
     system = model if "model" not in config else f"{model} probe, front end {'trim + level' if front_end else 'none'}"
     if summary.get("evaluation") == "loco":
         rows = []
+        inner = {"auto": "C chosen by leaving one training corpus out",
+                 "speakers": "C chosen by leaving one training speaker out",
+                 "speaker_groups": "C chosen by leaving out one of five groups of whole training speakers"}[
+            config.get("inner_folds", "auto")]
+        among = [c for c in FLAGS.score_among]
         for fold in summary["folds"]:
-            rows.append({**base, "run": f"{run_dir}#{fold['test_speaker']}",
-                         "system": f"{system}, leave-one-corpus-out", "corpus": fold["test_speaker"],
-                         "train_corpora": fold["train_corpora"], "protocol": "leave-one-corpus-out: trained on "
-                         "every speaker of the other corpora, C chosen by leaving one training corpus out",
-                         "n_utterances": fold["n_test"], "ua_pooled": round(100 * fold["ua"], 2),
-                         "wa_pooled": round(100 * fold["wa"], 2), "folds": [fold["test_speaker"]]})
+            row = {**base, "run": f"{run_dir}#{fold['test_speaker']}", "system": f"{system}, leave-one-corpus-out",
+                   "corpus": fold["test_speaker"], "train_corpora": fold["train_corpora"],
+                   "protocol": f"leave-one-corpus-out: trained on every speaker of the other corpora, {inner}",
+                   "n_utterances": fold["n_test"], "ua_pooled": round(100 * fold["ua"], 2),
+                   "wa_pooled": round(100 * fold["wa"], 2), "folds": [fold["test_speaker"]]}
+            rows.append(row)
+            if among and set(among) < set(summary["class_names"]):
+                with open(os.path.join(run_dir, f"fold_{fold['test_speaker']}.json")) as handle:
+                    scored = report.scores_among(json.load(handle), among)
+                rows.append({**row, "run": f"{row['run']}/among_{len(among)}", "classes": among,
+                             "system": f"{system} ({len(summary['class_names'])} classes), scored among "
+                                       f"{', '.join(among)}, leave-one-corpus-out",
+                             "protocol": row["protocol"] + f"; arg-max among {', '.join(among)}",
+                             "n_utterances": scored["n"], "ua_pooled": round(100 * scored["ua"], 2),
+                             "wa_pooled": round(100 * scored["wa"], 2)})
         return rows
     return [{**base, "system": f"{system}, leave-one-speaker-out", "corpus": summary["corpus"],
              "train_corpora": [summary["corpus"]],

@@ -100,11 +100,25 @@ def cross_corpus_scores(model, config, feature_config, score_on, cache_dir=None,
     return scores
 
 
-def loso_summary(run_dir):
-    """The LOSO figures a preset records, from a finished run folder."""
+def loso_summary(run_dir, among=None):
+    """The LOSO figures a preset records, from a finished run folder.
+
+    With `among` (class names), also each fold's figures scored among those
+    classes alone (`keras_ser.training.report.scores_among`), under `among`.
+    """
     from keras_ser.training import report
 
     summary = report.summarise(run_dir)
+    extra = {}
+    if among:
+        per_fold = []
+        for fold in report.load_folds(run_dir):
+            scored = report.scores_among(fold, among)
+            per_fold.append({"speaker": fold["test_speaker"], "ua": round(100 * scored["ua"], 2),
+                             "wa": round(100 * scored["wa"], 2), "n": scored["n"],
+                             "recall": {k: round(100 * v, 2) for k, v in scored["recall"].items()}})
+        extra["among"] = {"classes": list(among), "per_fold": per_fold,
+                          "ua_mean": round(float(np.mean([f["ua"] for f in per_fold])), 2)}
     return {
         "run": os.path.basename(os.path.normpath(run_dir)),
         "corpus": summary["corpus"],
@@ -118,6 +132,7 @@ def loso_summary(run_dir):
         "uses_test_speaker_audio": bool(summary["config"].get("speaker_norm")),
         "command": public_paths(summary["command"]),
         "machine": {key: summary["versions"].get(key) for key in ("machine", "cpu_count", "tensorflow", "keras")},
+        **extra,
     }
 
 
@@ -135,6 +150,10 @@ def main(argv=None):
                         help="Corpora to score the preset on, over the emotions each shares with it: "
                              "comma-separated name=folder pairs, e.g. ravdess=/data/ravdess,emovo=/data/emovo.")
     parser.add_argument("--cache_dir", default=None, help="Feature cache folder for --score_on (default: none).")
+    parser.add_argument("--score_among", default="",
+                        help="Also store the held-out figures of --loso_run scored among these classes alone "
+                             "(comma-separated; arg-max of the probabilities among them), e.g. a six-emotion "
+                             "preset's figures on the four emotions of the four-emotion presets.")
     parser.add_argument("--name", required=True, help="Preset name (folder under keras_ser/presets/).")
     parser.add_argument("--root", default=None, help="Presets folder (default: the package's).")
     args = parser.parse_args(argv)
@@ -152,7 +171,7 @@ def main(argv=None):
     score_on = [tuple(pair.split("=", 1)) for pair in args.score_on.split(",") if pair]
     if any(len(pair) != 2 for pair in score_on):
         raise SystemExit(f"--score_on takes name=folder pairs. Received: {args.score_on!r}")
-    loso = loso_summary(args.loso_run)
+    loso = loso_summary(args.loso_run, [c for c in args.score_among.split(",") if c])
     if len(loso["folds"]) < 2:
         raise SystemExit(f"{args.loso_run} has {len(loso['folds'])} finished fold(s); finish the LOSO run first")
     classes = args.classes.split(",") if args.classes else None
@@ -177,7 +196,7 @@ def main(argv=None):
         "command": "python experiments/make_preset.py " + " ".join(
             f"--{key}={value}" for key, value in (
                 ("corpus", args.corpus), ("data_dir", ",".join(_placeholder(n) for n in args.corpus.split(","))),
-                ("classes", args.classes), ("loso_run", args.loso_run),
+                ("classes", args.classes), ("loso_run", args.loso_run), ("score_among", args.score_among),
                 ("score_on", ",".join(f"{n}={_placeholder(n)}" for n, _ in score_on)), ("name", args.name))
             if value),
         "license": licence(config.model, corpus),

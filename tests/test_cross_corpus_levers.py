@@ -86,3 +86,20 @@ def test_lever_rows_reach_the_leaderboard_with_their_protocol(cross_corpus, rows
     assert speakers["system"].startswith("GE2E statistics encoder_shared6_C_by_speakers5, front end trim + level")
     assert "six emotions all three corpora have" in speakers["protocol"]
     assert "five folds of whole training speakers" in speakers["protocol"]
+
+
+def test_a_wider_run_scored_among_fewer_classes():
+    from keras_ser.training.report import scores_among
+
+    fold = {"test_speaker": "emovo", "class_names": ["anger", "fear", "sadness"], "predictions": [
+        {"label": 0, "probabilities": [0.2, 0.7, 0.1]},   # fear wins overall, anger among (anger, sadness)
+        {"label": 2, "probabilities": [0.3, 0.4, 0.3]},   # a tie among the two: the first (anger)
+        {"label": 2, "probabilities": [0.1, 0.3, 0.6]},
+        {"label": 1, "probabilities": [0.1, 0.8, 0.1]},   # fear: left out
+    ]}
+    scored = scores_among(fold, ["anger", "sadness"])
+    assert scored["n"] == 3 and scored["recall"] == {"anger": 1.0, "sadness": 0.5}
+    assert scored["ua"] == 0.75 and scored["wa"] == 2 / 3
+    with pytest.raises(ValueError, match=r"emovo: the run has no class \['disgust'\]; it has \['anger', 'fear', "
+                                         r"'sadness'\]"):
+        scores_among(fold, ["anger", "disgust"])

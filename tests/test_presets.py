@@ -12,14 +12,15 @@ import tf_pipeline
 from keras_ser import presets
 
 # The held-out UA each preset must keep: LOSO over EMO-DB's ten speakers (7 emotions) for the EMO-DB presets,
-# leave-one-corpus-out over EMO-DB, RAVDESS and EMOVO (4 emotions) for the multilingual one. The EMO-DB presets
+# leave-one-corpus-out over EMO-DB, RAVDESS and EMOVO (6 emotions, chance 16.7) for the multilingual one. The EMO-DB presets
 # hear speech through the speech front end (trimmed, levelled): the fusion gave up 1.4 points of EMO-DB LOSO UA
 # (85.2 -> 83.8) for RAVDESS and EMOVO (4-emotion UA 26.2 -> 49.1, 37.2 -> 45.8).
-PRESETS = {"encoder_stats_emodb": 82.0, "fusion_stats_emodb": 83.5, "encoder_stats_multilingual": 55.0}
+PRESETS = {"encoder_stats_emodb": 82.0, "fusion_stats_emodb": 83.5, "encoder_stats_multilingual": 48.0}
 EMODB_PRESETS = ("encoder_stats_emodb", "fusion_stats_emodb")
 each_preset = pytest.mark.parametrize("PRESET", sorted(PRESETS))
 EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
 FOUR = ["anger", "happiness", "sadness", "neutral"]
+SIX = FOUR + ["fear", "disgust"]
 
 
 @each_preset
@@ -43,7 +44,14 @@ def test_list_presets_and_metadata(PRESET):
         # Leave-one-corpus-out: each fold's test corpus was never heard; every corpus's licence is named.
         assert sorted(loso["folds"]) == ["emodb", "emovo", "ravdess"]
         assert metadata["trained_on"]["corpora"] == ["emodb", "ravdess", "emovo"]
-        assert metadata["trained_on"]["utterances"] == 1347
+        assert metadata["trained_on"]["utterances"] == 2014
+        # Its held-out figures also scored among the four emotions of the four-emotion comparisons: each held-out
+        # corpus's file count over them, and their mean at least what the four-emotion probe had (60.2).
+        among = loso["among"]
+        assert among["classes"] == FOUR
+        assert {f["speaker"]: f["n"] for f in among["per_fold"]} == {"emodb": 339, "emovo": 336, "ravdess": 672}
+        assert among["ua_mean"] == pytest.approx(np.mean([f["ua"] for f in among["per_fold"]]), abs=0.01)
+        assert 64.0 <= among["ua_mean"] <= 100.0
         assert "RAVDESS" in metadata["license"] and "CC BY-NC-SA 4.0" in metadata["license"]
         assert "EMOVO" in metadata["license"] and "EMO-DB" in metadata["license"]
     assert loso["uses_test_speaker_audio"] is False
@@ -65,12 +73,12 @@ def test_list_presets_and_metadata(PRESET):
 @each_preset
 def test_preset_predicts_emodb(emodb_dir, PRESET):
     model = keras_ser.from_preset(PRESET)
-    assert model.class_names == (EMOTIONS if PRESET in EMODB_PRESETS else FOUR)
+    assert model.class_names == model_classes(PRESET)
     corpus = tf_pipeline.corpora.emodb(emodb_dir)
     if PRESET not in EMODB_PRESETS:
-        corpus = tf_pipeline.corpora.select_classes(corpus, FOUR)
+        corpus = tf_pipeline.corpora.select_classes(corpus, SIX)
     # Every 9th utterance (all speakers): the preset was trained on all of them, so a model whose
-    # head was not loaded (chance: 14% or 25%) or loaded into the wrong layers fails this.
+    # head was not loaded (chance: 14% or 17%) or loaded into the wrong layers fails this.
     indices = np.arange(0, len(corpus), 9)
     waveforms = [np.asarray(tf_pipeline.load_audio(corpus.records[i].path, model.feature_config)) for i in indices]
     batch = np.zeros((len(waveforms), max(len(w) for w in waveforms)), np.float32)
@@ -78,7 +86,8 @@ def test_preset_predicts_emodb(emodb_dir, PRESET):
         batch[row, : len(waveform)] = waveform
     inputs = model.preprocessor.batch(batch, [len(w) for w in waveforms])
     predicted = model.predict(inputs, verbose=0).argmax(1)
-    assert np.mean(predicted == corpus.labels[indices]) > 0.9
+    # The multilingual preset's regression is regularised for three corpora (88% here when it was made).
+    assert np.mean(predicted == corpus.labels[indices]) > (0.9 if PRESET in EMODB_PRESETS else 0.8)
 
 
 @each_preset
@@ -110,7 +119,7 @@ def test_predict_cli_with_preset(emodb_dir, ravdess_dir, tmp_path, capsys, PRESE
 
 
 def model_classes(preset):
-    return EMOTIONS if preset in EMODB_PRESETS else FOUR
+    return EMOTIONS if preset in EMODB_PRESETS else SIX
 
 
 @each_preset

@@ -22,7 +22,7 @@ Example:
 >>> model.class_names
 ['anger', 'boredom', 'disgust', 'fear', 'happiness', 'sadness', 'neutral']
 >>> keras_ser.from_preset("encoder_stats_multilingual").class_names
-['anger', 'happiness', 'sadness', 'neutral']
+['anger', 'happiness', 'sadness', 'neutral', 'fear', 'disgust']
 """
 
 import json

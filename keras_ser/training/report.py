@@ -29,6 +29,44 @@ def load_folds(run_dir):
     return folds
 
 
+def scores_among(fold, classes):
+    """WA, UA and recall of one fold's predictions over some of its classes (arg-max among them).
+
+    How a probe trained on more classes (say six emotions) is scored on the
+    classes another model or corpus has (say four): files of the other
+    classes are left out, and each remaining file's prediction is the
+    class of `classes` with the highest probability.
+
+    Args:
+        fold: a fold result dict (`fold_<test>.json`: `test_speaker`,
+            `class_names`, `predictions` with `label` and `probabilities`).
+        classes: class names, each one of the fold's.
+
+    Returns:
+        dict with `wa`, `ua`, `recall` (`{class: recall}`) and `n` (files scored).
+
+    Example:
+
+    >>> fold = {"test_speaker": "emovo", "class_names": ["anger", "fear", "sadness"], "predictions": [
+    ...     {"label": 0, "probabilities": [0.2, 0.7, 0.1]}, {"label": 2, "probabilities": [0.1, 0.3, 0.6]}]}
+    >>> scores_among(fold, ["anger", "sadness"])["ua"]
+    1.0
+    """
+    names = list(fold["class_names"])
+    missing = [name for name in classes if name not in names]
+    if missing:
+        raise ValueError(f"{fold['test_speaker']}: the run has no class {missing}; it has {names}")
+    columns = [names.index(name) for name in classes]
+    rows = [row for row in fold["predictions"] if names[row["label"]] in classes]
+    if not rows:
+        raise ValueError(f"{fold['test_speaker']}: no test file of the classes {list(classes)}")
+    labels = [classes.index(names[row["label"]]) for row in rows]
+    predicted = [int(np.argmax(np.asarray(row["probabilities"])[columns])) for row in rows]
+    wa, ua, recalls = scores.scores_from_confusion(scores.confusion_matrix(labels, predicted, len(classes)))
+    return {"wa": wa, "ua": ua, "n": len(rows),
+            "recall": {name: recall for name, recall in zip(classes, recalls) if recall is not None}}
+
+
 def summarise(run_dir):
     """The report dict of a run: per fold, pooled, mean and std over folds.
 
