@@ -419,7 +419,13 @@ def _run_rows(run_dir):
             "machine": MACHINE, "source": "run folder", "classes": list(summary["class_names"]),
             "front_end": front_end, "model": model}
     system = model if "model" not in config else f"{model} probe, front end {'trim + level' if front_end else 'none'}"
+    if config.get("speaker_subspace"):
+        system += f", speaker subspace of rank <= {config['speaker_subspace']}"
+    if config.get("inner_folds", "auto") != "auto":
+        system += f", inner folds: {config['inner_folds']}"
     if summary.get("evaluation") == "loco":
+        if len(summary["class_names"]) != len(SHARED4):
+            system += f", {len(summary['class_names'])} classes"
         rows = []
         inner = {"auto": "C chosen by leaving one training corpus out",
                  "speakers": "C chosen by leaving one training speaker out",
@@ -437,8 +443,7 @@ def _run_rows(run_dir):
                 with open(os.path.join(run_dir, f"fold_{fold['test_speaker']}.json")) as handle:
                     scored = report.scores_among(json.load(handle), among)
                 rows.append({**row, "run": f"{row['run']}/among_{len(among)}", "classes": among,
-                             "system": f"{system} ({len(summary['class_names'])} classes), scored among "
-                                       f"{', '.join(among)}, leave-one-corpus-out",
+                             "system": f"{system}, scored among {', '.join(among)}, leave-one-corpus-out",
                              "protocol": row["protocol"] + f"; arg-max among {', '.join(among)}",
                              "n_utterances": scored["n"], "ua_pooled": round(100 * scored["ua"], 2),
                              "wa_pooled": round(100 * scored["wa"], 2)})
@@ -459,8 +464,9 @@ def _summary_rows(path):
     model = path.split(os.sep)[-3]
     front_end = summary.get("front_end")
     fe = "none" if front_end is None else ("trim only" if front_end.get("level_dbfs") is None else "trim + level")
+    commands = summary.get("commands", {})
     base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": os.path.dirname(path), "preset": None,
-            "paper": None, "command": public_paths(summary["command"]), "machine": MACHINE,
+            "paper": None, "command": public_paths(commands.get("emodb_to", summary["command"])), "machine": MACHINE,
             "source": "summary",
             "front_end": front_end, "model": model}
     rows = []
@@ -481,6 +487,7 @@ def _summary_rows(path):
                 features = {"loco": model, "loco_grid": "fusion_stats features",
                             "loco_levers": "GE2E statistics"}[grid]
                 row = {**base, "run": f"{base['run']}#{grid}/{lever}/{corpus}",
+                       "command": public_paths(commands.get(grid, summary["command"])),
                        "system": f"{features} {'probe' if grid == 'loco' else lever}, front end {fe}, "
                                  "leave-one-corpus-out",
                        "corpus": corpus, "train_corpora": fold["train_corpora"], "classes": fold["class_names"],
@@ -537,8 +544,10 @@ def main(argv):
     if os.path.exists(summary_path):
         with open(summary_path) as handle:
             summary = json.load(handle)
-    summary.update({"front_end": None if front_end is None else front_end.to_dict(),
-                    "command": " ".join(sys.argv)})
+    command = " ".join(sys.argv)
+    summary.update({"front_end": None if front_end is None else front_end.to_dict(), "command": command})
+    # Each grid keeps the command that made it (a later run of other grids updates the same summary).
+    summary.setdefault("commands", {}).update({grid: command for grid in FLAGS.grids})
     if "emodb_to" in FLAGS.grids and "emodb" in data:
         summary["emodb_to"] = emodb_to(data)
     if "loco" in FLAGS.grids:
