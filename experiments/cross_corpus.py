@@ -423,14 +423,16 @@ def _run_rows(run_dir):
         system += f", speaker subspace of rank <= {config['speaker_subspace']}"
     if config.get("inner_folds", "auto") != "auto":
         system += f", inner folds: {config['inner_folds']}"
-    if summary.get("evaluation") == "loco":
+    loco = summary.get("evaluation") == "loco"
+    inner = {"auto": "C chosen by leaving one training corpus out" if loco else
+             "C chosen by leave-one-speaker-out over the training speakers",
+             "speakers": "C chosen by leaving one training speaker out",
+             "speaker_groups": "C chosen by leaving out one of five groups of whole training speakers"}[
+        config.get("inner_folds", "auto")]
+    if loco:
         if len(summary["class_names"]) != len(SHARED4):
             system += f", {len(summary['class_names'])} classes"
         rows = []
-        inner = {"auto": "C chosen by leaving one training corpus out",
-                 "speakers": "C chosen by leaving one training speaker out",
-                 "speaker_groups": "C chosen by leaving out one of five groups of whole training speakers"}[
-            config.get("inner_folds", "auto")]
         among = [c for c in FLAGS.score_among]
         for fold in summary["folds"]:
             row = {**base, "run": f"{run_dir}#{fold['test_speaker']}", "system": f"{system}, leave-one-corpus-out",
@@ -450,8 +452,7 @@ def _run_rows(run_dir):
         return rows
     return [{**base, "system": f"{system}, leave-one-speaker-out", "corpus": summary["corpus"],
              "train_corpora": [summary["corpus"]],
-             "protocol": "leave-one-speaker-out within the corpus, C chosen by leave-one-speaker-out over the "
-                         "training speakers", "n_utterances": summary["pooled"]["n"],
+             "protocol": f"leave-one-speaker-out within the corpus, {inner}", "n_utterances": summary["pooled"]["n"],
              "ua_pooled": round(100 * summary["pooled"]["ua"], 2), "wa_pooled": round(100 * summary["pooled"]["wa"], 2),
              "ua_mean": round(100 * summary["mean"]["ua"], 2), "ua_std": round(100 * summary["std"]["ua"], 2),
              "folds": [fold["test_speaker"] for fold in summary["folds"]]}]

@@ -272,6 +272,12 @@ def test_inner_folds_of_speakers_and_of_speaker_groups(tmp_path):
     text = protocol_text(config, loco=True)
     assert "chosen by leaving out each of 5 groups of whole training speakers (sorted, dealt round-robin)" in text
     assert "leave-one-corpus-out over the training corpora" not in text
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
+    from tf_pipeline.config import FrontEndConfig
+
+    with_front_end = protocol_text(config, MelFramesConfig(front_end=FrontEndConfig()).to_dict(), loco=True)
+    assert "audio as the speech front end leaves it (below), leading and trailing silence" in with_front_end
+    assert "raw audio" not in with_front_end and "raw audio (no volume normalisation)" in text
 
 
 def test_loco_run_names_folds_by_corpus_chooses_c_on_training_corpora_and_resumes(tmp_path):

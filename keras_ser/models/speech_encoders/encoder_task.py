@@ -92,8 +92,12 @@ def front_end_protocol(feature_config):
 def ge2e_protocol(feature_config):
     """How a run's protocol describes the GE2E speaker encoder over its Mel power frames (a `MelFramesConfig` dict)."""
     volume = feature_config.get("volume_dbfs")
-    audio = ("raw audio (no volume normalisation)" if volume is None else
-             f"each utterance raised to {volume:g} dBFS RMS (never lowered) before the spectrum, in the graph")
+    if volume is not None:
+        audio = f"each utterance raised to {volume:g} dBFS RMS (never lowered) before the spectrum, in the graph"
+    elif feature_config.get("front_end"):
+        audio = "audio as the speech front end leaves it (below)"
+    else:
+        audio = "raw audio (no volume normalisation)"
     frames = (f"{feature_config.get('n_mels', 40)}-band Mel power frames ({feature_config.get('n_fft', 400)}-sample "
               f"window every {feature_config.get('hop_length', 160)} samples at "
               f"{feature_config.get('sample_rate', 16000)} Hz)")
