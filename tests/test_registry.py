@@ -138,7 +138,7 @@ def test_build_model_and_the_preprocessor_on_a_real_wav(family, emodb_dir, tmp_p
     # Unknown options of the zoo are checked at the door as for every model.
     with pytest.raises(ValueError, match="leave n_segments=None. Received: n_segments=3"):
         keras_ser.build_model(NAME, n_segments=3)
-    with pytest.raises(ValueError, match=r"speaker_subspace is an option of \['fusion_stats', 'sfx_stats'\]"):
+    with pytest.raises(ValueError, match=r"speaker_subspace is an option of \['encoder_stats', 'fusion_stats', 'sfx_stats'\]"):
         keras_ser.build_model(NAME, speaker_subspace=2)
 
 

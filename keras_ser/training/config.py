@@ -27,6 +27,7 @@ VALIDATION = ("none", "next")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # The probe's inner folds (how C is chosen on the training part; keras_ser.training.loso.inner_groups).
 INNER_FOLDS = ("auto", "speakers", "speaker_groups")
+SPEAKER_GROUPS = 5  # inner_folds="speaker_groups": the number of groups of whole training speakers
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,6 +48,7 @@ from keras_ser.adaptation import feature_moments
 from keras_ser.training import report
 from keras_ser.training import scores
 from keras_ser.training.config import ENCODER_RECIPES
+from keras_ser.training.config import SPEAKER_GROUPS
 from keras_ser.training.config import TrainConfig
 from tf_pipeline.atomic import write_json_atomic
 
@@ -175,9 +176,6 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     train_speakers = sorted(set(speakers["train"]))
     data.speaker_prior_variance = np.mean([speaker_stats()[s][1] for s in train_speakers], axis=0).astype(np.float32)
     return data
-
-
-SPEAKER_GROUPS = 5  # inner_folds="speaker_groups": the number of groups of whole training speakers
 
 
 def inner_groups(corpus, fold, inner_folds="auto"):

@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_ser.training import scores
 from keras_ser.training.config import ENCODER_RECIPES
+from keras_ser.training.config import SPEAKER_GROUPS
 from keras_ser.training.config import TrainConfig
 from tf_pipeline.atomic import write_json_atomic
 from tf_pipeline.atomic import write_text_atomic
@@ -223,8 +224,6 @@ def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
         held_out = inner = "leave-one-speaker-out over the training speakers" + (" of every training corpus"
                                                                                if loco else "")
     elif inner_folds == "speaker_groups":
-        from keras_ser.training.loso import SPEAKER_GROUPS
-
         held_out = inner = (f"leaving out each of {SPEAKER_GROUPS} groups of whole training speakers (sorted, dealt "
                             "round-robin)")
     if config["recipe"] == "probe":
