@@ -26,25 +26,23 @@ def _corpus_dir(path, name, variable):
 # The longest tests (`--durations` of the whole suite on 2 cores, longest first), collected first. pytest-xdist
 # hands tests out in collection order, so a long test collected late keeps one worker busy after the other has
 # run out of tests; started first, the short ones fill in around them. The rest keep their order. None of these
-# needs a module fixture that another test of its module would then build a second time (test_tflite's
-# export is cached per process).
+# needs an expensive module fixture, which the rest of its module would then build a second time: test_tflite,
+# whose fixture exports the speech encoder, stays together.
 LONGEST_FIRST = (
     "tests/test_reproduce.py::test_help_and_tiny_end_to_end_run",
+    "tests/test_notebook.py::test_quickstart_notebook_executes",
     "tests/test_multi_worker.py::test_two_workers_end_with_identical_weights",
     "tests/test_gpu_path.py::test_gpu_loso_runs_on_jax_without_tensorflow_and_resumes",
     "tests/test_cli.py::test_loso_resumes_after_kill_9_without_retraining_finished_folds",
-    "tests/test_notebook.py::test_quickstart_notebook_executes",
-    "tests/test_quiet_cli.py::test_predict_and_help_print_only_their_own_output",
-    "tests/test_front_end.py::test_the_signatures_and_a_timeline_run_the_same_front_end",
-    "tests/test_presets.py::test_export_cli_with_preset[fusion_stats_emodb]",
-    "tests/test_tflite.py::test_encoder_tflite_matches_saved_model_serving_default",
-    "tests/test_training.py::test_paper_recipe_trains_both_stages_and_assembles_one_model",
     "tests/test_backends.py::test_zoo_on_other_backends_matches_tensorflow[jax]",
+    "tests/test_quiet_cli.py::test_predict_and_help_print_only_their_own_output",
+    "tests/test_fusion.py::test_exported_fusion_model_matches_predict_and_refuses_bad_audio",
+    "tests/test_front_end.py::test_the_signatures_and_a_timeline_run_the_same_front_end",
+    "tests/test_efficientnet.py::test_imagenet_lite0_same_logits_on_jax",
     "tests/test_speech_encoder.py::test_probe_and_frozen_recipes_through_the_loso_runner",
+    "tests/test_training.py::test_paper_recipe_trains_both_stages_and_assembles_one_model",
+    "tests/test_presets.py::test_export_cli_with_preset[fusion_stats_emodb]",
     "tests/test_frozen.py::test_test_pass_on_cached_features_equals_the_whole_model[fusion_stats-probe]",
-    "tests/test_training.py::test_end_to_end_fold_lowers_the_loss_and_reports",
-    "tests/test_features.py::test_librosa_parity_on_every_emodb_file",
-    "tests/test_serving.py::test_serve_local_command",
 )
 
 
