@@ -135,20 +135,27 @@ def shrink_statistics(features, prior_var, prior_weight=DEFAULT_PRIOR_WEIGHT):
 
 
 def pooled_features(model, waveforms, batch_size=16):
-    """The model's pooled features (`features_model()`) of mono waveforms at its sample rate, `[n, ...]` numpy."""
+    """The model's pooled features (`features_model()`) of mono waveforms at its sample rate, `[n, ...]` numpy.
+
+    The front end runs eagerly (its checks raise their ValueError); the features model runs as one compiled call
+    (`keras_ser.inference.predictor`): called eagerly, the speaker encoder's LSTM steps through the frames one op
+    at a time.
+    """
     import tensorflow as tf
+
+    from keras_ser.inference import predictor
 
     _check_encoder_model(model)
     waveforms = [np.asarray(w, np.float32).reshape(-1) for w in waveforms]
     if not waveforms:
         raise ValueError("No waveforms given")
-    features_model = model.features_model()
+    features = predictor(model.features_model())
     out = []
     for start in range(0, len(waveforms), batch_size):
         chunk = waveforms[start:start + batch_size]
         padded, lengths = pad_waveforms(chunk)
         inputs = model.preprocessor.batch(tf.constant(padded), tf.constant(lengths))
-        out.append(np.asarray(features_model(inputs, training=False)))
+        out.append(np.asarray(features(inputs)))
     return np.concatenate(out)
 
 

@@ -23,6 +23,47 @@ def _corpus_dir(path, name, variable):
     return path
 
 
+# The longest tests (`--durations` of the whole suite on 2 cores, longest first), collected first. pytest-xdist
+# hands tests out in collection order, so a long test collected late keeps one worker busy after the other has
+# run out of tests; started first, the short ones fill in around them. The rest keep their order. None of these
+# needs an expensive module fixture, which the rest of its module would then build a second time: test_tflite,
+# whose fixture exports the speech encoder, stays together.
+LONGEST_FIRST = (
+    "tests/test_reproduce.py::test_help_and_tiny_end_to_end_run",
+    "tests/test_notebook.py::test_quickstart_notebook_executes",
+    "tests/test_multi_worker.py::test_two_workers_end_with_identical_weights",
+    "tests/test_gpu_path.py::test_gpu_loso_runs_on_jax_without_tensorflow_and_resumes",
+    "tests/test_cli.py::test_loso_resumes_after_kill_9_without_retraining_finished_folds",
+    "tests/test_backends.py::test_zoo_on_other_backends_matches_tensorflow[jax]",
+    "tests/test_quiet_cli.py::test_predict_and_help_print_only_their_own_output",
+    "tests/test_fusion.py::test_exported_fusion_model_matches_predict_and_refuses_bad_audio",
+    "tests/test_front_end.py::test_the_signatures_and_a_timeline_run_the_same_front_end",
+    "tests/test_efficientnet.py::test_imagenet_lite0_same_logits_on_jax",
+    "tests/test_speech_encoder.py::test_probe_and_frozen_recipes_through_the_loso_runner",
+    "tests/test_training.py::test_paper_recipe_trains_both_stages_and_assembles_one_model",
+    "tests/test_presets.py::test_export_cli_with_preset[fusion_stats_emodb]",
+    "tests/test_frozen.py::test_test_pass_on_cached_features_equals_the_whole_model[fusion_stats-probe]",
+)
+
+
+def pytest_configure(config):
+    """One OpenMP / OpenBLAS thread per process, unless set outside (`OMP_NUM_THREADS`).
+
+    Set before pytest-xdist starts its workers, so they and every process a test starts (the other backends'
+    children, the killed LOSO run, the notebook's kernel) inherit it. Two workers share two cores: the idle
+    threads of PyTorch's and OpenBLAS's pools spin while they wait, taking the core from the process beside
+    them. Measured (tests/test_backends.py, two runs each, one other busy process on the machine): the JAX
+    child 34-45 s and the PyTorch child 20-38 s with the default, 18-20 s and 10 s with one thread.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(items):
+    """`LONGEST_FIRST` at the front, in that order (a stable sort: every other test keeps its place)."""
+    rank = {nodeid: index for index, nodeid in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def emodb_dir():
     """The real EMO-DB WAV folder. CI sets KERAS_SER_REQUIRE_DATA=1, so a missing

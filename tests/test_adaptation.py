@@ -126,7 +126,7 @@ def test_speaker_norm_training_of_the_encoder_entries(synthetic_corpus):
     np.testing.assert_allclose(np.asarray(standardize.mean), data.channel_stats[0], rtol=1e-6)
     # The fold's model is the test speaker's adapted model: on raw frames it equals the folded probe on z.
     frames = next(iter(data.dataset("test", training=False)))[0]
-    probabilities = np.asarray(result.model(frames, training=False))
+    probabilities = np.asarray(compiled_call(result.model)(frames))
     predictions = result.model.get_layer("predictions")
     expected = np.asarray(predictions(data.features("test")[: len(probabilities)]))
     np.testing.assert_allclose(probabilities, expected, atol=1e-4)

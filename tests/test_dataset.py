@@ -27,9 +27,10 @@ def test_training_shuffles_deterministically_per_seed(synthetic_corpus):
                                            image_size=(8, 8))
         return [next(iter(dataset))[1].numpy().tolist() for _ in range(1)][0]
 
-    assert labels(1) == labels(1)
-    assert labels(1) != labels(2)
-    assert sorted(labels(1)) == sorted(synthetic_corpus.labels.tolist())
+    first = labels(1)
+    assert labels(1) == first
+    assert labels(2) != first
+    assert sorted(first) == sorted(synthetic_corpus.labels.tolist())
 
 
 def test_frames_output_layout(synthetic_corpus):

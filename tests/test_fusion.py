@@ -19,6 +19,7 @@ import tensorflow as tf
 import keras
 import keras_ser
 import tf_pipeline
+from conftest import compiled_call
 from keras_ser.layers.pooling import DownsampleMask
 from keras_ser.layers.pooling import FillPadding
 from keras_ser.layers.speaker_projection import SpeakerSubspaceProjection
@@ -270,7 +271,7 @@ def test_padded_batch_equals_one_at_a_time(waveforms):
     batch = np.zeros((len(waveforms), max(lengths)), np.float32)
     for row, waveform in enumerate(waveforms):
         batch[row, : len(waveform)] = waveform
-    features = model.features_model()
+    features = compiled_call(model.features_model())
     together = np.asarray(features(model.preprocessor.batch(batch, lengths)))
     alone = np.concatenate([np.asarray(features(model.preprocessor(w))) for w in waveforms])
     np.testing.assert_allclose(together, alone, atol=1e-4, rtol=1e-4)

@@ -69,11 +69,18 @@ def _waveforms(emodb_dir, config):
     return [tf_pipeline.load_audio(os.path.join(emodb_dir, name), config) for name in FILES]
 
 
+@functools.cache
+def _loaded(version_dir):
+    """The SavedModel of `version_dir`, loaded once per test process."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(version_dir)
+
+
 def _saved_model_probabilities(version_dir, waveform):
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(version_dir)
-    outputs = loaded.signatures["serving_default"](
+    outputs = _loaded(version_dir).signatures["serving_default"](
         waveform=tf.constant(waveform[None]), num_samples=tf.constant([waveform.shape[0]], tf.int32))
     return outputs["probabilities"].numpy()[0]
 

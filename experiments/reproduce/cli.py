@@ -274,8 +274,6 @@ def main(argv=None):
     trained = 0
     all_speakers = None
     if not args.report_only:
-        import keras
-
         from keras_ser.training import loso
 
         corpus, feature_config, fold_data = load_corpus(args)
@@ -322,8 +320,7 @@ def main(argv=None):
                           data_dir=None if args.features else args.data_dir, verbose=args.verbose, command=command,
                           log=run_log, fold_data=fold_data, tensorboard=args.tensorboard and not args.features)
             last_fold_s = time.time() - fold_start
-            trained += 1
-            keras.backend.clear_session()
+            trained += 1  # run_loso clears the Keras session after each fold it trains
 
         # The openSMILE baseline rows: openSMILE reads the WAV files, so not with --features.
         for row in baselines if not stopped else []:
