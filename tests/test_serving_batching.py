@@ -163,16 +163,21 @@ def test_a_bad_request_fails_alone_and_the_server_keeps_serving(plain, batched, 
            (_wav_request([]), r"audio_bytes has 0 rows")]
     requests = good[:3] + [request for request, _ in bad] + good[3:]
     retried_before = _stats(batched)["retried"] if batched.batching_stats() else 0
-    answers = _concurrently(batched, requests)
     expected = [_call(_stub(plain), request)[0] for request in good]
-    good_answers = answers[:3] + answers[3 + len(bad):]
-    for reference, (outputs, error) in zip(expected, good_answers):
-        assert error is None, error
-        np.testing.assert_allclose(outputs["probabilities"], reference["probabilities"], rtol=0, atol=1e-5)
-    for (_, pattern), (outputs, error) in zip(bad, answers[3:3 + len(bad)]):
-        assert outputs is None
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert re.search(pattern, error.details()), error.details()
+    # Whether the truncated file meets others in one batch depends on timing (on a loaded machine the requests
+    # may arrive one by one): up to three concurrent rounds, every answer checked in each.
+    for _ in range(3):
+        answers = _concurrently(batched, requests)
+        good_answers = answers[:3] + answers[3 + len(bad):]
+        for reference, (outputs, error) in zip(expected, good_answers):
+            assert error is None, error
+            np.testing.assert_allclose(outputs["probabilities"], reference["probabilities"], rtol=0, atol=1e-5)
+        for (_, pattern), (outputs, error) in zip(bad, answers[3:3 + len(bad)]):
+            assert outputs is None
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert re.search(pattern, error.details()), error.details()
+        if _stats(batched)["retried"] > retried_before:
+            break
     assert _stats(batched)["retried"] > retried_before  # a merged batch failed and ran again one by one
     # Still serving, and the same answer as before.
     outputs, error = _call(_stub(batched), good[0])
