@@ -359,3 +359,33 @@ def test_loso_cli_refuses_loco_without_several_corpora(emodb_dir, tmp_path, caps
         assert entry(["keras-ser", "loso", "--protocol=loco", f"--run_dir={run_dir}"] + args) == 2
         assert message in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_loco_speaker_norm_adapts_the_head_to_every_test_speaker(tmp_path):
+    """Under leave-one-corpus-out the test part holds several speakers: each gets its own statistics."""
+    from keras_ser.training import recipes
+    from keras_ser.training.config import TrainConfig
+    from keras_ser.training.loso import feature_config_for
+    from keras_ser.training.loso import fold_test_probabilities
+    from keras_ser.training.loso import make_fold_data
+
+    combined = _synthetic_corpora(str(tmp_path / "data"), ["syn_a", "syn_b", "syn_c"])
+    config = TrainConfig(model="encoder_stats", recipe="probe", batch_size=8, speaker_norm=True)
+    fold = loco_folds(combined)[0]
+    feature_config = feature_config_for(config)
+    data = make_fold_data(combined, fold, config, feature_config)
+    assert list(data.test_speaker_stats) == ["syn_a.01", "syn_a.02"]
+    model = recipes.train(config, data, feature_config=feature_config, verbose=0).model
+    standardize = model.get_layer("standardize")
+    before = [np.array(weight) for weight in standardize.get_weights()]
+    probabilities = fold_test_probabilities(config, data, model)
+    # The probe on the test features standardised per speaker (numpy, `features("test")`), through the
+    # model's last layer: what `keras_ser.adapt` gives each speaker.
+    expected = np.asarray(model.get_layer("predictions")(data.features("test")))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    for weight, kept in zip(standardize.get_weights(), before):
+        np.testing.assert_array_equal(weight, kept)  # the layer keeps the first test speaker's statistics
+    # The second speaker standardised with the first one's statistics (the former test pass) scores otherwise.
+    first_only = np.asarray(model.head_model()(data.pooled_features("test"), training=False))
+    second = data.speakers["test"] == "syn_a.02"
+    assert np.abs(first_only[second] - expected[second]).max() > 1e-3

@@ -110,10 +110,13 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
     With `config.speaker_norm` (uses the test speaker's unlabelled audio),
     `features(part)` are standardised per speaker with that speaker's own
     mean and variance over all its utterances (the test speaker's from its
-    test audio); `channel_stats` are the test speaker's (mean, std) (the
-    fold's model is adapted to it, as `keras_ser.adapt` would) and
-    `speaker_prior_variance` the mean of the training speakers' variances
-    (what an adaptable model stores, `keras_ser.adaptation`).
+    test audio); `test_speaker_stats` maps each test speaker to its (mean,
+    std) and `channel_stats` are the first one's (the fold's model is
+    adapted to it, as `keras_ser.adapt` would; with several test speakers,
+    leave-one-corpus-out, `fold_test_probabilities` adapts the head to each
+    in turn); `speaker_prior_variance` is the mean of the training
+    speakers' variances (what an adaptable model stores,
+    `keras_ser.adaptation`).
 
     `pooled_features(part)` are the encoder's pooled features as they are,
     what the model's head takes (`fold_test_probabilities`).
@@ -166,13 +169,15 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
             out[rows] = (values[rows] - mean) / np.sqrt(np.maximum(variance, 1e-14))
         return out.astype(np.float32)
 
-    channel_stats = None
-    if len(fold.test_indices):
-        mean, variance = speaker_stats()[speaker_ids[fold.test_indices[0]]]
-        channel_stats = (mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
+    test_stats = {}
+    for speaker in dict.fromkeys(speakers["test"]):  # in order of appearance
+        mean, variance = speaker_stats()[speaker]
+        test_stats[speaker] = (mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
+    channel_stats = next(iter(test_stats.values()), None)
     data = FoldData(dataset, labels, list(corpus.class_names), channel_stats, features=features, speakers=speakers,
                     groups=groups)
     data.pooled_features = pooled_features
+    data.test_speaker_stats = test_stats
     train_speakers = sorted(set(speakers["train"]))
     data.speaker_prior_variance = np.mean([speaker_stats()[s][1] for s in train_speakers], axis=0).astype(np.float32)
     return data
@@ -386,9 +391,44 @@ def fold_test_probabilities(config, data, model):
         `data.labels["test"]`.
     """
     pooled_features = getattr(data, "pooled_features", None)
+    test_stats = getattr(data, "test_speaker_stats", None) or {}
+    if config.speaker_norm and len(test_stats) > 1:
+        return _per_speaker_test_probabilities(config, data, model, test_stats)
     if config.recipe in ENCODER_RECIPES and pooled_features is not None:
         return np.asarray(model.head_model()(pooled_features("test"), training=False))
     return model.predict(data.dataset("test", training=False), verbose=0)
+
+
+def _per_speaker_test_probabilities(config, data, model, test_stats):
+    """The test part's probabilities with the head adapted to each test speaker in turn.
+
+    A fold with several test speakers (leave-one-corpus-out) under
+    `speaker_norm`: each speaker's pooled features go through the head with
+    its `"standardize"` layer holding that speaker's own statistics (what
+    `keras_ser.adapt` gives a user for one speaker). The layer is left as
+    the fold data found it (the first test speaker's statistics).
+    """
+    if config.recipe in ENCODER_RECIPES:
+        pooled = np.asarray(data.pooled_features("test"))
+    else:  # a fine-tuned encoder: its own pooled features
+        pooled = model.features_model().predict(data.dataset("test", training=False), verbose=0)
+    standardize = model.get_layer("standardize")
+    kept = [np.array(weight) for weight in standardize.get_weights()]
+    head = model.head_model()
+    speakers = data.speakers["test"]
+    probabilities = None
+    try:
+        for speaker, (mean, std) in test_stats.items():
+            rows = speakers == speaker
+            standardize.mean.assign(mean)
+            standardize.variance.assign(np.square(std))
+            out = np.asarray(head(pooled[rows], training=False))
+            if probabilities is None:
+                probabilities = np.zeros((len(speakers), out.shape[1]), out.dtype)
+            probabilities[rows] = out
+    finally:
+        standardize.set_weights(kept)
+    return probabilities
 
 
 def run_fold(corpus, fold, config, feature_config, log_dir=None, verbose=1, fold_data=None):
