@@ -58,7 +58,9 @@ flags.DEFINE_list("grids", ["emodb_to", "loco"],
                   "Grids to run: emodb_to, loco (the library's probe), loco_grid (features x corpus-balanced "
                   "weights x C chosen on the training corpora, and the adapted levers), loco_grid6 (the same over "
                   "the six emotions all three corpora have), loco_levers (GE2E statistics: training classes x the "
-                  "inner choice of C, scored on the four shared emotions).")
+                  "inner choice of C, scored on the four shared emotions), loco_adaptation (GE2E statistics, six "
+                  "emotions, per-speaker normalisation: each test speaker adapted from 1, 3, 10, 20 or all of its "
+                  "unlabelled utterances; uses the test speakers' audio).")
 flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<model>/<front end>/summary.json).")
 flags.DEFINE_list("leaderboard_runs", [],
                   "Instead of running grids: runner folders (keras-ser loso ...) whose results, one row per test "
@@ -381,6 +383,78 @@ def loco_levers(data, log=print):
     return rows
 
 
+ADAPTATION_UTTERANCES = (1, 3, 10, 20, "all")
+ADAPTATION_DRAWS = 5
+
+
+def _speakers_of(data, names, classes):
+    """`<corpus>.<speaker>` of the rows `_part(data, names, classes, ...)` returns, in its order."""
+    return np.concatenate([np.array([f"{name}.{s}" for s in data[name][2][np.isin(data[name][1], classes)]])
+                           for name in names])
+
+
+def loco_adaptation(data, log=print):
+    """Leave one corpus out with per-speaker normalisation: each test speaker adapted from n of its utterances.
+
+    USES EACH TEST SPEAKER'S UNLABELLED AUDIO. The GE2E statistics of the
+    training corpora's files of the six emotions all three corpora have,
+    each training speaker standardised with its own mean and variance, the
+    library's probe on them (`fit_probe`, C chosen by leaving one training
+    corpus out: what `keras-ser loso --speaker_norm` fits). At test, each
+    speaker of the test corpus is standardised with the statistics of `n`
+    of its utterances drawn at random from its files of the six emotions
+    (unlabelled: any emotion), the variance shrunk toward the training
+    speakers' mean variance with `keras_ser.adapt`'s default prior weight
+    (`shrink_statistics`); then its files of the four shared emotions are
+    scored, arg-max among the four. `ADAPTATION_DRAWS` seeded draws per
+    `n` (one for `"all"`); the rows give the mean UA and each draw's.
+    """
+    from keras_ser.adaptation import DEFAULT_PRIOR_WEIGHT
+    from keras_ser.adaptation import shrink_statistics
+
+    names = list(data)
+    rng = np.random.default_rng(0)
+    rows = {}
+    for test in names:
+        start = time.time()
+        train = [n for n in names if n != test]
+        x, y, corpus = _part(data, train, SHARED6, ENCODER_COLUMNS, None)
+        speakers = _speakers_of(data, train, SHARED6)
+        prior = np.mean([x[speakers == s].astype(np.float64).var(0) for s in np.unique(speakers)], axis=0)
+        probe = fit(standardized_per(x, speakers), y, corpus, list(SHARED6))
+        fit_s = time.time() - start
+        x6, y6, _ = _part(data, [test], SHARED6, ENCODER_COLUMNS, None)
+        test_speakers = _speakers_of(data, [test], SHARED6)
+        scored = np.isin(y6, SHARED4)
+        for n in ADAPTATION_UTTERANCES:
+            start = time.time()
+            results = []
+            for _ in range(1 if n == "all" else ADAPTATION_DRAWS):
+                predicted = np.empty(len(y6), dtype=object)
+                for speaker in np.unique(test_speakers):
+                    own = test_speakers == speaker
+                    values = x6[own]
+                    draw = (np.arange(len(values)) if n == "all"
+                            else rng.choice(len(values), size=min(n, len(values)), replace=False))
+                    mean, variance = shrink_statistics(values[draw], prior, DEFAULT_PRIOR_WEIGHT)
+                    z = (values - mean) / np.sqrt(np.maximum(variance, 1e-14))
+                    logits = probe_predict(probe, z)[:, :len(SHARED4)]  # SHARED6 begins with the four
+                    predicted[own] = np.array(SHARED4)[np.argmax(logits, axis=1)]
+                results.append(scores(y6[scored], predicted[scored], SHARED4))
+            result = {"wa": float(np.mean([r["wa"] for r in results])), "ua": float(np.mean([r["ua"] for r in results])),
+                      "recall": {c: float(np.mean([r["recall"][c] for r in results])) for c in results[0]["recall"]}}
+            key = f"encoder_shared6_speaker_adapted_n{n}"
+            rows.setdefault(key, {})[test] = fold_record(
+                test, train, SHARED4, "leave-one-corpus-out", result, len(x), int(scored.sum()),
+                fit_s + time.time() - start, key,
+                {"C": probe["C"], "inner_ua": probe["inner_ua"], "training_classes": list(SHARED6),
+                 "uses_test_audio": "speaker", "adaptation_utterances": n, "prior_weight": DEFAULT_PRIOR_WEIGHT,
+                 "ua_draws": [round(r["ua"], 4) for r in results]})
+            log(f"LOCO [{key}] test {test}: UA {result['ua']:.3f} (draws {[round(r['ua'], 3) for r in results]}) "
+                f"C={probe['C']}")
+    return rows
+
+
 def loco(data, classes=SHARED4, log=print):
     """Leave one corpus out over `classes` with the library's probe (`fit_probe`): C by leaving one training corpus out."""
     names = list(data)
@@ -480,13 +554,13 @@ def _summary_rows(path):
                      "uses_test_speaker_audio": False, "ua_pooled": round(100 * result["ua"], 2),
                      "wa_pooled": round(100 * result["wa"], 2),
                      "per_class_recall": {k: round(100 * v, 2) for k, v in result["recall"].items()}})
-    for grid in ("loco", "loco_grid", "loco_levers"):
+    for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation"):
         levers = {"probe": summary[grid]} if grid == "loco" and grid in summary else summary.get(grid, {})
         for lever, folds in levers.items():
             for corpus, fold in folds.items():
                 adapted = fold.get("uses_test_audio")
-                features = {"loco": model, "loco_grid": "fusion_stats features",
-                            "loco_levers": "GE2E statistics"}[grid]
+                features = {"loco": model, "loco_grid": "fusion_stats features", "loco_levers": "GE2E statistics",
+                            "loco_adaptation": "GE2E statistics"}[grid]
                 row = {**base, "run": f"{base['run']}#{grid}/{lever}/{corpus}",
                        "command": public_paths(commands.get(grid, summary["command"])),
                        "system": f"{features} {'probe' if grid == 'loco' else lever}, front end {fe}, "
@@ -502,6 +576,13 @@ def _summary_rows(path):
 
 
 def _lever_protocol(grid, lever, adapted):
+    if grid == "loco_adaptation":
+        n = lever.rsplit("_n", 1)[1]
+        which = "all of its files" if n == "all" else f"{n} of its files drawn at random (mean of {ADAPTATION_DRAWS} draws)"
+        return ("leave-one-corpus-out; trained on the six emotions all three corpora have, each training speaker "
+                "standardised with its own statistics, C chosen by leaving one training corpus out; each test speaker "
+                f"standardised with the statistics of {which} (unlabelled; keras_ser.adapt's shrinkage), scored among "
+                "the four shared emotions; uses the test speaker's unlabelled audio")
     if grid != "loco_levers":
         return ("leave-one-corpus-out, C chosen by leaving one training corpus out"
                 + (f"; uses the test {adapted}'s unlabelled audio" if adapted else ""))
@@ -559,6 +640,8 @@ def main(argv):
         summary["loco_grid6"] = loco_grid(data, SHARED6)
     if "loco_levers" in FLAGS.grids:
         summary["loco_levers"] = loco_levers(data)
+    if "loco_adaptation" in FLAGS.grids:
+        summary["loco_adaptation"] = loco_adaptation(data)
     from tf_pipeline.atomic import write_json_atomic
 
     write_json_atomic(summary_path, summary)

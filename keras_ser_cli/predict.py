@@ -13,7 +13,7 @@ own features): DIR/<file stem>.csv (start_s, end_s, one column per class) and
 DIR/<file stem>.png (the probabilities over time), and one summary line per
 file (`keras_ser.predict_timeline`).
 
-With --adapt_speaker (--model), the files are ONE speaker's utterances: the
+With --adapt_speaker (--model or --preset), the files are ONE speaker's utterances: the
 model's pooled features are standardised with the statistics of these files
 (`keras_ser.adapt`; the model must have been trained with per-speaker
 normalisation), and the first line says so. This uses that speaker's
@@ -25,6 +25,7 @@ Examples:
     keras-ser predict --server=localhost:8500 --model_name=ser --json *.wav
     keras-ser predict --preset=encoder_stats_emodb --window_s=3 --hop_s=1 --timeline_dir=out long.wav
     keras-ser predict --adapt_speaker --model=speaker_norm.keras call_*.wav
+    keras-ser predict --adapt_speaker --preset=encoder_stats_multilingual_adaptive speaker_07/*.wav
 """
 
 import json
@@ -98,12 +99,27 @@ def main(flag_values, positional):
             return _timelines(model, positional, flag_values)
         if flag_values.adapt_speaker:
             return _adapted(model, positional, flag_values)
+        _note_if_adaptable(model, flag_values)
         results = predict_files(model, positional)
         class_names = model.class_names
     from keras_ser.inference import format_table
 
     print(json.dumps(results, indent=1) if flag_values.json else format_table(results, class_names))
     return 1 if any("error" in result for result in results) else 0
+
+
+def _note_if_adaptable(model, flag_values):
+    """A model trained with per-speaker normalisation, used without --adapt_speaker: say what that means."""
+    import sys
+
+    from keras_ser.adaptation import is_speaker_normalized
+    from keras_ser.models.speech_encoders.encoder_task import EncoderTask
+
+    if isinstance(model, EncoderTask) and is_speaker_normalized(model):
+        source = f"preset {flag_values.preset}" if flag_values.preset else f"model {flag_values.model}"
+        print(f"note: the {source} was trained with per-speaker normalisation; without --adapt_speaker its "
+              "features are not centred on any speaker and its predictions are far less accurate. Give it ten or "
+              "more files of one speaker with --adapt_speaker.", file=sys.stderr)
 
 
 def _adapted(model, paths, flag_values):

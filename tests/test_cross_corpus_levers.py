@@ -103,3 +103,48 @@ def test_a_wider_run_scored_among_fewer_classes():
     with pytest.raises(ValueError, match=r"emovo: the run has no class \['disgust'\]; it has \['anger', 'fear', "
                                          r"'sadness'\]"):
         scores_among(fold, ["anger", "disgust"])
+
+
+def test_speaker_adaptation_rows_use_only_each_test_speakers_own_files(cross_corpus):
+    data = _corpora()
+    quiet = {"log": lambda line: None}
+    rows = cross_corpus.loco_adaptation(data, **quiet)
+    assert set(rows) == {f"encoder_shared6_speaker_adapted_n{n}" for n in (1, 3, 10, 20, "all")}
+    for key, folds in rows.items():
+        for test, fold in folds.items():
+            assert fold["uses_test_audio"] == "speaker" and fold["training_classes"] == list(cross_corpus.SHARED6)
+            assert fold["n_test"] == 40 and fold["n_train"] == 120 and fold["class_names"] == list(cross_corpus.SHARED4)
+            assert len(fold["ua_draws"]) == (1 if key.endswith("nall") else cross_corpus.ADAPTATION_DRAWS)
+            assert fold["ua"] == pytest.approx(np.mean(fold["ua_draws"]), abs=1e-4)
+    # The test corpus's labels shuffled: C and the inner scores stay (chosen on the training corpora).
+    features, labels, speakers, paths = data["c"]
+    shuffled = {**data, "c": (features, np.random.default_rng(1).permutation(labels), speakers, paths)}
+    again = cross_corpus.loco_adaptation(shuffled, **quiet)
+    for key in rows:
+        assert again[key]["c"]["C"] == rows[key]["c"]["C"]
+        assert again[key]["c"]["inner_ua"] == rows[key]["c"]["inner_ua"]
+    # One test speaker's files moved by an offset of their own: each speaker is centred on its own files only,
+    # so every row of that test corpus scores the same (same draws, same seed), and the other corpora's rows too.
+    moved = features.copy()
+    moved[speakers == "0"] += 5.0
+    shifted = cross_corpus.loco_adaptation({**data, "c": (moved, labels, speakers, paths)}, **quiet)
+    for key in rows:
+        assert shifted[key]["c"]["ua_draws"] == pytest.approx(rows[key]["c"]["ua_draws"], abs=1e-6)
+    # Without adaptation the same offset moves the scores: the property above is the adaptation's.
+    plain = cross_corpus.loco({**data, "c": (moved, labels, speakers, paths)}, log=lambda line: None)
+    assert plain["c"]["ua"] != cross_corpus.loco(data, log=lambda line: None)["c"]["ua"]
+
+
+def test_speaker_adaptation_rows_reach_the_leaderboard_marked(cross_corpus, tmp_path):
+    import json
+
+    rows = cross_corpus.loco_adaptation(_corpora(), log=lambda line: None)
+    path = tmp_path / "encoder_stats" / "trim30_level-18" / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"front_end": {"trim_db": 30.0, "level_dbfs": -18.0}, "command": "python x.py",
+                                "loco_adaptation": rows}))
+    board = cross_corpus._summary_rows(str(path))
+    assert len(board) == 15 and all(row["uses_test_speaker_audio"] for row in board)
+    twenty = next(row for row in board if row["run"].endswith("speaker_adapted_n20/b"))
+    assert "20 of its files drawn at random (mean of 5 draws)" in twenty["protocol"]
+    assert twenty["protocol"].endswith("uses the test speaker's unlabelled audio")

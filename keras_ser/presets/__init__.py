@@ -17,12 +17,16 @@ Example:
 
 >>> import keras_ser
 >>> sorted(keras_ser.list_presets())
-['encoder_stats_emodb', 'encoder_stats_multilingual', 'fusion_stats_emodb']
+['encoder_stats_emodb', 'encoder_stats_multilingual', 'encoder_stats_multilingual_adaptive', 'fusion_stats_emodb']
 >>> model = keras_ser.from_preset("encoder_stats_emodb")
 >>> model.class_names
 ['anger', 'boredom', 'disgust', 'fear', 'happiness', 'sadness', 'neutral']
 >>> keras_ser.from_preset("encoder_stats_multilingual").class_names
 ['anger', 'happiness', 'sadness', 'neutral', 'fear', 'disgust']
+
+`encoder_stats_multilingual_adaptive` was trained with per-speaker
+normalisation: adapt it to a speaker with `keras_ser.adapt(model,
+waveforms)` (ten or more of that speaker's utterances) before predicting.
 """
 
 import json

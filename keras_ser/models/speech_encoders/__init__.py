@@ -26,8 +26,8 @@ The family in this folder:
 - tasks: `encoder_task.py` (the shared base and parts),
   `encoder_stats_classifier.py`, `encoder_sru_classifier.py`,
   `sound_effects_stats_classifier.py`, `fusion_stats_classifier.py`;
-- presets: `encoder_stats_emodb`, `encoder_stats_multilingual` and
-  `fusion_stats_emodb` (`keras_ser.list_presets()`, data in
+- presets: `encoder_stats_emodb`, `encoder_stats_multilingual`,
+  `encoder_stats_multilingual_adaptive` and `fusion_stats_emodb` (`keras_ser.list_presets()`, data in
   `keras_ser/presets/`).
 
 The TensorFlow front-end modules are not imported here (the models build
