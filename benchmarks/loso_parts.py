@@ -1,4 +1,4 @@
-"""The parts of a `fusion_stats` / `probe` LOSO run on EMO-DB, each the former way and the current way.
+"""The parts of a `fusion_stats` (or `encoder_stats`) / `probe` LOSO run on EMO-DB, the former way and the current way.
 
 In one process, on `--files` EMO-DB utterances (evenly spread over the
 corpus order, so every speaker keeps some; default all 535):
@@ -28,16 +28,22 @@ corpus order, so every speaker keeps some; default all 535):
    cached pooled features (`keras_ser.training.loso.fold_test_probabilities`).
 4. Where the speech extra is installed (torch, resemblyzer, aisfx): the
    torch reference networks (resemblyzer's 3-layer LSTM on its Mel frames,
-   aisfx's `EmbeddingNet` on its librosa spectrogram at 44.1 kHz), one file
-   at a time, front ends included, on `--torch_files` of the files after 5
-   untimed ones (torch's CPU LSTM is slow, up to seconds, on the first
-   calls at each new length); otherwise a note says it was skipped.
+   and for `fusion_stats` aisfx's `EmbeddingNet` on its librosa spectrogram
+   at 44.1 kHz), one file at a time, front ends included, on
+   `--torch_files` of the files after 5 untimed ones (torch's CPU LSTM is
+   slow, up to seconds, on the first calls at each new length); otherwise
+   a note says it was skipped.
+
+`--model=encoder_stats` times the GE2E encoder alone (the LSTMs, which
+batching helps) instead of the fusion (whose sound-effects CNN is bound by
+arithmetic); `--parts` runs some of the four parts only.
 
 Times are printed, never asserted; with `--json PATH` the results are also
 written as JSON. On a shared machine the ratios (measured in the same
 process) mean more than the absolute times.
 
     python benchmarks/loso_parts.py --data_dir /data/emodb/wav --files 120
+    python benchmarks/loso_parts.py --data_dir /data/emodb/wav --files 120 --model encoder_stats --parts extraction
     python benchmarks/loso_parts.py --data_dir /data/emodb/wav --json benchmarks/results/loso_parts_cpu.json
 """
 
@@ -55,7 +61,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from a checkout: make the repository importable
     sys.path.insert(0, ROOT)
 
-CONFIG = dict(model="fusion_stats", recipe="probe", validation="none")
+MODELS = ("fusion_stats", "encoder_stats")
+PARTS = ("extraction", "probe", "test_pass", "torch")
 
 
 def parse_args(argv=None):
@@ -67,8 +74,17 @@ def parse_args(argv=None):
     parser.add_argument("--test_folds", type=int, default=2, help="folds of the test-pass timing (default 2)")
     parser.add_argument("--torch_files", type=int, default=30,
                         help="files of the torch reference timing, spread over the subset (default 30)")
+    parser.add_argument("--model", default="fusion_stats", choices=MODELS,
+                        help="whose pooled features: both encoders, or the GE2E encoder alone (default fusion_stats)")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated parts to run, of {','.join(PARTS)} (default all; the probe and the "
+                             "test pass use the extracted features)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
+    args.parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown or not args.parts:
+        parser.error(f"--parts must name some of {', '.join(PARTS)}. Received: {args.parts}")
     try:
         args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     except ValueError:
@@ -102,10 +118,14 @@ def time_extraction(model, corpus, batch_sizes, chunk=32):
     from keras_ser.training import frozen
 
     order = frozen.length_order(corpus)
-    ways = [("one at a time, compiled", lambda o: frozen.extract_features(model, corpus, o, batch_size=1)),
+    # One compiled function for every way and chunk (traced once: its input signature takes any batch and length).
+    function = frozen.features_function(model)
+    ways = [("one at a time, compiled",
+             lambda o: frozen.extract_features(model, corpus, o, batch_size=1, function=function)),
             ("eager batches of 16 (former)", lambda o: _eager_batches(model, corpus, o))]
     ways += [(f"compiled batches of {b} (current)",
-              lambda o, b=b: frozen.extract_features(model, corpus, o, batch_size=b)) for b in batch_sizes]
+              lambda o, b=b: frozen.extract_features(model, corpus, o, batch_size=b, function=function))
+             for b in batch_sizes]
     for _, run in ways:
         run(order[: min(4, len(order))])  # tracing, first calls
     seconds, parts = np.zeros(len(ways)), [[] for _ in ways]
@@ -184,8 +204,8 @@ def time_test_pass(corpus, config, feature_config, folds):
     return rows
 
 
-def time_torch_reference(corpus):
-    """resemblyzer's LSTM and aisfx's CNN (torch), one file at a time, their own front ends; None when missing."""
+def time_torch_reference(corpus, with_sound_effects=True):
+    """resemblyzer's LSTM (and aisfx's CNN) in torch, one file at a time, their own front ends; None when missing."""
     try:
         import resemblyzer
         import soundfile
@@ -208,12 +228,15 @@ def time_torch_reference(corpus):
     def one(path):
         audio, _ = soundfile.read(path, dtype="float32")
         mel = resemblyzer.wav_to_mel_spectrogram(audio)
-        spec = compute_spectrogram(path, sr=44100.0, block_size=2048, hop_size=1024, n_mels=96, f_min=0.0,
-                                   f_max=22050.0)
-        spec = np.ascontiguousarray(spectrogram_normalize(spec).T, dtype=np.float32)
+        spec = None
+        if with_sound_effects:
+            spec = compute_spectrogram(path, sr=44100.0, block_size=2048, hop_size=1024, n_mels=96, f_min=0.0,
+                                       f_max=22050.0)
+            spec = np.ascontiguousarray(spectrogram_normalize(spec).T, dtype=np.float32)
         with torch.no_grad():
             voice_encoder.lstm(torch.from_numpy(mel[None]))
-            network(torch.from_numpy(spec[None]))
+            if with_sound_effects:
+                network(torch.from_numpy(spec[None]))
 
     for record in corpus.records[:5]:  # torch's first calls are slow (seconds each), later ones not
         one(record.path)
@@ -221,7 +244,8 @@ def time_torch_reference(corpus):
     for record in corpus.records:
         one(record.path)
     seconds = time.perf_counter() - start
-    row = {"way": "torch reference networks, one at a time (librosa front ends)", "files": len(corpus),
+    networks = "torch reference networks" if with_sound_effects else "torch reference LSTM (resemblyzer)"
+    row = {"way": f"{networks}, one at a time (librosa front ends)", "files": len(corpus),
            "seconds": round(seconds, 2), "files_per_s": round(len(corpus) / seconds, 2),
            "torch_threads": torch.get_num_threads()}
     print(f"   {row['files_per_s']:.1f} files/s", flush=True)
@@ -238,52 +262,74 @@ def main(argv=None):
     from tf_pipeline import corpora
 
     corpus = subset(corpora.emodb(args.data_dir), args.files)
-    config = TrainConfig(**CONFIG)
+    config = TrainConfig(model=args.model, recipe="probe", validation="none")
     feature_config = feature_config_for(config)
     machine = host.machine_info()
-    print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers; fusion_stats, probe")
+    print(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speakers)} speakers; {args.model}, probe")
     print(f"machine: {host.machine_line(machine)}; load average {host.loadavg()}", flush=True)
 
     print("== 1. extraction of the pooled features", flush=True)
     model = build_model_for_config(config, list(corpus.class_names), feature_config)
-    extraction, features = time_extraction(model, corpus, args.batch_sizes)
-    frozen._FEATURES[frozen._cache_key(corpus, config, feature_config)] = features  # the test pass reads them
-    print("== 2. the probe's fit per outer fold", flush=True)
-    probe = time_probe(features.astype(np.float64), corpus, args.folds)
-    print("== 3. the test-speaker pass", flush=True)
-    test_pass = time_test_pass(corpus, config, feature_config, args.test_folds)
-    print("== 4. torch reference networks", flush=True)
-    torch_row = time_torch_reference(subset(corpus, args.torch_files))
+    if "extraction" in args.parts:
+        extraction, features = time_extraction(model, corpus, args.batch_sizes)
+    else:
+        print("   (not timed: --parts)", flush=True)
+        extraction, features = [], None
+        if {"probe", "test_pass"} & set(args.parts):
+            features = frozen.extract_features(model, corpus, frozen.length_order(corpus))
+            restored = np.empty_like(features)
+            restored[frozen.length_order(corpus)] = features
+            features = restored
+    if features is not None:
+        # The in-process feature store, keyed as corpus_features keys it: the test pass reads them from there.
+        store = frozen._FEATURES.setdefault(frozen._store_key(config, feature_config), {})
+        store.update(zip((frozen._file_key(record.path) for record in corpus.records), features))
+    probe, test_pass, torch_row = [], [], None
+    if "probe" in args.parts:
+        print("== 2. the probe's fit per outer fold", flush=True)
+        probe = time_probe(features.astype(np.float64), corpus, args.folds)
+    if "test_pass" in args.parts:
+        print("== 3. the test-speaker pass", flush=True)
+        test_pass = time_test_pass(corpus, config, feature_config, args.test_folds)
+    if "torch" in args.parts:
+        print("== 4. torch reference networks", flush=True)
+        torch_row = time_torch_reference(subset(corpus, args.torch_files), args.model == "fusion_stats")
 
-    print()
-    print("| extraction | files | files/s | x one at a time | max abs diff |")
-    print("|---|---:|---:|---:|---:|")
-    for row in extraction + ([torch_row] if torch_row else []):
-        ratio = row["files_per_s"] / extraction[0]["files_per_s"]
-        diff = f"{row['max_abs_diff']:.1e}" if "max_abs_diff" in row else "-"
-        print(f"| {row['way']} | {row['files']} | {row['files_per_s']:.1f} | {ratio:.2f} | {diff} |")
-    print()
-    print("| probe fold | former s | current s (fits kept) | x | path s | x | C former / current / path |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for row in probe:
-        print(f"| {row['test_speaker']} | {row['former_s']:.1f} | {row['current_s']:.1f} | "
-              f"{row['current_ratio']:.2f} | {row['path_s']:.1f} | {row['path_ratio']:.2f} | "
-              f"{row['C_former']} / {row['C_current']} / {row['C_path']} |")
-    total = {key: sum(row[key] for row in probe) for key in ("former_s", "current_s", "path_s")}
-    print(f"| all | {total['former_s']:.1f} | {total['current_s']:.1f} | "
-          f"{total['former_s'] / total['current_s']:.2f} | "
-          f"{total['path_s']:.1f} | {total['former_s'] / total['path_s']:.2f} | |")
-    print()
-    print("| test pass fold | files | whole model s (former) | head s (current) | x | max abs diff |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for row in test_pass:
-        print(f"| {row['test_speaker']} | {row['files']} | {row['whole_model_s']:.2f} | {row['head_s']:.3f} | "
-              f"{row['ratio']:.0f} | {row['max_abs_diff']:.1e} |")
+    if extraction:
+        print()
+        print("| extraction | files | files/s | x one at a time | max abs diff |")
+        print("|---|---:|---:|---:|---:|")
+        for row in extraction + ([torch_row] if torch_row else []):
+            ratio = row["files_per_s"] / extraction[0]["files_per_s"]
+            diff = f"{row['max_abs_diff']:.1e}" if "max_abs_diff" in row else "-"
+            print(f"| {row['way']} | {row['files']} | {row['files_per_s']:.1f} | {ratio:.2f} | {diff} |")
+    if probe:
+        print()
+        print("| probe fold | former s | current s (fits kept) | x | path s | x | C former / current / path |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for row in probe:
+            print(f"| {row['test_speaker']} | {row['former_s']:.1f} | {row['current_s']:.1f} | "
+                  f"{row['current_ratio']:.2f} | {row['path_s']:.1f} | {row['path_ratio']:.2f} | "
+                  f"{row['C_former']} / {row['C_current']} / {row['C_path']} |")
+        total = {key: sum(row[key] for row in probe) for key in ("former_s", "current_s", "path_s")}
+        print(f"| all | {total['former_s']:.1f} | {total['current_s']:.1f} | "
+              f"{total['former_s'] / total['current_s']:.2f} | "
+              f"{total['path_s']:.1f} | {total['former_s'] / total['path_s']:.2f} | |")
+    if test_pass:
+        print()
+        print("| test pass fold | files | whole model s (former) | head s (current) | x | max abs diff |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for row in test_pass:
+            print(f"| {row['test_speaker']} | {row['files']} | {row['whole_model_s']:.2f} | {row['head_s']:.3f} | "
+                  f"{row['ratio']:.0f} | {row['max_abs_diff']:.1e} |")
+    if torch_row and not extraction:
+        print(f"\n{torch_row['way']}: {torch_row['files_per_s']:.1f} files/s")
     if args.json:
         host.write_json(args.json, {
             "benchmark": "loso_parts",
             "command": host.command_line("loso_parts.py", sys.argv[1:] if argv is None else argv),
             "data_dir": "DATA_DIR in the command: the EMO-DB wav folder (its path is not recorded)",
+            "model": args.model, "parts": args.parts,
             "n_utterances": len(corpus), "machine": machine, "loadavg_after": host.loadavg(),
             "extraction": extraction, "torch_reference": torch_row, "probe": probe, "test_pass": test_pass})
     return 0

@@ -52,6 +52,12 @@ def test_batched_extraction_equals_each_file_alone(few_files, model_name):
     sizes = [os.path.getsize(record.path) for record in few_files.records]
     assert list(frozen.length_order(few_files)) == list(np.argsort(sizes, kind="stable"))
     assert any(line.startswith(f"encoder features: {len(FILES)}/{len(FILES)} utterances") for line in lines)
+    # One compiled function passed to several calls (one file at a time, then in pairs): the same rows.
+    function = frozen.features_function(model)
+    order = frozen.length_order(few_files)
+    parts = [frozen.extract_features(model, few_files, order[:2], batch_size=1, function=function),
+             frozen.extract_features(model, few_files, order[2:], batch_size=2, function=function)]
+    np.testing.assert_allclose(np.concatenate(parts), alone[order], rtol=0, atol=1e-5)
 
 
 def test_extract_features_checks_the_batch_size(few_files):

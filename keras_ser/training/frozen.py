@@ -121,7 +121,7 @@ def length_order(corpus):
     return np.argsort([os.path.getsize(record.path) for record in corpus.records], kind="stable")
 
 
-def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_every=100):
+def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_every=100, function=None):
     """Pooled encoder features of `corpus` records, in padded batches through `features_function`.
 
     The waveforms are decoded and padded per batch by tf.data
@@ -139,6 +139,10 @@ def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_e
         batch_size: int >= 1. Utterances per call. Defaults to `16`.
         log: optional callable for progress lines (files done and files/s).
         log_every: int. Files between two progress lines. Defaults to `100`.
+        function: optional `features_function(model)` made once by the
+            caller and passed to every call: each new one is traced again
+            (a second or more on 2 cores), which a caller running a corpus
+            in chunks pays per chunk otherwise. None: made here.
 
     Returns:
         float32 numpy array `[len(indices), ...]` in the order of `indices`.
@@ -152,7 +156,7 @@ def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_e
     indices = np.arange(len(corpus)) if indices is None else np.asarray(indices)
     dataset = tf_pipeline.waveform_dataset(corpus, indices, lambda waveforms, num_samples: (waveforms, num_samples),
                                            model.preprocessor.feature_config, batch_size=int(batch_size))
-    extract = features_function(model)
+    extract = function or features_function(model)
     start, done, logged, parts = time.perf_counter(), 0, 0, []
     for (waveforms, num_samples), _ in dataset:
         parts.append(extract(waveforms, num_samples))
@@ -214,13 +218,14 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
             log(f"encoder features: {len(files) - len(missing)} of {len(files)} utterances found in the cache")
         # In chunks, each saved at once: an interrupted extraction resumes where it stopped.
         chunk = max(int(batch_size), 256) if path else len(order)
+        function = features_function(model)  # traced once for every chunk
         for begin in range(0, len(order), chunk):
             part = order[begin:begin + chunk]
             part_log = log
             if log and len(order) > chunk:
                 def part_log(line, begin=begin):
                     return log(f"{line} (files {begin + 1}-{begin + len(part)} of {len(order)})")
-            features = extract_features(model, corpus, part, batch_size=batch_size, log=part_log)
+            features = extract_features(model, corpus, part, batch_size=batch_size, log=part_log, function=function)
             store.update(zip((files[i] for i in part), features))
             if path:
                 _save_store(path, store)
