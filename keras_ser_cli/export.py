@@ -69,6 +69,7 @@ def main(flag_values, positional):
     from saved_models.export import check_name
     from saved_models.export import export
     from saved_models.export import read_labels
+    from saved_models.export import read_metadata
 
     try:
         check_name(flag_values.name)
@@ -101,7 +102,11 @@ def main(flag_values, positional):
         raise UsageError(str(error).replace("\n", " ")) from None
     labels = read_labels(path)
     print(f"exported {what} to {path}")
-    print(f"  signatures: serving_default (waveform, num_samples), serve_wav (audio_bytes); classes: {', '.join(labels)}")
+    inputs = {"serving_default": "waveform, num_samples", "serve_wav": "audio_bytes",
+              "serve_speaker": "audio_bytes, all of one speaker"}
+    signatures = ", ".join(f"{name} ({inputs.get(name, ', '.join(spec['inputs']))})"
+                           for name, spec in read_metadata(path)["signatures"].items())
+    print(f"  signatures: {signatures}; classes: {', '.join(labels)}")
     print(f"  serve it: keras-ser serve-local --model_base_path={model_dir} --model_name={flag_values.name}")
     return 0
 

@@ -24,6 +24,7 @@ from saved_models.export import list_versions
 from saved_models.export import next_version
 from saved_models.export import publish_version
 from saved_models.export import read_labels
+from saved_models.export import read_metadata
 from saved_models.export import serving_functions
 from saved_models.signatures import SERVE_SPEAKER
 from saved_models.signatures import SERVE_WAV
@@ -50,6 +51,7 @@ __all__ = [
     "next_version",
     "publish_version",
     "read_labels",
+    "read_metadata",
     "read_tflite_metadata",
     "read_warmup_file",
     "saved_model_ops",

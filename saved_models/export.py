@@ -534,6 +534,12 @@ def export(model, export_root, name, version=None, overwrite=False, warmup_files
     return publish_version(model_dir, version, write, overwrite=overwrite)
 
 
+def read_metadata(version_dir):
+    """What `export` wrote about an exported version (`assets.extra/keras_ser.json`): classes, signatures, config."""
+    with open(os.path.join(version_dir, warmup.ASSETS_EXTRA, METADATA_FILE), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def read_labels(version_dir):
     """The class names of an exported version (`assets.extra/labels.txt`), in `class_id` order."""
     with open(os.path.join(version_dir, warmup.ASSETS_EXTRA, LABELS_FILE), encoding="utf-8") as handle:
