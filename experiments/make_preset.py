@@ -168,6 +168,10 @@ def main(argv=None):
     config = TrainConfig.from_dict(run["config"])
     if config.model not in MODEL_DESCRIPTION:
         raise SystemExit(f"make_preset.py ships presets of {sorted(MODEL_DESCRIPTION)}; the run trained {config.model!r}")
+    if config.fine_tune:
+        raise SystemExit(f"a preset stores its head only, on the shipped encoder; the run fine-tuned "
+                         f"{config.fine_tune} encoder layer(s) (fine_tune={config.fine_tune}): save the model "
+                         "itself (keras-ser train --output=M.keras) instead")
     score_on = [tuple(pair.split("=", 1)) for pair in args.score_on.split(",") if pair]
     if any(len(pair) != 2 for pair in score_on):
         raise SystemExit(f"--score_on takes name=folder pairs. Received: {args.score_on!r}")

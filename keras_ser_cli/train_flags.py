@@ -103,6 +103,11 @@ def define(flag_values):
                          "features differ); the probe chooses the rank (0, 2, ... up to this) with C by its inner folds "
                          "(training speakers; training corpora under --protocol=loco). "
                          "Uses no test-speaker audio. 0 = off.", lower_bound=0, **F)
+    flags.DEFINE_integer("fine_tune", d.fine_tune,
+                         "encoder_stats with --recipe=probe: after the regression, train this many top LSTM layers "
+                         "of the speech encoder with the head, from the regression's weights (Adam at "
+                         "--learning_rate for --epochs; last epoch kept). 0 = off: the encoder stays frozen.",
+                         lower_bound=0, **F)
 
 
 def config_from(flag_values):

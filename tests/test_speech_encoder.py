@@ -354,3 +354,51 @@ def test_exported_encoder_model_matches_predict(tmp_path, emodb_dir):
         loaded.signatures["serve_wav"](audio_bytes=tf.constant([wav_bytes(np.zeros(16000))]))
     again = loaded.signatures["serve_wav"](audio_bytes=tf.constant([open(paths[0], "rb").read()]))
     np.testing.assert_allclose(again["probabilities"].numpy(), expected[:1], atol=1e-5)
+
+
+def test_probe_then_fine_tune_trains_the_top_lstm_from_the_regression(synthetic_corpus):
+    from keras_ser.training import recipes
+    from keras_ser.training.config import TrainConfig
+    from keras_ser.training.loso import feature_config_for
+    from keras_ser.training.loso import fold_test_probabilities
+    from keras_ser.training.loso import make_fold_data
+    from keras_ser.training.report import protocol_text
+    from tf_pipeline.folds import loso_folds
+
+    config = TrainConfig(model="encoder_stats", recipe="probe", fine_tune=1, epochs=1, batch_size=12,
+                         learning_rate=1e-3)
+    feature_config = feature_config_for(config)
+    data = make_fold_data(synthetic_corpus, loso_folds(synthetic_corpus, validation="none")[0], config,
+                          feature_config)
+    result = recipes.train(config, data, feature_config=feature_config, verbose=0)
+    model = result.model
+    assert result.epochs_run == {"probe": 1, "fine_tune": 1} and len(result.history["fine_tune"]["loss"]) == 1
+    pretrained = keras_ser.build_model("encoder_stats", num_classes=len(synthetic_corpus.class_names)).encoder
+    for name, changed in (("lstm_1", False), ("lstm_2", False), ("lstm_3", True)):
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(model.encoder.get_layer(name).get_weights(),
+                                                                pretrained.get_layer(name).get_weights()))
+        assert (moved > 0) == changed, (name, moved)
+    # The test pass runs the fine-tuned encoder: the cached (frozen) pooled features would no longer match it.
+    probabilities = fold_test_probabilities(config, data, model)
+    np.testing.assert_allclose(probabilities, model.predict(data.dataset("test", training=False), verbose=0),
+                               atol=1e-5)
+    cached = np.asarray(model.head_model()(data.pooled_features("test"), training=False))
+    assert np.abs(cached - probabilities).max() > 1e-4
+    text = protocol_text(config.to_dict(), feature_config.to_dict())
+    assert "offline weights, top 1 fine-tuned after the probe)" in text
+    assert "then the encoder's top 1 LSTM layer and the head trained from the regression's weights" in text
+
+
+def test_fine_tune_configs_are_checked():
+    from keras_ser.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"fine_tune trains the top LSTM layers of encoder_stats after the 'probe' "
+                                         r"recipe's regression. Received: model='fusion_stats'"):
+        TrainConfig(model="fusion_stats", recipe="probe", fine_tune=1)
+    with pytest.raises(ValueError, match="recipe='frozen', fine_tune=2"):
+        TrainConfig(model="encoder_stats", recipe="frozen", fine_tune=2)
+    with pytest.raises(ValueError, match="not combined with speaker_norm or speaker_subspace"):
+        TrainConfig(model="encoder_stats", recipe="probe", fine_tune=1, speaker_norm=True)
+    with pytest.raises(ValueError, match="fine_tune must be a non-negative integer. Received: fine_tune=-1"):
+        TrainConfig(model="encoder_stats", recipe="probe", fine_tune=-1)
+    assert TrainConfig(model="encoder_stats", recipe="probe", fine_tune=1).model_kwargs()["fine_tune"] == 1

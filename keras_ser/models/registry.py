@@ -233,7 +233,8 @@ def build_model(
             projection after the standardisation (0: none; fitted by the
             `probe` recipe on the training speakers). Defaults to `0`.
         **options: further arguments of the model's `from_options` (a
-            model family's own options).
+            model family's own options, e.g. `fine_tune=1` for
+            `encoder_stats`: its top LSTM layer left trainable).
 
     Returns:
         An instance of the registered task class.

@@ -107,6 +107,12 @@ class TrainConfig:
             ... up to it, with `C`, by the probe's inner folds (leaving out
             one training speaker, or one training corpus under
             leave-one-corpus-out). 0 = off. Uses no test-speaker audio.
+        fine_tune: `encoder_stats` with the `probe` recipe: after the
+            regression, train this many top LSTM layers of the speech
+            encoder together with the head, starting from the regression's
+            weights (linear probe, then fine-tuning), with Adam at
+            `learning_rate` for `epochs` epochs of `batch_size` utterances,
+            last epoch kept. 0 = off (the encoder stays frozen).
         jit_compile: `jit_compile` of every `compile()` of the recipes:
             True, False or `"auto"` (Keras' choice: no XLA with TensorFlow
             on a CPU-only machine or under a tf.distribute strategy, XLA on
@@ -152,6 +158,7 @@ class TrainConfig:
     jit_compile: object = "auto"
     speaker_subspace: int = 0
     inner_folds: str = "auto"
+    fine_tune: int = 0
 
     def __post_init__(self):
         registry = _registry()
@@ -178,6 +185,18 @@ class TrainConfig:
             takes = registry.names(lambda t: "speaker_subspace" in t.BUILD_OPTIONS)
             raise ValueError(f"speaker_subspace is fitted by the 'probe' recipe of {' and '.join(takes)}. "
                              f"Received: model={self.model!r}, recipe={self.recipe!r}")
+        value = self.fine_tune
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"fine_tune must be a non-negative integer. Received: fine_tune={value!r}")
+        if value and ("fine_tune" not in task.BUILD_OPTIONS or self.recipe != "probe"):
+            takes = registry.names(lambda t: "fine_tune" in t.BUILD_OPTIONS)
+            raise ValueError(f"fine_tune trains the top LSTM layers of {' and '.join(takes)} after the 'probe' "
+                             f"recipe's regression. Received: model={self.model!r}, recipe={self.recipe!r}, "
+                             f"fine_tune={value!r}")
+        if value and (self.speaker_norm or self.speaker_subspace):
+            raise ValueError("fine_tune starts from the plain probe: it is not combined with speaker_norm or "
+                             f"speaker_subspace. Received: speaker_norm={self.speaker_norm!r}, "
+                             f"speaker_subspace={self.speaker_subspace!r}")
         if self.inner_folds not in INNER_FOLDS:
             raise ValueError(f"inner_folds must be one of {INNER_FOLDS}. Received: inner_folds={self.inner_folds!r}")
         if self.inner_folds != "auto" and self.recipe != "probe":

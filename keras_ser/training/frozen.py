@@ -12,6 +12,9 @@ asked, in a `.npz` file) and every fold trains only the head:
   seen; under leave-one-corpus-out, by leaving one training corpus out:
   `FoldData.groups`), then the regression is refitted on all training speakers and its
   weights become the model's `standardize` and `predictions` layers.
+  With `fine_tune=k` the model then trains its top `k` LSTM layers and
+  head from those weights over the training utterances' frames
+  (`fine_tune_after_probe`: a linear probe, then fine-tuning).
 - `frozen` (either entry): the head (`standardize` -> ... -> softmax) is
   trained with Adam on the cached features; with `validation="next"`, early
   stopping and the best epoch are chosen on a held-out training speaker.
@@ -566,7 +569,8 @@ def set_probe_weights(model, probe):
 
 
 def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
-    """The `probe` recipe: logistic regression on frozen pooled features (see module docstring)."""
+    """The `probe` recipe: logistic regression on frozen pooled features (see module docstring); with
+    `config.fine_tune`, followed by `fine_tune_after_probe`."""
     from keras_ser.training.fitting import TrainResult
     from keras_ser.training.fitting import build_for
 
@@ -598,8 +602,38 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
         rank = f", speaker subspace rank {probe['rank']}" if "rank" in probe else ""
         print(f"probe: C={probe['C']}{rank} chosen by leaving out each of {held_out} in turn "
               f"(inner UA {probe['inner_ua']})")
-    return TrainResult(model, {"probe": 1}, {"probe": 1},
-                       {"probe": {**chosen, "inner_ua": probe["inner_ua"], "inner_groups": held_out}})
+    epochs_run, history = {"probe": 1}, {"probe": {**chosen, "inner_ua": probe["inner_ua"], "inner_groups": held_out}}
+    if config.fine_tune:
+        epochs_run["fine_tune"], history["fine_tune"] = fine_tune_after_probe(model, config, data, log_dir, verbose)
+    return TrainResult(model, epochs_run, dict(epochs_run), history)
+
+
+def fine_tune_after_probe(model, config, data, log_dir=None, verbose=1):
+    """Trains the model's trainable layers (its top `config.fine_tune` LSTM layers and the head) from the probe.
+
+    The second stage of a linear probe followed by fine-tuning: the head
+    starts from the regression's weights (`set_probe_weights`), the
+    standardisation keeps the training speakers' statistics, and the whole
+    model runs over the training utterances' frames (`data.dataset`,
+    shuffled) with Adam at `config.learning_rate` for `config.epochs`
+    epochs; the weights after the last epoch are kept (no validation
+    speaker: the probe recipe has none).
+
+    Returns:
+        `(epochs run, history dict)`.
+    """
+    import keras
+
+    from keras_ser.training.fitting import fit_callbacks
+    from keras_ser.training.fitting import history_dict
+    from keras_ser.training.fitting import loss_and_metrics
+
+    loss, metrics = loss_and_metrics(config, len(data.class_names))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss, metrics=metrics,
+                  jit_compile=config.jit_compile)
+    history = model.fit(data.dataset("train", training=True), epochs=config.epochs, shuffle=False,
+                        callbacks=fit_callbacks(config, data, log_dir, "fine_tune"), verbose=verbose)
+    return len(history.history.get("loss", [])), history_dict(history)
 
 
 def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):

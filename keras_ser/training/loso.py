@@ -379,7 +379,8 @@ def fold_test_probabilities(config, data, model):
     same layers and weights as after `"pooled"` in the model) runs on the
     test part's pooled features, computed once for the corpus, instead of
     the whole model running the encoders over the audio again. Otherwise
-    `model.predict` on `data.dataset("test")`.
+    (and after `fine_tune`, which changed the encoder) `model.predict` on
+    `data.dataset("test")`.
 
     Args:
         config: the fold's `TrainConfig`.
@@ -394,8 +395,9 @@ def fold_test_probabilities(config, data, model):
     test_stats = getattr(data, "test_speaker_stats", None) or {}
     if config.speaker_norm and len(test_stats) > 1:
         return _per_speaker_test_probabilities(config, data, model, test_stats)
-    if config.recipe in ENCODER_RECIPES and pooled_features is not None:
+    if config.recipe in ENCODER_RECIPES and pooled_features is not None and not config.fine_tune:
         return np.asarray(model.head_model()(pooled_features("test"), training=False))
+    # Models trained end to end, and a fine-tuned encoder (its pooled features are no longer the cached ones).
     return model.predict(data.dataset("test", training=False), verbose=0)
 
 

@@ -231,6 +231,11 @@ def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
         training = (f"features standardised on the training {'corpora' if loco else 'speakers'}, multinomial "
                     f"logistic regression (L-BFGS), C from {{{grid}}} chosen by {inner} (mean UA), then refitted "
                     "on all of them")
+        if config.get("fine_tune"):
+            layers = f"{config['fine_tune']} LSTM layer{'s' if config['fine_tune'] > 1 else ''}"
+            training += (f"; then the encoder's top {layers} and the head trained from the regression's weights "
+                         f"over the training utterances, Adam lr {config['learning_rate']:g}, {config['epochs']} "
+                         f"epochs, batch {config['batch_size']}, last epoch kept")
         if config.get("speaker_subspace"):
             ranks = ", ".join(str(r) for r in subspace_ranks(config["speaker_subspace"]))
             training += (f"; before the regression, the speaker subspace (principal directions of the training "
@@ -243,6 +248,8 @@ def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
         training = (f"softmax head trained on the features extracted once, Adam lr {config['learning_rate']:g} up to "
                     f"{config['epochs']} epochs, batch {config['batch_size']}, {validation}")
     encoder = task.protocol_encoder(feature_config)
+    if config.get("fine_tune"):
+        encoder = encoder.replace(", frozen)", f", top {config['fine_tune']} fine-tuned after the probe)")
     if config.get("backbone_weights"):
         encoder += f" (weights {config['backbone_weights']})"
     return f"{encoder}; {pooling}; {training}; seed {config['seed']}."

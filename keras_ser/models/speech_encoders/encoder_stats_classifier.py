@@ -56,16 +56,16 @@ class EncoderStatsClassifier(EncoderTask):
     DESCRIPTION = "Pretrained GE2E speech encoder (frozen), mean+std over time of each LSTM layer, softmax."
     SEGMENTED = None
     TFLITE_SUPPORTED = True
-    BUILD_OPTIONS = EncoderTask.BUILD_OPTIONS + ("speaker_subspace",)
+    BUILD_OPTIONS = EncoderTask.BUILD_OPTIONS + ("speaker_subspace", "fine_tune")
     PROTOCOL_POOLING = "mean and std over time of each layer's frames (1536 features)"
 
     @classmethod
     def from_options(cls, num_classes, class_names, feature_config, dropout, backbone=None, backbone_variant=None,
-                     backbone_weights=None, backbone_kwargs=None, speaker_subspace=0, **unused):
+                     backbone_weights=None, backbone_kwargs=None, speaker_subspace=0, fine_tune=0, **unused):
         """Builds the model from `keras_ser.build_model`'s arguments (the speech backbone by name)."""
         encoder = build_speech_backbone(cls.DEFAULT_BACKBONE if backbone is None else backbone, backbone_variant,
                                         backbone_weights, backbone_kwargs)
-        return cls(encoder, num_classes=num_classes, dropout=dropout, class_names=class_names,
+        return cls(encoder, num_classes=num_classes, fine_tune=fine_tune, dropout=dropout, class_names=class_names,
                    feature_config=feature_config, speaker_subspace=speaker_subspace)
 
     def __init__(self, encoder, num_classes=7, fine_tune=0, dropout=0.0, class_names=None,
