@@ -497,6 +497,9 @@ def _run_rows(run_dir):
         system += f", speaker subspace of rank <= {config['speaker_subspace']}"
     if config.get("inner_folds", "auto") != "auto":
         system += f", inner folds: {config['inner_folds']}"
+    if config.get("fine_tune"):
+        system += (f", then the top {config['fine_tune']} LSTM layer(s) fine-tuned ({config['epochs']} epochs, "
+                   f"lr {config['learning_rate']:g})")
     loco = summary.get("evaluation") == "loco"
     inner = {"auto": "C chosen by leaving one training corpus out" if loco else
              "C chosen by leave-one-speaker-out over the training speakers",

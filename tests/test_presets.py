@@ -167,11 +167,11 @@ def test_adaptive_preset_is_adapted_to_a_speaker(emodb_dir, capsys):
     # Speaker 03's files of the six emotions (the preset heard them: a head loaded wrongly or an adaptation that
     # does not reach the features fails this).
     corpus = tf_pipeline.corpora.select_classes(tf_pipeline.corpora.emodb(emodb_dir), SIX)
-    paths = [r.path for r in corpus.records if r.speaker == "03"]
-    truth = [corpus.class_names[r.label] for r in corpus.records if r.speaker == "03"]
+    speaker = [r for r in corpus.records if r.speaker == "03"]
+    paths, truth = [r.path for r in speaker], [corpus.class_names[r.label] for r in speaker]
     assert run(["keras-ser", "predict", f"--preset={ADAPTIVE}", "--adapt_speaker", "--json", *paths]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["adapt_speaker"]["files"] == len(paths) >= 20
+    assert out["adapt_speaker"]["files"] == len(paths) >= 20 and len(set(truth)) == 6
     predicted = [result["label"] for result in out["results"]]
     assert np.mean(np.array(predicted) == np.array(truth)) > 0.8
     # Without --adapt_speaker it still predicts, and says what is missing.
