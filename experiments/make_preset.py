@@ -59,12 +59,14 @@ def _placeholder(corpus_name):
     return "/data/emodb/wav" if corpus_name == "emodb" else f"/data/{corpus_name}"
 
 
-def describe(model, corpus):
+def describe(model, corpus, speaker_norm=False):
     """The preset's one-line description: the model, the corpora, speakers and emotions it was trained on."""
     names = corpus.corpora or (corpus.name,)
     where = " + ".join(CORPUS_NAMES.get(name, name) for name in names)
+    adapted = ("; every speaker standardised with its own statistics: adapt it to a speaker before predicting "
+               "(keras_ser.adapt, keras-ser predict --adapt_speaker, the serve_speaker signature)") if speaker_norm else ""
     return (f"{MODEL_DESCRIPTION[model]}, trained on all {len(corpus.speakers)} speakers of {where} "
-            f"({len(corpus.class_names)} emotions: {', '.join(corpus.class_names)})")
+            f"({len(corpus.class_names)} emotions: {', '.join(corpus.class_names)}){adapted}")
 
 
 def licence(model, corpus):
@@ -208,7 +210,7 @@ def main(argv=None):
     if score_on:
         metadata["cross_corpus"] = cross_corpus_scores(result.model, config, feature_config, score_on,
                                                        cache_dir=args.cache_dir)
-    folder = presets.save_preset(result.model, args.name, describe(config.model, corpus), metadata,
+    folder = presets.save_preset(result.model, args.name, describe(config.model, corpus, config.speaker_norm), metadata,
                                  root=args.root or presets.PRESETS_DIR)
     print(f"preset {args.name} written to {folder} (held-out UA {loso['ua_pooled']} / WA {loso['wa_pooled']} over "
           f"{len(loso['folds'])} folds; trained on {len(corpus)} utterances in {wall:.0f} s)")
