@@ -120,6 +120,20 @@ def test_refit_search_reuses_fits_and_equals_the_plain_search(monkeypatch):
     frozen._INNER_FITS.clear()
 
 
+def test_parallel_probe_equals_the_serial_one():
+    """Regressions in two processes (what large features get by default): the same choice and the same weights."""
+    features, labels, groups = _speaker_features(2)
+    assert frozen.probe_jobs(features) == 1  # small: in this process
+    assert frozen.probe_jobs(np.zeros((500, 1000)), None) == min(frozen.PROBE_MAX_JOBS, len(os.sched_getaffinity(0)))
+    frozen._INNER_FITS.clear()
+    serial = frozen.fit_probe(features, labels, groups, 3, c_grid=(0.01, 1.0), n_jobs=1)
+    frozen._INNER_FITS.clear()
+    parallel = frozen.fit_probe(features, labels, groups, 3, c_grid=(0.01, 1.0), n_jobs=2)
+    frozen._INNER_FITS.clear()
+    assert parallel["C"] == serial["C"] and parallel["inner_ua"] == serial["inner_ua"]
+    np.testing.assert_array_equal(parallel["kernel"], serial["kernel"])
+
+
 def test_path_search_chooses_the_plain_c_and_nearly_the_same_weights():
     """Fewer rows than columns (the span is used) and a clear best C: the same choice, nearly the same model."""
     features, labels, groups = _speaker_features(1, per_speaker=30, dims=150)

@@ -31,6 +31,11 @@ from tf_pipeline.atomic import write_atomic
 
 # Inverse L2 strengths the probe's inner cross-validation chooses from.
 PROBE_C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
+# The probe's regressions run in parallel processes (one per core, at most PROBE_MAX_JOBS) when its
+# features hold at least this many values (rows x columns): an EMO-DB fold of the fusion (480 x 2560)
+# does, the small corpora of the tests do not (starting the processes would cost more than it saves).
+PROBE_PARALLEL_MIN_VALUES = 500_000
+PROBE_MAX_JOBS = 8
 _FEATURES = {}
 
 
@@ -366,7 +371,29 @@ def _path_scores(x_train, y_train, x_held, y_held, c_grid, seed):
     return [scores[c] for c in c_grid]
 
 
-def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0, inner_search="refit", n_jobs=1):
+def probe_jobs(features, n_jobs=None):
+    """Processes for a probe's regressions: `n_jobs` when given, else one per core when the features are large.
+
+    Each regression runs single-threaded (its BLAS limited to one thread),
+    so on a machine with several cores the inner folds gain from running
+    side by side; the result does not depend on it.
+
+    Example:
+
+    >>> probe_jobs(np.zeros((100, 50)))  # small: in this process
+    1
+    >>> probe_jobs(np.zeros((100, 50)), n_jobs=3)
+    3
+    """
+    if n_jobs is not None:
+        return n_jobs
+    if np.size(features) < PROBE_PARALLEL_MIN_VALUES:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, PROBE_MAX_JOBS))
+
+
+def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0, inner_search="refit", n_jobs=None):
     """Standardisation + multinomial logistic regression, `C` by leave-one-group-out CV.
 
     Every inner fold (one group held out) scores every `C` by the UA on the
@@ -395,8 +422,10 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
             the same optima within L-BFGS's tolerance, but where the inner
             UA is nearly flat in `C` the stopping points differ enough to
             choose another `C`.
-        n_jobs: int. Regressions fitted in parallel (joblib processes);
-            the result does not depend on it. Defaults to `1`.
+        n_jobs: int or None. Regressions fitted in parallel (joblib
+            processes); the result does not depend on it. None: one per
+            core for features of `PROBE_PARALLEL_MIN_VALUES` values or
+            more, else 1 (`probe_jobs`). Defaults to `None`.
 
     Returns:
         dict with `mean`, `variance` (`[d]`), `kernel` (`[d, num_classes]`),
@@ -421,6 +450,7 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
     labels = np.asarray(labels)
     groups = np.asarray(groups)
     c_grid = tuple(c_grid)
+    n_jobs = probe_jobs(features, n_jobs)
     splits = list(LeaveOneGroupOut().split(features, labels, groups))
     if inner_search == "refit":
         fits = _refit_fits(features, labels, splits, c_grid, seed, n_jobs)
