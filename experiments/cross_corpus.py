@@ -441,7 +441,8 @@ def loco_adaptation(data, log=print):
                     logits = probe_predict(probe, z)[:, :len(SHARED4)]  # SHARED6 begins with the four
                     predicted[own] = np.array(SHARED4)[np.argmax(logits, axis=1)]
                 results.append(scores(y6[scored], predicted[scored], SHARED4))
-            result = {"wa": float(np.mean([r["wa"] for r in results])), "ua": float(np.mean([r["ua"] for r in results])),
+            result = {"wa": float(np.mean([r["wa"] for r in results])),
+                      "ua": float(np.mean([r["ua"] for r in results])),
                       "recall": {c: float(np.mean([r["recall"][c] for r in results])) for c in results[0]["recall"]}}
             key = f"encoder_shared6_speaker_adapted_n{n}"
             rows.setdefault(key, {})[test] = fold_record(
@@ -581,7 +582,8 @@ def _summary_rows(path):
 def _lever_protocol(grid, lever, adapted):
     if grid == "loco_adaptation":
         n = lever.rsplit("_n", 1)[1]
-        which = "all of its files" if n == "all" else f"{n} of its files drawn at random (mean of {ADAPTATION_DRAWS} draws)"
+        which = ("all of its files" if n == "all"
+                 else f"{n} of its files drawn at random (mean of {ADAPTATION_DRAWS} draws)")
         return ("leave-one-corpus-out; trained on the six emotions all three corpora have, each training speaker "
                 "standardised with its own statistics, C chosen by leaving one training corpus out; each test speaker "
                 f"standardised with the statistics of {which} (unlabelled; keras_ser.adapt's shrinkage), scored among "

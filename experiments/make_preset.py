@@ -63,8 +63,10 @@ def describe(model, corpus, speaker_norm=False):
     """The preset's one-line description: the model, the corpora, speakers and emotions it was trained on."""
     names = corpus.corpora or (corpus.name,)
     where = " + ".join(CORPUS_NAMES.get(name, name) for name in names)
-    adapted = ("; every speaker standardised with its own statistics: adapt it to a speaker before predicting "
-               "(keras_ser.adapt, keras-ser predict --adapt_speaker, the serve_speaker signature)") if speaker_norm else ""
+    adapted = ""
+    if speaker_norm:
+        adapted = ("; every speaker standardised with its own statistics: adapt it to a speaker before predicting "
+                   "(keras_ser.adapt, keras-ser predict --adapt_speaker, the serve_speaker signature)")
     return (f"{MODEL_DESCRIPTION[model]}, trained on all {len(corpus.speakers)} speakers of {where} "
             f"({len(corpus.class_names)} emotions: {', '.join(corpus.class_names)}){adapted}")
 

@@ -410,10 +410,7 @@ def _per_speaker_test_probabilities(config, data, model, test_stats):
     `keras_ser.adapt` gives a user for one speaker). The layer is left as
     the fold data found it (the first test speaker's statistics).
     """
-    if config.recipe in ENCODER_RECIPES:
-        pooled = np.asarray(data.pooled_features("test"))
-    else:  # a fine-tuned encoder: its own pooled features
-        pooled = model.features_model().predict(data.dataset("test", training=False), verbose=0)
+    pooled = np.asarray(data.pooled_features("test"))  # the frozen encoder's (speaker_norm excludes fine_tune)
     standardize = model.get_layer("standardize")
     kept = [np.array(weight) for weight in standardize.get_weights()]
     head = model.head_model()
