@@ -19,9 +19,11 @@ corpus order, so every speaker keeps some; default all 535):
    of the features from one at a time.
 2. The probe's fit (`fit_probe`) per outer fold on those features, the
    folds in LOSO order: the former search (every inner regression from
-   scratch; `inner_search="refit"` with no fit kept between folds), the
-   current one (`"refit"`, fits kept between folds: the same numbers) and
-   `"path"` (warm starts in the span of the rows). Prints seconds per fold,
+   scratch, in this process; `inner_search="refit"` with no fit kept
+   between folds, `n_jobs=1`), the current one (`"refit"`, fits kept
+   between folds, and in one process per core when the features are
+   large, `probe_jobs`: the same numbers) and `"path"` (warm starts in the
+   span of the rows). Prints seconds per fold,
    ratios and the chosen `C` of each.
 3. The test-speaker pass of `--test_folds` folds: the whole model over the
    audio again (`model.predict`, the former way) against the head on the
@@ -160,7 +162,7 @@ def time_probe(features, corpus, folds):
         kept = dict(frozen._INNER_FITS)
         frozen._INNER_FITS.clear()  # the former way: nothing kept
         start = time.perf_counter()
-        former = frozen.fit_probe(*args)
+        former = frozen.fit_probe(*args, n_jobs=1)  # the former search ran in this process
         former_s = time.perf_counter() - start
         frozen._INNER_FITS.clear()
         frozen._INNER_FITS.update(kept)
