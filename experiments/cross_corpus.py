@@ -225,6 +225,12 @@ def _part(data, names, classes, columns, lever):
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
 
 
+def _speakers_of(data, names, classes):
+    """`<corpus>.<speaker>` of the rows `_part(data, names, classes, ...)` returns, in its order."""
+    return np.concatenate([np.array([f"{name}.{s}" for s in data[name][2][np.isin(data[name][1], classes)]])
+                           for name in names])
+
+
 def _inner_scores(data, train, classes, columns, balanced, lever):
     """`{C: mean UA}` of leaving one training corpus out (train on the rest, test on it)."""
     by_c = {c: [] for c in LEVER_C_GRID}
@@ -355,8 +361,7 @@ def loco_levers(data, log=print):
         x_test, y_test, _ = _part(data, [test], SHARED4, ENCODER_COLUMNS, None)
         for set_name, classes in TRAINING_CLASSES.items():
             x, y, corpus = _part(data, train, classes or every, ENCODER_COLUMNS, None)
-            speakers = np.concatenate([data[n][2][np.isin(data[n][1], classes or every)] for n in train])
-            speakers = np.array([f"{c}.{s}" for c, s in zip(corpus, speakers)])
+            speakers = _speakers_of(data, train, classes or every)
             fits = {}
             for scheme in INNER_SCHEMES:
                 start = time.time()
@@ -387,12 +392,6 @@ ADAPTATION_UTTERANCES = (1, 3, 10, 20, "all")
 ADAPTATION_DRAWS = 5
 
 
-def _speakers_of(data, names, classes):
-    """`<corpus>.<speaker>` of the rows `_part(data, names, classes, ...)` returns, in its order."""
-    return np.concatenate([np.array([f"{name}.{s}" for s in data[name][2][np.isin(data[name][1], classes)]])
-                           for name in names])
-
-
 def loco_adaptation(data, log=print):
     """Leave one corpus out with per-speaker normalisation: each test speaker adapted from n of its utterances.
 
@@ -410,6 +409,7 @@ def loco_adaptation(data, log=print):
     `n` (one for `"all"`); the rows give the mean UA and each draw's.
     """
     from keras_ser.adaptation import DEFAULT_PRIOR_WEIGHT
+    from keras_ser.adaptation import feature_moments
     from keras_ser.adaptation import shrink_statistics
 
     names = list(data)
@@ -420,7 +420,8 @@ def loco_adaptation(data, log=print):
         train = [n for n in names if n != test]
         x, y, corpus = _part(data, train, SHARED6, ENCODER_COLUMNS, None)
         speakers = _speakers_of(data, train, SHARED6)
-        prior = np.mean([x[speakers == s].astype(np.float64).var(0) for s in np.unique(speakers)], axis=0)
+        # The prior variance an adaptable model stores: the mean of the training speakers' own variances.
+        prior = np.mean([feature_moments(x[speakers == s])[1] for s in np.unique(speakers)], axis=0)
         probe = fit(standardized_per(x, speakers), y, corpus, list(SHARED6))
         fit_s = time.time() - start
         x6, y6, _ = _part(data, [test], SHARED6, ENCODER_COLUMNS, None)
