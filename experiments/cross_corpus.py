@@ -60,7 +60,9 @@ flags.DEFINE_list("grids", ["emodb_to", "loco"],
                   "the six emotions all three corpora have), loco_levers (GE2E statistics: training classes x the "
                   "inner choice of C, scored on the four shared emotions), loco_adaptation (GE2E statistics, six "
                   "emotions, per-speaker normalisation: each test speaker adapted from 1, 3, 10, 20 or all of its "
-                  "unlabelled utterances; uses the test speakers' audio).")
+                  "unlabelled utterances; uses the test speakers' audio), loco_more_levers (GE2E statistics, six "
+                  "emotions scored among the four: speed-perturbed training copies, pooling over speech frames only, "
+                  "class-balanced weights; experiments/training_side_levers.py).")
 flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<model>/<front end>/summary.json).")
 flags.DEFINE_list("leaderboard_runs", [],
                   "Instead of running grids: runner folders (keras-ser loso ...) whose results, one row per test "
@@ -457,6 +459,23 @@ def loco_adaptation(data, log=print):
     return rows
 
 
+def loco_more_levers(front_end, log=print):
+    """The grid of `training_side_levers.loco_more_levers`, as fold records."""
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
+    from training_side_levers import loco_more_levers as run_levers
+
+    corpora_by_name = read_corpora()
+    rows = {}
+    for lever, folds in run_levers(corpora_by_name, MelFramesConfig(front_end=front_end), FLAGS.cache_dir,
+                                   log=log).items():
+        for test, fold in folds.items():
+            train = [n for n in corpora_by_name if n != test]
+            rows.setdefault(lever, {})[test] = fold_record(
+                test, train, SHARED4, "leave-one-corpus-out", fold, fold["n_train"], fold["n_test"], fold["wall"],
+                lever, {"C": fold["C"], "inner_ua": fold["inner_ua"], "training_classes": list(SHARED6)})
+    return rows
+
+
 def loco(data, classes=SHARED4, log=print):
     """Leave one corpus out over `classes` with the library's probe (`fit_probe`): C by leaving one training corpus out."""
     names = list(data)
@@ -559,13 +578,13 @@ def _summary_rows(path):
                      "uses_test_speaker_audio": False, "ua_pooled": round(100 * result["ua"], 2),
                      "wa_pooled": round(100 * result["wa"], 2),
                      "per_class_recall": {k: round(100 * v, 2) for k, v in result["recall"].items()}})
-    for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation"):
+    for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation", "loco_more_levers"):
         levers = {"probe": summary[grid]} if grid == "loco" and grid in summary else summary.get(grid, {})
         for lever, folds in levers.items():
             for corpus, fold in folds.items():
                 adapted = fold.get("uses_test_audio")
                 features = {"loco": model, "loco_grid": "fusion_stats features", "loco_levers": "GE2E statistics",
-                            "loco_adaptation": "GE2E statistics"}[grid]
+                            "loco_adaptation": "GE2E statistics", "loco_more_levers": "GE2E statistics"}[grid]
                 row = {**base, "run": f"{base['run']}#{grid}/{lever}/{corpus}",
                        "command": public_paths(commands.get(grid, summary["command"])),
                        "system": f"{features} {'probe' if grid == 'loco' else lever}, front end {fe}, "
@@ -581,6 +600,10 @@ def _summary_rows(path):
 
 
 def _lever_protocol(grid, lever, adapted):
+    if grid == "loco_more_levers":
+        from training_side_levers import lever_protocol
+
+        return lever_protocol(lever)
     if grid == "loco_adaptation":
         n = lever.rsplit("_n", 1)[1]
         which = ("all of its files" if n == "all"
@@ -602,6 +625,9 @@ def _lever_protocol(grid, lever, adapted):
         chosen = "C chosen by five folds of whole training speakers"
     return (f"leave-one-corpus-out; trained on {trained} of the training corpora, scored among the four shared "
             f"emotions; {chosen}")
+
+
+GRID_KEYS = ("emodb_to", "loco", "loco_grid", "loco_grid6", "loco_levers", "loco_adaptation", "loco_more_levers")
 
 
 def write_leaderboard():
@@ -633,6 +659,10 @@ def main(argv):
         with open(summary_path) as handle:
             summary = json.load(handle)
     command = " ".join(sys.argv)
+    # Grids of a summary written before it kept a command per grid were made by its last command.
+    for grid in GRID_KEYS:
+        if grid in summary and "command" in summary:
+            summary.setdefault("commands", {}).setdefault(grid, summary["command"])
     summary.update({"front_end": None if front_end is None else front_end.to_dict(), "command": command})
     # Each grid keeps the command that made it (a later run of other grids updates the same summary).
     summary.setdefault("commands", {}).update({grid: command for grid in FLAGS.grids})
@@ -648,6 +678,8 @@ def main(argv):
         summary["loco_levers"] = loco_levers(data)
     if "loco_adaptation" in FLAGS.grids:
         summary["loco_adaptation"] = loco_adaptation(data)
+    if "loco_more_levers" in FLAGS.grids:
+        summary["loco_more_levers"] = loco_more_levers(front_end)
     from tf_pipeline.atomic import write_json_atomic
 
     write_json_atomic(summary_path, summary)

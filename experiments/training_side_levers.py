@@ -1,0 +1,251 @@
+r"""Three more leave-one-corpus-out levers on the GE2E statistics (`cross_corpus.py --grids=loco_more_levers`).
+
+Each lever changes what the probe is trained on, or how the frames are
+pooled, and nothing about the test corpus is looked at; the probe is the
+six-emotion one of the multilingual preset (standardisation and a
+multinomial logistic regression on the training corpora's files of the six
+emotions all three corpora have, C chosen by leaving one training corpus
+out, scored over the six on the held-out training corpus's original files;
+the test corpus scored among the four shared emotions, arg-max among them):
+
+- `speed`: the training corpora's files played 0.9 and 1.1 times as fast
+  (resampled: tempo, pitch and formants move together, the classic speed
+  perturbation of speech recognition), three copies of each training
+  file; the perturbed copies are written once as 16-bit WAV under
+  `<cache_dir>/speed_perturbed/` and their features cached like any file's.
+- `speech_pooled_<X>db`: mean and std of each LSTM layer over the frames
+  whose Mel power is within X dB of the utterance's loudest frame only
+  (pauses inside the utterance left out of the pooling; the front end
+  already trims the leading and trailing silence).
+- `weights_class`, `weights_corpus_class`: sample weights that give each
+  class (or each corpus's class) the same total weight.
+
+Example (after `cross_corpus.py` has cached the corpora's features):
+
+    python experiments/cross_corpus.py --model=encoder_stats --emodb_dir=/data/emodb/wav \
+        --ravdess_dir=/data/ravdess --emovo_dir=/data/emovo --front_end=speech --grids=loco_more_levers
+"""
+
+import os
+import time
+
+import numpy as np
+
+SIX = ("anger", "happiness", "sadness", "neutral", "fear", "disgust")
+FOUR = SIX[:4]
+SPEED_FACTORS = (0.9, 1.1)
+SPEECH_POOLING_DB = (50.0, 40.0, 30.0, 20.0)
+WEIGHTINGS = ("class", "corpus_class")
+C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the runner's grid up to 0.1: every choice of these corpora lay there
+
+
+def _recall_ua(true, predicted, classes):
+    recall = {c: float(np.mean(predicted[true == c] == c)) for c in classes if np.any(true == c)}
+    return {"wa": float(np.mean(true == predicted)), "ua": float(np.mean(list(recall.values()))), "recall": recall}
+
+
+def _fit(x, y, c, weights):
+    from keras_ser.training.frozen import fit_standardized
+
+    return fit_standardized(x, y, c, sample_weight=weights, max_iter=3000)
+
+
+def _predict_among(fitted, x, classes):
+    scaler, classifier = fitted
+    columns = [list(classifier.classes_).index(name) for name in classes]
+    return np.array(classes)[np.argmax(classifier.decision_function(scaler.transform(x))[:, columns], axis=1)]
+
+
+def balanced_weights(labels, corpora, mode):
+    """Sample weights giving each class (`"class"`) or each (corpus, class) (`"corpus_class"`) equal total weight;
+    None for `"none"`. They sum to the number of rows."""
+    if mode == "none":
+        return None
+    keys = labels if mode == "class" else np.char.add(np.char.add(corpora.astype(str), "|"), labels.astype(str))
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return weights * len(weights) / weights.sum()
+
+
+def loco_probe(train_parts, test_part, weighting="none"):
+    """One leave-one-corpus-out fold of the six-emotion probe.
+
+    Args:
+        train_parts: `{corpus: (features, labels, original)}` of the training
+            corpora (`original`: bool per row, False for perturbed copies,
+            which are trained on and never scored).
+        test_part: `(features, labels)` of the test corpus.
+        weighting: `balanced_weights` mode.
+
+    Returns:
+        dict with `wa`, `ua`, `recall` (among the four shared emotions), `C`,
+        `inner_ua` and `n_train`.
+    """
+    names = list(train_parts)
+    x = np.concatenate([train_parts[n][0] for n in names])
+    y = np.concatenate([train_parts[n][1] for n in names])
+    original = np.concatenate([train_parts[n][2] for n in names])
+    corpus = np.concatenate([np.full(len(train_parts[n][1]), n) for n in names])
+    inner = {}
+    for c in C_GRID:
+        uas = []
+        for held in names:
+            rows = corpus != held
+            fitted = _fit(x[rows], y[rows], c, balanced_weights(y[rows], corpus[rows], weighting))
+            scored = (corpus == held) & original
+            uas.append(_recall_ua(y[scored], _predict_among(fitted, x[scored], SIX), SIX)["ua"])
+        inner[c] = float(np.mean(uas))
+    best = max(C_GRID, key=lambda c: (inner[c], -c))
+    fitted = _fit(x, y, best, balanced_weights(y, corpus, weighting))
+    x_test, y_test = test_part
+    keep = np.isin(y_test, FOUR)
+    result = _recall_ua(y_test[keep], _predict_among(fitted, x_test[keep], FOUR), FOUR)
+    return {**result, "C": best, "inner_ua": {str(c): round(v, 4) for c, v in inner.items()}, "n_train": len(y),
+            "n_test": int(keep.sum())}
+
+
+def six_emotion_subset(corpus):
+    """`(corpus of its files of the six emotions, their shared label names)`."""
+    from tf_pipeline.corpora import to_shared_vocabulary
+
+    shared = to_shared_vocabulary(corpus)
+    keep = [i for i, record in enumerate(shared.records) if shared.class_names[record.label] in SIX]
+    return corpus.subset(keep), np.array([shared.class_names[shared.records[i].label] for i in keep])
+
+
+def speed_perturbed(corpus, factor, out_dir, sample_rate=16000):
+    """A copy of `corpus` whose files play `factor` times as fast, written once as 16-bit WAV under `out_dir`.
+
+    Each file is resampled from `sample_rate * factor` to `sample_rate`
+    (`tf_pipeline.audio.resample`) and written to
+    `<out_dir>/speed<factor>/<corpus>/<index>_<file name>.wav`; a file already there is kept.
+    """
+    import dataclasses
+    import io
+
+    import soundfile
+
+    from tf_pipeline.atomic import write_atomic
+    from tf_pipeline.audio import load_audio
+    from tf_pipeline.audio import resample
+
+    rate_in = int(round(sample_rate * factor))
+    records = []
+    for index, record in enumerate(corpus.records):
+        stem = os.path.splitext(os.path.basename(record.path))[0]
+        path = os.path.join(out_dir, f"speed{factor:g}", corpus.name, f"{index:05d}_{stem}.wav")
+        if not os.path.exists(path):
+            waveform = np.clip(resample(load_audio(record.path), rate_in, sample_rate).numpy(), -1.0, 1.0)
+            buffer = io.BytesIO()
+            soundfile.write(buffer, waveform, sample_rate, format="WAV", subtype="PCM_16")
+            write_atomic(path, lambda stream: stream.write(buffer.getvalue()))
+        records.append(dataclasses.replace(record, path=path))
+    return dataclasses.replace(corpus, records=tuple(records))
+
+
+def speech_pooled_features(corpus, feature_config, thresholds_db, batch_size=16):
+    """`{threshold: [n, 1536] features}`: the GE2E statistics pooled over each utterance's loud frames only.
+
+    A frame is kept when its Mel power (summed over bands) is within
+    `threshold` dB of the utterance's loudest frame; `None` keeps every
+    frame (the statistics `encoder_stats` pools).
+    """
+    import tensorflow as tf
+
+    import tf_pipeline
+    from keras_ser.training.config import TrainConfig
+    from keras_ser.training.fitting import build_model_for_config
+    from keras_ser.training.frozen import length_order
+
+    model = build_model_for_config(TrainConfig(model="encoder_stats", recipe="probe", validation="none"),
+                                   list(SIX), feature_config)
+    encoder = model.get_layer("speaker_encoder")
+    preprocessor = model.preprocessor
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None], tf.float32),
+                                                   tf.TensorSpec([None], tf.int32)])
+    def frames(waveforms, num_samples):
+        mel = preprocessor.batch(waveforms, num_samples)
+        sequences = encoder(mel)
+        return mel, [sequences[name] for name in encoder.sequence_outputs]
+
+    order = length_order(corpus)
+    dataset = tf_pipeline.waveform_dataset(corpus, order, lambda w, n: (w, n), feature_config, batch_size=batch_size)
+    out = {t: np.zeros((len(corpus), 2 * 256 * 3), np.float32) for t in thresholds_db}
+    done = 0
+    for (waveforms, num_samples), _ in dataset:
+        mel, sequences = frames(waveforms, num_samples)
+        mel = mel.numpy()
+        real = mel[..., 0] >= 0  # the padding of the Mel frames is -1
+        energy = np.where(real, 10 * np.log10(np.maximum(mel.sum(-1), 1e-10)), -np.inf)
+        for threshold in thresholds_db:
+            mask = real if threshold is None else energy >= energy.max(1, keepdims=True) - threshold
+            weight = mask[..., None].astype(np.float64)
+            count = weight.sum(1)
+            pooled = []
+            for sequence in sequences:
+                sequence = sequence.numpy().astype(np.float64)
+                mean = (sequence * weight).sum(1) / count
+                variance = (((sequence - mean[:, None]) ** 2) * weight).sum(1) / count
+                pooled += [mean, np.sqrt(np.maximum(variance, 0.0))]
+            out[threshold][order[done:done + len(mask)]] = np.concatenate(pooled, 1)
+        done += len(mask)
+    return out
+
+
+def loco_more_levers(corpora_by_name, feature_config, cache_dir, log=print):
+    """`{lever: {test corpus: fold dict}}` for the baseline and every lever (see the module docstring)."""
+    from keras_ser.training import frozen
+    from keras_ser.training.config import TrainConfig
+
+    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none")
+    names = list(corpora_by_name)
+    subsets = {n: six_emotion_subset(corpora_by_name[n]) for n in names}
+    start = time.time()
+    features = {}
+    for name, (corpus, _) in subsets.items():
+        features[(name, None)] = frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir)
+        for factor in SPEED_FACTORS:
+            copy = speed_perturbed(corpus, factor, os.path.join(cache_dir, "speed_perturbed"))
+            features[(name, factor)] = frozen.corpus_features(copy, config, feature_config, cache_dir=cache_dir)
+    log(f"speed-perturbed copies and their features ready ({time.time() - start:.0f} s)")
+    start = time.time()
+    pooled = {n: speech_pooled_features(subsets[n][0], feature_config, SPEECH_POOLING_DB) for n in names}
+    log(f"speech-only pooling: features ready ({time.time() - start:.0f} s)")
+
+    def parts(name, factors=(), source=None):
+        labels = subsets[name][1]
+        xs = [features[(name, None)] if source is None else source[name]] + [features[(name, f)] for f in factors]
+        return (np.concatenate(xs), np.tile(labels, len(xs)),
+                np.concatenate([np.full(len(labels), i == 0) for i in range(len(xs))]))
+
+    variants = {"baseline": {}, "speed": {"factors": SPEED_FACTORS}}
+    variants.update({f"speech_pooled_{t:g}db": {"source": {n: pooled[n][t] for n in names}}
+                     for t in SPEECH_POOLING_DB})
+    variants.update({f"weights_{mode}": {"weighting": mode} for mode in WEIGHTINGS})
+    rows = {}
+    for lever, options in variants.items():
+        for test in names:
+            start = time.time()
+            train = {n: parts(n, options.get("factors", ()), options.get("source")) for n in names if n != test}
+            test_x = features[(test, None)] if "source" not in options else options["source"][test]
+            result = loco_probe(train, (test_x, subsets[test][1]), options.get("weighting", "none"))
+            result["wall"] = time.time() - start
+            rows.setdefault(lever, {})[test] = result
+            log(f"LOCO [{lever}] test {test}: UA {result['ua']:.3f} C={result['C']}")
+    return rows
+
+
+def lever_protocol(lever):
+    """The leaderboard's protocol text of a lever of this grid."""
+    base = ("leave-one-corpus-out; trained on the six emotions all three corpora have, C chosen by leaving one "
+            "training corpus out, scored among the four shared emotions")
+    if lever == "speed":
+        return base + "; the training files also played 0.9 and 1.1 times as fast (speed perturbation)"
+    if lever.startswith("speech_pooled_"):
+        return base + (f"; statistics pooled over the frames within {lever.split('_')[-1][:-2]} dB of each "
+                       "utterance's loudest frame only")
+    if lever.startswith("weights_"):
+        return base + ("; sample weights balancing the classes" if lever == "weights_class"
+                       else "; sample weights balancing each corpus's classes")
+    return base

@@ -1,0 +1,110 @@
+"""experiments/training_side_levers.py: speed-perturbed copies, speech-only pooling, balanced weights."""
+
+import dataclasses
+import importlib
+import os
+import sys
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+
+
+@pytest.fixture(scope="module")
+def levers():
+    sys.path.insert(0, EXPERIMENTS)
+    try:
+        yield importlib.import_module("training_side_levers")
+    finally:
+        sys.path.remove(EXPERIMENTS)
+
+
+def _part(rng, shift, n_per_class=8, perturbed=0):
+    """`(features, labels, original)` of one small corpus over the six emotions, with `perturbed` noisy copies."""
+    classes = ["anger", "happiness", "sadness", "neutral", "fear", "disgust"]
+    labels = np.repeat(np.array(classes), n_per_class)
+    base = (np.eye(6, 10) * 3.0)[[classes.index(v) for v in labels]]
+    copies = [base + shift + rng.normal(size=base.shape) for _ in range(1 + perturbed)]
+    return (np.concatenate(copies).astype(np.float32), np.tile(labels, 1 + perturbed),
+            np.concatenate([np.full(len(labels), i == 0) for i in range(1 + perturbed)]))
+
+
+def test_inner_choice_scores_original_rows_of_the_training_corpora_only(levers):
+    rng = np.random.default_rng(0)
+    train = {"a": _part(rng, 0.0, perturbed=1), "b": _part(rng, 0.5, perturbed=1)}
+    test_x, test_y, _ = _part(rng, 1.0)
+    fold = levers.loco_probe(train, (test_x, test_y))
+    assert fold["n_train"] == 2 * 2 * 48 and fold["n_test"] == 32
+    assert set(fold["recall"]) == set(levers.FOUR)
+    assert fold["ua"] > 0.5  # separable classes
+    # The test corpus's labels shuffled: the inner choice is the same, the test score moves.
+    shuffled = levers.loco_probe(train, (test_x, rng.permutation(test_y)))
+    assert shuffled["C"] == fold["C"] and shuffled["inner_ua"] == fold["inner_ua"]
+    assert shuffled["ua"] != fold["ua"]
+    # The perturbed copies' labels scrambled: they are trained on, but each inner fold scores only the
+    # held-out corpus's original rows, as recomputed here.
+    noisy = {n: (x, np.where(original, y, np.roll(y, 7)), original) for n, (x, y, original) in train.items()}
+    inner = levers.loco_probe(noisy, (test_x, test_y))["inner_ua"]
+    c = levers.C_GRID[0]
+    expected = []
+    for held, rest in (("a", "b"), ("b", "a")):
+        fitted = levers._fit(noisy[rest][0], noisy[rest][1], c, None)
+        x, y, original = noisy[held]
+        predicted = levers._predict_among(fitted, x[original], levers.SIX)
+        expected.append(np.mean([np.mean(predicted[y[original] == k] == k) for k in levers.SIX]))
+    assert inner[str(c)] == pytest.approx(np.mean(expected), abs=1e-4)
+
+
+def test_balanced_weights(levers):
+    labels = np.array(["anger"] * 6 + ["sadness"] * 2)
+    corpora = np.array(["a"] * 4 + ["b"] * 4)
+    assert levers.balanced_weights(labels, corpora, "none") is None
+    weights = levers.balanced_weights(labels, corpora, "class")
+    assert np.isclose(weights.sum(), 8) and np.isclose(weights[labels == "anger"].sum(), weights[labels == "sadness"].sum())
+    weights = levers.balanced_weights(labels, corpora, "corpus_class")
+    groups = {(c, l): weights[(corpora == c) & (labels == l)].sum() for c, l in zip(corpora, labels)}
+    assert len(groups) == 3 and np.allclose(list(groups.values()), 8 / 3)
+
+
+def test_speed_perturbed_copies_play_faster_and_higher(levers, tmp_path):
+    import soundfile
+
+    from tf_pipeline import corpora
+
+    rate, seconds = 16000, 1.0
+    t = np.arange(int(rate * seconds)) / rate
+    path = tmp_path / "src" / "tone.wav"
+    path.parent.mkdir()
+    soundfile.write(path, 0.5 * np.sin(2 * np.pi * 200 * t), rate, subtype="PCM_16")
+    corpus = corpora.Corpus("toy", (corpora.Record(str(path), 0, "s1"),), ("anger",))
+    for factor, expected_hz in ((1.1, 220.0), (0.9, 180.0)):
+        copy = levers.speed_perturbed(corpus, factor, str(tmp_path / "out"))
+        assert copy.records[0].path != str(path) and copy.records[0].label == 0 and copy.records[0].speaker == "s1"
+        waveform, copy_rate = soundfile.read(copy.records[0].path)
+        assert copy_rate == rate and abs(len(waveform) - len(t) / factor) <= 2
+        spectrum = np.abs(np.fft.rfft(waveform * np.hanning(len(waveform))))
+        assert abs(np.argmax(spectrum) * rate / len(waveform) - expected_hz) < 3
+        # Written once: a second call keeps the file.
+        before = os.path.getmtime(copy.records[0].path)
+        assert levers.speed_perturbed(corpus, factor, str(tmp_path / "out")).records[0].path == copy.records[0].path
+        assert os.path.getmtime(copy.records[0].path) == before
+
+
+def test_speech_pooling_of_every_frame_is_the_models_pooling(levers, emodb_dir):
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
+    from keras_ser.training.config import TrainConfig
+    from keras_ser.training.frozen import extract_features
+    from keras_ser.training.fitting import build_model_for_config
+    from tf_pipeline import corpora
+    from tf_pipeline.config import FrontEndConfig
+
+    corpus = corpora.emodb(emodb_dir)
+    corpus = dataclasses.replace(corpus, records=corpus.records[:4])
+    feature_config = MelFramesConfig(front_end=FrontEndConfig())
+    pooled = levers.speech_pooled_features(corpus, feature_config, (None, 20.0), batch_size=2)
+    model = build_model_for_config(TrainConfig(model="encoder_stats", recipe="probe", validation="none"),
+                                   list(corpus.class_names), feature_config)
+    reference = extract_features(model, corpus, batch_size=4)
+    np.testing.assert_allclose(pooled[None], reference, atol=1e-4)
+    assert np.abs(pooled[20.0] - reference).max() > 1e-2  # fewer frames pooled: other statistics
