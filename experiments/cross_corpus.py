@@ -62,7 +62,8 @@ flags.DEFINE_list("grids", ["emodb_to", "loco"],
                   "emotions, per-speaker normalisation: each test speaker adapted from 1, 3, 10, 20 or all of its "
                   "unlabelled utterances; uses the test speakers' audio), loco_more_levers (GE2E statistics, six "
                   "emotions scored among the four: speed-perturbed training copies, pooling over speech frames only, "
-                  "class-balanced weights; experiments/training_side_levers.py).")
+                  "class-balanced weights; experiments/training_side_levers.py), loco_functionals (openSMILE eGeMAPS "
+                  "and ComParE functionals alone, beside the GE2E statistics, and late fusion).")
 flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<model>/<front end>/summary.json).")
 flags.DEFINE_list("leaderboard_runs", [],
                   "Instead of running grids: runner folders (keras-ser loso ...) whose results, one row per test "
@@ -459,13 +460,15 @@ def loco_adaptation(data, log=print):
     return rows
 
 
-def loco_more_levers(front_end, log=print):
-    """The grid of `training_side_levers.loco_more_levers`, as fold records."""
+def loco_more_levers(front_end, grid="loco_more_levers", log=print):
+    """A grid of `training_side_levers` (`loco_more_levers` or `loco_functionals`), as fold records."""
+    import training_side_levers
+
     from keras_ser.models.speech_encoders.config import MelFramesConfig
-    from training_side_levers import loco_more_levers as run_levers
 
     corpora_by_name = read_corpora()
     rows = {}
+    run_levers = getattr(training_side_levers, grid)
     for lever, folds in run_levers(corpora_by_name, MelFramesConfig(front_end=front_end), FLAGS.cache_dir,
                                    log=log).items():
         for test, fold in folds.items():
@@ -578,13 +581,14 @@ def _summary_rows(path):
                      "uses_test_speaker_audio": False, "ua_pooled": round(100 * result["ua"], 2),
                      "wa_pooled": round(100 * result["wa"], 2),
                      "per_class_recall": {k: round(100 * v, 2) for k, v in result["recall"].items()}})
-    for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation", "loco_more_levers"):
+    for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation", "loco_more_levers", "loco_functionals"):
         levers = {"probe": summary[grid]} if grid == "loco" and grid in summary else summary.get(grid, {})
         for lever, folds in levers.items():
             for corpus, fold in folds.items():
                 adapted = fold.get("uses_test_audio")
                 features = {"loco": model, "loco_grid": "fusion_stats features", "loco_levers": "GE2E statistics",
-                            "loco_adaptation": "GE2E statistics", "loco_more_levers": "GE2E statistics"}[grid]
+                            "loco_adaptation": "GE2E statistics", "loco_more_levers": "GE2E statistics",
+                            "loco_functionals": "openSMILE functionals"}[grid]
                 row = {**base, "run": f"{base['run']}#{grid}/{lever}/{corpus}",
                        "command": public_paths(commands.get(grid, summary["command"])),
                        "system": f"{features} {'probe' if grid == 'loco' else lever}, front end {fe}, "
@@ -600,7 +604,7 @@ def _summary_rows(path):
 
 
 def _lever_protocol(grid, lever, adapted):
-    if grid == "loco_more_levers":
+    if grid in ("loco_more_levers", "loco_functionals"):
         from training_side_levers import lever_protocol
 
         return lever_protocol(lever)
@@ -627,7 +631,8 @@ def _lever_protocol(grid, lever, adapted):
             f"emotions; {chosen}")
 
 
-GRID_KEYS = ("emodb_to", "loco", "loco_grid", "loco_grid6", "loco_levers", "loco_adaptation", "loco_more_levers")
+GRID_KEYS = ("emodb_to", "loco", "loco_grid", "loco_grid6", "loco_levers", "loco_adaptation", "loco_more_levers",
+             "loco_functionals")
 
 
 def write_leaderboard():
@@ -680,6 +685,8 @@ def main(argv):
         summary["loco_adaptation"] = loco_adaptation(data)
     if "loco_more_levers" in FLAGS.grids:
         summary["loco_more_levers"] = loco_more_levers(front_end)
+    if "loco_functionals" in FLAGS.grids:
+        summary["loco_functionals"] = loco_more_levers(front_end, "loco_functionals")
     from tf_pipeline.atomic import write_json_atomic
 
     write_json_atomic(summary_path, summary)

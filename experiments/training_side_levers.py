@@ -20,6 +20,11 @@ the test corpus scored among the four shared emotions, arg-max among them):
 - `weights_class`, `weights_corpus_class`: sample weights that give each
   class (or each corpus's class) the same total weight.
 
+`loco_functionals` (`--grids=loco_functionals`, needs the `opensmile`
+package): openSMILE's eGeMAPS and ComParE functionals of the front end's
+audio, alone, concatenated with the GE2E statistics, and as a second probe
+whose log-probabilities are added to the GE2E probe's.
+
 Example (after `cross_corpus.py` has cached the corpora's features):
 
     python experiments/cross_corpus.py --model=encoder_stats --emodb_dir=/data/emodb/wav \
@@ -50,10 +55,17 @@ def _fit(x, y, c, weights):
     return fit_standardized(x, y, c, sample_weight=weights, max_iter=3000)
 
 
-def _predict_among(fitted, x, classes):
+def _log_probabilities(fitted, x, classes):
+    """The regression's log-probabilities of `classes` (renormalised among them), `[n, len(classes)]`."""
     scaler, classifier = fitted
     columns = [list(classifier.classes_).index(name) for name in classes]
-    return np.array(classes)[np.argmax(classifier.decision_function(scaler.transform(x))[:, columns], axis=1)]
+    logits = classifier.decision_function(scaler.transform(x))[:, columns]
+    logits = logits - logits.max(1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(1, keepdims=True))
+
+
+def _predict_among(fitted, x, classes):
+    return np.array(classes)[np.argmax(_log_probabilities(fitted, x, classes), axis=1)]
 
 
 def balanced_weights(labels, corpora, mode):
@@ -99,9 +111,10 @@ def loco_probe(train_parts, test_part, weighting="none"):
     fitted = _fit(x, y, best, balanced_weights(y, corpus, weighting))
     x_test, y_test = test_part
     keep = np.isin(y_test, FOUR)
-    result = _recall_ua(y_test[keep], _predict_among(fitted, x_test[keep], FOUR), FOUR)
+    log_probabilities = _log_probabilities(fitted, x_test[keep], FOUR)
+    result = _recall_ua(y_test[keep], np.array(FOUR)[np.argmax(log_probabilities, axis=1)], FOUR)
     return {**result, "C": best, "inner_ua": {str(c): round(v, 4) for c, v in inner.items()}, "n_train": len(y),
-            "n_test": int(keep.sum())}
+            "n_test": int(keep.sum()), "log_probabilities": log_probabilities, "labels": y_test[keep]}
 
 
 def six_emotion_subset(corpus):
@@ -231,8 +244,98 @@ def loco_more_levers(corpora_by_name, feature_config, cache_dir, log=print):
             test_x = features[(test, None)] if "source" not in options else options["source"][test]
             result = loco_probe(train, (test_x, subsets[test][1]), options.get("weighting", "none"))
             result["wall"] = time.time() - start
+            del result["log_probabilities"], result["labels"]
             rows.setdefault(lever, {})[test] = result
             log(f"LOCO [{lever}] test {test}: UA {result['ua']:.3f} C={result['C']}")
+    return rows
+
+
+FUNCTIONAL_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
+
+
+def front_end_copy(corpus, front_end, out_dir, sample_rate=16000):
+    """A copy of `corpus` whose files are the speech front end's output, written once as 16-bit WAV.
+
+    Each file goes through `tf_pipeline.front_end.apply_front_end` (the
+    trimming and level the encoders' inputs get), scaled down only if its
+    peak then exceeds full scale, and is written to
+    `<out_dir>/<corpus>/<index>_<file name>.wav`; a file already there is kept.
+    """
+    import dataclasses
+    import io
+
+    import soundfile
+    import tensorflow as tf
+
+    from tf_pipeline.atomic import write_atomic
+    from tf_pipeline.audio import load_audio
+    from tf_pipeline.front_end import apply_front_end
+
+    records = []
+    for index, record in enumerate(corpus.records):
+        stem = os.path.splitext(os.path.basename(record.path))[0]
+        path = os.path.join(out_dir, corpus.name, f"{index:05d}_{stem}.wav")
+        if not os.path.exists(path):
+            waveform = load_audio(record.path)
+            kept, length = apply_front_end(tf.constant(waveform[None]), tf.constant([len(waveform)], tf.int32),
+                                           front_end, sample_rate)
+            audio = kept.numpy()[0, :int(length.numpy()[0])]
+            buffer = io.BytesIO()
+            soundfile.write(buffer, audio / max(1.0, float(np.abs(audio).max())), sample_rate, format="WAV",
+                            subtype="PCM_16")
+            write_atomic(path, lambda stream: stream.write(buffer.getvalue()))
+        records.append(dataclasses.replace(record, path=path))
+    return dataclasses.replace(corpus, records=tuple(records))
+
+
+def functionals(corpus, feature_set, front_end, cache_dir):
+    """openSMILE functionals (`feature_set`, e.g. `"eGeMAPSv02"`) of every file after the speech front end.
+
+    The front end's audio is written once (`front_end_copy`, under
+    `<cache_dir>/front_end_audio/`); openSMILE runs on it in its own
+    process (`keras_ser.baselines.extract_functionals`, cached under
+    `<cache_dir>/functionals/`).
+    """
+    from keras_ser.baselines.opensmile_features import extract_functionals
+
+    copy = front_end_copy(corpus, front_end, os.path.join(cache_dir, "front_end_audio"))
+    return extract_functionals(copy.paths, feature_set, cache_dir=os.path.join(cache_dir, "functionals")).features
+
+
+def loco_functionals(corpora_by_name, feature_config, cache_dir, log=print):
+    """`{lever: {test corpus: fold dict}}`: openSMILE functionals alone, beside the GE2E statistics, and the two
+    probes' log-probabilities added (each probe's C chosen on the training corpora as in `loco_probe`)."""
+    from keras_ser.training import frozen
+    from keras_ser.training.config import TrainConfig
+
+    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none")
+    names = list(corpora_by_name)
+    subsets = {n: six_emotion_subset(corpora_by_name[n]) for n in names}
+    ge2e = {n: frozen.corpus_features(subsets[n][0], config, feature_config, cache_dir=cache_dir) for n in names}
+    rows = {}
+    for short, feature_set in FUNCTIONAL_SETS.items():
+        start = time.time()
+        table = {n: functionals(subsets[n][0], feature_set, feature_config.front_end, cache_dir) for n in names}
+        log(f"{feature_set}: functionals ready ({time.time() - start:.0f} s)")
+        sources = {short: table, f"{short}_beside_ge2e": {n: np.concatenate([ge2e[n], table[n]], 1) for n in names}}
+        for test in names:
+            folds = {}
+            for lever, source in {**sources, "ge2e": ge2e}.items():
+                start = time.time()
+                train = {n: (source[n], subsets[n][1], np.ones(len(subsets[n][1]), bool)) for n in names if n != test}
+                folds[lever] = loco_probe(train, (source[test], subsets[test][1]))
+                folds[lever]["wall"] = time.time() - start
+            late = folds["ge2e"]["log_probabilities"] + folds[short]["log_probabilities"]
+            folds[f"{short}_late_with_ge2e"] = {
+                **_recall_ua(folds[short]["labels"], np.array(FOUR)[np.argmax(late, axis=1)], FOUR),
+                "C": [folds["ge2e"]["C"], folds[short]["C"]], "inner_ua": {}, "n_train": folds[short]["n_train"],
+                "n_test": folds[short]["n_test"], "wall": folds["ge2e"]["wall"] + folds[short]["wall"]}
+            for lever, fold in folds.items():
+                if lever == "ge2e":
+                    continue
+                fold.pop("log_probabilities", None), fold.pop("labels", None)
+                rows.setdefault(lever, {})[test] = fold
+                log(f"LOCO [{lever}] test {test}: UA {fold['ua']:.3f} C={fold['C']}")
     return rows
 
 
@@ -245,6 +348,15 @@ def lever_protocol(lever):
     if lever.startswith("speech_pooled_"):
         return base + (f"; statistics pooled over the frames within {lever.split('_')[-1][:-2]} dB of each "
                        "utterance's loudest frame only")
+    for short, feature_set in FUNCTIONAL_SETS.items():
+        if lever.startswith(short):
+            what = f"openSMILE {feature_set} functionals of the front end's audio"
+            if lever == short:
+                return base + f"; {what} instead of the GE2E statistics"
+            if lever.endswith("beside_ge2e"):
+                return base + f"; {what} concatenated with the GE2E statistics"
+            return base + (f"; the log-probabilities of a probe on the {what} and of the GE2E probe added (each C "
+                           "chosen by leaving one training corpus out)")
     if lever.startswith("weights_"):
         return base + ("; sample weights balancing the classes" if lever == "weights_class"
                        else "; sample weights balancing each corpus's classes")

@@ -108,3 +108,31 @@ def test_speech_pooling_of_every_frame_is_the_models_pooling(levers, emodb_dir):
     reference = extract_features(model, corpus, batch_size=4)
     np.testing.assert_allclose(pooled[None], reference, atol=1e-4)
     assert np.abs(pooled[20.0] - reference).max() > 1e-2  # fewer frames pooled: other statistics
+
+
+def test_functionals_hear_the_front_ends_audio_and_are_cached(levers, emodb_dir, tmp_path):
+    import soundfile
+
+    from keras_ser.baselines.opensmile_features import extract_functionals
+    from tf_pipeline import corpora
+    from tf_pipeline.audio import load_audio
+    from tf_pipeline.config import FrontEndConfig
+
+    emodb = corpora.emodb(emodb_dir)
+    source = emodb.records[0]
+    waveform = load_audio(source.path)
+    padded = np.concatenate([np.zeros(16000), 0.1 * waveform, np.zeros(16000)])  # 20 dB quieter, a second each side
+    soundfile.write(tmp_path / "padded.wav", padded, 16000, subtype="FLOAT")
+    corpus = corpora.Corpus("toy", (source, dataclasses.replace(source, path=str(tmp_path / "padded.wav"))),
+                            emodb.class_names)
+    cache = tmp_path / "cache"
+    features = levers.functionals(corpus, "eGeMAPSv02", FrontEndConfig(), str(cache))
+    assert features.shape == (2, 88)
+    np.testing.assert_allclose(features[1], features[0], rtol=1e-4, atol=1e-3)
+    raw = extract_functionals([str(tmp_path / "padded.wav")], "eGeMAPSv02").features[0]
+    assert np.abs(raw - features[0]).max() > 10.0  # without the front end the copy is heard differently
+    copies = sorted(os.listdir(cache / "front_end_audio" / "toy"))
+    assert len(copies) == 2 and len(os.listdir(cache / "functionals")) == 1
+    mtimes = [os.path.getmtime(cache / "front_end_audio" / "toy" / name) for name in copies]
+    np.testing.assert_array_equal(levers.functionals(corpus, "eGeMAPSv02", FrontEndConfig(), str(cache)), features)
+    assert [os.path.getmtime(cache / "front_end_audio" / "toy" / name) for name in copies] == mtimes
