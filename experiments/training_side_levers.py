@@ -1,4 +1,4 @@
-r"""Three more leave-one-corpus-out levers on the GE2E statistics (`cross_corpus.py --grids=loco_more_levers`).
+r"""More leave-one-corpus-out levers on the GE2E statistics (`cross_corpus.py --grids=loco_more_levers`, ...).
 
 Each lever changes what the probe is trained on, or how the frames are
 pooled, and nothing about the test corpus is looked at; the probe is the
@@ -184,7 +184,7 @@ def speech_pooled_features(corpus, feature_config, thresholds_db, batch_size=16)
 
     order = length_order(corpus)
     dataset = tf_pipeline.waveform_dataset(corpus, order, lambda w, n: (w, n), feature_config, batch_size=batch_size)
-    out = {t: np.zeros((len(corpus), 2 * 256 * 3), np.float32) for t in thresholds_db}
+    out = {t: np.zeros((len(corpus), 2 * encoder.units * encoder.num_layers), np.float32) for t in thresholds_db}
     done = 0
     for (waveforms, num_samples), _ in dataset:
         mel, sequences = frames(waveforms, num_samples)

@@ -1,7 +1,10 @@
 """Shared fixtures: the real EMO-DB, RAVDESS and EMOVO folders, WAV writers, the synthetic corpus."""
 
+import contextlib
+import importlib
 import io
 import os
+import sys
 import wave
 
 import numpy as np
@@ -11,6 +14,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMODB_DIR = os.environ.get("KERAS_SER_EMODB", os.path.join(ROOT, "..", "shared", "data", "emodb", "wav"))
 RAVDESS_DIR = os.environ.get("KERAS_SER_RAVDESS", os.path.join(ROOT, "..", "shared", "data", "ravdess"))
 EMOVO_DIR = os.environ.get("KERAS_SER_EMOVO", os.path.join(ROOT, "..", "shared", "data", "emovo"))
+
+
+@contextlib.contextmanager
+def experiment_script(name):
+    """`experiments/<name>.py` imported as a module, with `experiments/` on `sys.path` while the block runs
+    (as when the script runs: its sibling modules import by name, some of them inside functions)."""
+    folder = os.path.join(ROOT, "experiments")
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
 
 
 def _corpus_dir(path, name, variable):

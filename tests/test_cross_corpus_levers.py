@@ -1,23 +1,15 @@
 """experiments/cross_corpus.py's leave-one-corpus-out levers: C is chosen on the training corpora only."""
 
-import importlib
-import os
-
 import numpy as np
 import pytest
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+from conftest import experiment_script
 
 
 @pytest.fixture(scope="module")
 def cross_corpus():
-    import sys
-
-    sys.path.insert(0, EXPERIMENTS)
-    try:
-        yield importlib.import_module("cross_corpus")
-    finally:
-        sys.path.remove(EXPERIMENTS)
+    with experiment_script("cross_corpus") as module:
+        yield module
 
 
 def _corpora(seed=0):

@@ -1,23 +1,18 @@
 """experiments/training_side_levers.py: speed-perturbed copies, speech-only pooling, balanced weights."""
 
 import dataclasses
-import importlib
 import os
-import sys
 
 import numpy as np
 import pytest
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+from conftest import experiment_script
 
 
 @pytest.fixture(scope="module")
 def levers():
-    sys.path.insert(0, EXPERIMENTS)
-    try:
-        yield importlib.import_module("training_side_levers")
-    finally:
-        sys.path.remove(EXPERIMENTS)
+    with experiment_script("training_side_levers") as module:
+        yield module
 
 
 def _part(rng, shift, n_per_class=8, perturbed=0):
@@ -61,7 +56,8 @@ def test_balanced_weights(levers):
     corpora = np.array(["a"] * 4 + ["b"] * 4)
     assert levers.balanced_weights(labels, corpora, "none") is None
     weights = levers.balanced_weights(labels, corpora, "class")
-    assert np.isclose(weights.sum(), 8) and np.isclose(weights[labels == "anger"].sum(), weights[labels == "sadness"].sum())
+    assert np.isclose(weights.sum(), 8)
+    assert np.isclose(weights[labels == "anger"].sum(), weights[labels == "sadness"].sum())
     weights = levers.balanced_weights(labels, corpora, "corpus_class")
     groups = {(c, l): weights[(corpora == c) & (labels == l)].sum() for c, l in zip(corpora, labels)}
     assert len(groups) == 3 and np.allclose(list(groups.values()), 8 / 3)
