@@ -460,7 +460,7 @@ def loco_adaptation(data, log=print):
     return rows
 
 
-def loco_more_levers(front_end, grid="loco_more_levers", log=print):
+def training_side_grid(front_end, grid, log=print):
     """A grid of `training_side_levers` (`loco_more_levers` or `loco_functionals`), as fold records."""
     import training_side_levers
 
@@ -684,9 +684,9 @@ def main(argv):
     if "loco_adaptation" in FLAGS.grids:
         summary["loco_adaptation"] = loco_adaptation(data)
     if "loco_more_levers" in FLAGS.grids:
-        summary["loco_more_levers"] = loco_more_levers(front_end)
+        summary["loco_more_levers"] = training_side_grid(front_end, "loco_more_levers")
     if "loco_functionals" in FLAGS.grids:
-        summary["loco_functionals"] = loco_more_levers(front_end, "loco_functionals")
+        summary["loco_functionals"] = training_side_grid(front_end, "loco_functionals")
     from tf_pipeline.atomic import write_json_atomic
 
     write_json_atomic(summary_path, summary)
