@@ -49,7 +49,8 @@ def _recall_ua(true, predicted, classes):
     return {"wa": float(np.mean(true == predicted)), "ua": float(np.mean(list(recall.values()))), "recall": recall}
 
 
-def _fit(x, y, c, weights):
+def fit_regression(x, y, c, weights):
+    """`keras_ser.training.frozen.fit_standardized` with sample weights (or None) and up to 3,000 iterations."""
     from keras_ser.training.frozen import fit_standardized
 
     return fit_standardized(x, y, c, sample_weight=weights, max_iter=3000)
@@ -64,7 +65,8 @@ def _log_probabilities(fitted, x, classes):
     return logits - np.log(np.exp(logits).sum(1, keepdims=True))
 
 
-def _predict_among(fitted, x, classes):
+def predict_among(fitted, x, classes):
+    """The class of `classes` with the highest probability, per row of `x`."""
     return np.array(classes)[np.argmax(_log_probabilities(fitted, x, classes), axis=1)]
 
 
@@ -103,12 +105,12 @@ def loco_probe(train_parts, test_part, weighting="none"):
         uas = []
         for held in names:
             rows = corpus != held
-            fitted = _fit(x[rows], y[rows], c, balanced_weights(y[rows], corpus[rows], weighting))
+            fitted = fit_regression(x[rows], y[rows], c, balanced_weights(y[rows], corpus[rows], weighting))
             scored = (corpus == held) & original
-            uas.append(_recall_ua(y[scored], _predict_among(fitted, x[scored], SIX), SIX)["ua"])
+            uas.append(_recall_ua(y[scored], predict_among(fitted, x[scored], SIX), SIX)["ua"])
         inner[c] = float(np.mean(uas))
     best = max(C_GRID, key=lambda c: (inner[c], -c))
-    fitted = _fit(x, y, best, balanced_weights(y, corpus, weighting))
+    fitted = fit_regression(x, y, best, balanced_weights(y, corpus, weighting))
     x_test, y_test = test_part
     keep = np.isin(y_test, FOUR)
     log_probabilities = _log_probabilities(fitted, x_test[keep], FOUR)

@@ -1,4 +1,4 @@
-"""experiments/training_side_levers.py: speed-perturbed copies, speech-only pooling, balanced weights."""
+"""experiments/training_side_levers.py: speed-perturbed copies, speech-only pooling, balanced weights, functionals."""
 
 import dataclasses
 import os
@@ -44,9 +44,9 @@ def test_inner_choice_scores_original_rows_of_the_training_corpora_only(levers):
     c = levers.C_GRID[0]
     expected = []
     for held, rest in (("a", "b"), ("b", "a")):
-        fitted = levers._fit(noisy[rest][0], noisy[rest][1], c, None)
+        fitted = levers.fit_regression(noisy[rest][0], noisy[rest][1], c, None)
         x, y, original = noisy[held]
-        predicted = levers._predict_among(fitted, x[original], levers.SIX)
+        predicted = levers.predict_among(fitted, x[original], levers.SIX)
         expected.append(np.mean([np.mean(predicted[y[original] == k] == k) for k in levers.SIX]))
     assert inner[str(c)] == pytest.approx(np.mean(expected), abs=1e-4)
 
