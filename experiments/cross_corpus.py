@@ -37,7 +37,9 @@ import numpy as np
 from absl import app
 from absl import flags
 
+import training_side_levers
 from make_preset import public_paths
+from training_side_levers import scores
 
 SHARED4 = ("anger", "happiness", "sadness", "neutral")
 SHARED6 = SHARED4 + ("fear", "disgust")
@@ -126,13 +128,6 @@ def extract(corpora_by_name, front_end, log=print):
         out[name] = (features, labels, np.array([r.speaker for r in corpus.records]), corpus.paths)
         log(f"{name}: {features.shape} features ready ({time.time() - start:.0f} s)")
     return out
-
-
-def scores(true, predicted, classes):
-    """WA, UA and per-class recall over `classes` (names)."""
-    true, predicted = np.asarray(true), np.asarray(predicted)
-    recall = {c: float(np.mean(predicted[true == c] == c)) for c in classes if np.any(true == c)}
-    return {"wa": float(np.mean(true == predicted)), "ua": float(np.mean(list(recall.values()))), "recall": recall}
 
 
 def probe_predict(probe, features):
@@ -462,8 +457,6 @@ def loco_adaptation(data, log=print):
 
 def training_side_grid(front_end, grid, log=print):
     """A grid of `training_side_levers` (`loco_more_levers` or `loco_functionals`), as fold records."""
-    import training_side_levers
-
     from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     corpora_by_name = read_corpora()
@@ -605,9 +598,7 @@ def _summary_rows(path):
 
 def _lever_protocol(grid, lever, adapted):
     if grid in ("loco_more_levers", "loco_functionals"):
-        from training_side_levers import lever_protocol
-
-        return lever_protocol(lever)
+        return training_side_levers.lever_protocol(lever)
     if grid == "loco_adaptation":
         n = lever.rsplit("_n", 1)[1]
         which = ("all of its files" if n == "all"

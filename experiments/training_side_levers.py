@@ -44,7 +44,9 @@ WEIGHTINGS = ("class", "corpus_class")
 C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the runner's grid up to 0.1: every choice of these corpora lay there
 
 
-def _recall_ua(true, predicted, classes):
+def scores(true, predicted, classes):
+    """WA, UA and per-class recall over `classes` (names)."""
+    true, predicted = np.asarray(true), np.asarray(predicted)
     recall = {c: float(np.mean(predicted[true == c] == c)) for c in classes if np.any(true == c)}
     return {"wa": float(np.mean(true == predicted)), "ua": float(np.mean(list(recall.values()))), "recall": recall}
 
@@ -107,14 +109,14 @@ def loco_probe(train_parts, test_part, weighting="none"):
             rows = corpus != held
             fitted = fit_regression(x[rows], y[rows], c, balanced_weights(y[rows], corpus[rows], weighting))
             scored = (corpus == held) & original
-            uas.append(_recall_ua(y[scored], predict_among(fitted, x[scored], SIX), SIX)["ua"])
+            uas.append(scores(y[scored], predict_among(fitted, x[scored], SIX), SIX)["ua"])
         inner[c] = float(np.mean(uas))
     best = max(C_GRID, key=lambda c: (inner[c], -c))
     fitted = fit_regression(x, y, best, balanced_weights(y, corpus, weighting))
     x_test, y_test = test_part
     keep = np.isin(y_test, FOUR)
     log_probabilities = _log_probabilities(fitted, x_test[keep], FOUR)
-    result = _recall_ua(y_test[keep], np.array(FOUR)[np.argmax(log_probabilities, axis=1)], FOUR)
+    result = scores(y_test[keep], np.array(FOUR)[np.argmax(log_probabilities, axis=1)], FOUR)
     return {**result, "C": best, "inner_ua": {str(c): round(v, 4) for c, v in inner.items()}, "n_train": len(y),
             "n_test": int(keep.sum()), "log_probabilities": log_probabilities, "labels": y_test[keep]}
 
@@ -128,12 +130,13 @@ def six_emotion_subset(corpus):
     return corpus.subset(keep), np.array([shared.class_names[shared.records[i].label] for i in keep])
 
 
-def speed_perturbed(corpus, factor, out_dir, sample_rate=16000):
-    """A copy of `corpus` whose files play `factor` times as fast, written once as 16-bit WAV under `out_dir`.
+def written_copy(corpus, out_dir, transform, sample_rate=16000):
+    """A copy of `corpus` whose files are `transform(waveform)` of its own, written once as 16-bit WAV.
 
-    Each file is resampled from `sample_rate * factor` to `sample_rate`
-    (`tf_pipeline.audio.resample`) and written to
-    `<out_dir>/speed<factor>/<corpus>/<index>_<file name>.wav`; a file already there is kept.
+    Each file is read at `sample_rate` (`tf_pipeline.audio.load_audio`),
+    transformed, and written to `<out_dir>/<corpus>/<index>_<file name>.wav`
+    (atomically); a file already there is kept, so a rerun reads the copies
+    (and the feature caches keyed by their paths) again.
     """
     import dataclasses
     import io
@@ -142,20 +145,31 @@ def speed_perturbed(corpus, factor, out_dir, sample_rate=16000):
 
     from tf_pipeline.atomic import write_atomic
     from tf_pipeline.audio import load_audio
-    from tf_pipeline.audio import resample
 
-    rate_in = int(round(sample_rate * factor))
     records = []
     for index, record in enumerate(corpus.records):
         stem = os.path.splitext(os.path.basename(record.path))[0]
-        path = os.path.join(out_dir, f"speed{factor:g}", corpus.name, f"{index:05d}_{stem}.wav")
+        path = os.path.join(out_dir, corpus.name, f"{index:05d}_{stem}.wav")
         if not os.path.exists(path):
-            waveform = np.clip(resample(load_audio(record.path), rate_in, sample_rate).numpy(), -1.0, 1.0)
             buffer = io.BytesIO()
-            soundfile.write(buffer, waveform, sample_rate, format="WAV", subtype="PCM_16")
+            soundfile.write(buffer, transform(load_audio(record.path)), sample_rate, format="WAV", subtype="PCM_16")
             write_atomic(path, lambda stream: stream.write(buffer.getvalue()))
         records.append(dataclasses.replace(record, path=path))
     return dataclasses.replace(corpus, records=tuple(records))
+
+
+def speed_perturbed(corpus, factor, out_dir, sample_rate=16000):
+    """A copy of `corpus` whose files play `factor` times as fast, written once under `<out_dir>/speed<factor>/`.
+
+    Each file is resampled from `sample_rate * factor` to `sample_rate`
+    (`tf_pipeline.audio.resample`) and clipped to full scale (`written_copy`).
+    """
+    from tf_pipeline.audio import resample
+
+    rate_in = int(round(sample_rate * factor))
+    return written_copy(corpus, os.path.join(out_dir, f"speed{factor:g}"),
+                        lambda waveform: np.clip(resample(waveform, rate_in, sample_rate).numpy(), -1.0, 1.0),
+                        sample_rate)
 
 
 def speech_pooled_features(corpus, feature_config, thresholds_db, batch_size=16):
@@ -256,38 +270,23 @@ FUNCTIONAL_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
 
 
 def front_end_copy(corpus, front_end, out_dir, sample_rate=16000):
-    """A copy of `corpus` whose files are the speech front end's output, written once as 16-bit WAV.
+    """A copy of `corpus` whose files are the speech front end's output, written once under `out_dir`.
 
     Each file goes through `tf_pipeline.front_end.apply_front_end` (the
-    trimming and level the encoders' inputs get), scaled down only if its
-    peak then exceeds full scale, and is written to
-    `<out_dir>/<corpus>/<index>_<file name>.wav`; a file already there is kept.
+    trimming and level the encoders' inputs get) and is scaled down only if
+    its peak then exceeds full scale (`written_copy`).
     """
-    import dataclasses
-    import io
-
-    import soundfile
     import tensorflow as tf
 
-    from tf_pipeline.atomic import write_atomic
-    from tf_pipeline.audio import load_audio
     from tf_pipeline.front_end import apply_front_end
 
-    records = []
-    for index, record in enumerate(corpus.records):
-        stem = os.path.splitext(os.path.basename(record.path))[0]
-        path = os.path.join(out_dir, corpus.name, f"{index:05d}_{stem}.wav")
-        if not os.path.exists(path):
-            waveform = load_audio(record.path)
-            kept, length = apply_front_end(tf.constant(waveform[None]), tf.constant([len(waveform)], tf.int32),
-                                           front_end, sample_rate)
-            audio = kept.numpy()[0, :int(length.numpy()[0])]
-            buffer = io.BytesIO()
-            soundfile.write(buffer, audio / max(1.0, float(np.abs(audio).max())), sample_rate, format="WAV",
-                            subtype="PCM_16")
-            write_atomic(path, lambda stream: stream.write(buffer.getvalue()))
-        records.append(dataclasses.replace(record, path=path))
-    return dataclasses.replace(corpus, records=tuple(records))
+    def trimmed_and_levelled(waveform):
+        kept, length = apply_front_end(tf.constant(waveform[None]), tf.constant([len(waveform)], tf.int32),
+                                       front_end, sample_rate)
+        audio = kept.numpy()[0, :int(length.numpy()[0])]
+        return audio / max(1.0, float(np.abs(audio).max()))
+
+    return written_copy(corpus, out_dir, trimmed_and_levelled, sample_rate)
 
 
 def functionals(corpus, feature_set, front_end, cache_dir):
@@ -329,7 +328,7 @@ def loco_functionals(corpora_by_name, feature_config, cache_dir, log=print):
                 folds[lever]["wall"] = time.time() - start
             late = folds["ge2e"]["log_probabilities"] + folds[short]["log_probabilities"]
             folds[f"{short}_late_with_ge2e"] = {
-                **_recall_ua(folds[short]["labels"], np.array(FOUR)[np.argmax(late, axis=1)], FOUR),
+                **scores(folds[short]["labels"], np.array(FOUR)[np.argmax(late, axis=1)], FOUR),
                 "C": [folds["ge2e"]["C"], folds[short]["C"]], "inner_ua": {}, "n_train": folds[short]["n_train"],
                 "n_test": folds[short]["n_test"], "wall": folds["ge2e"]["wall"] + folds[short]["wall"]}
             for lever, fold in folds.items():
