@@ -179,6 +179,27 @@ def test_parity_with_model_predict_on_emodb(exported, reference):
         assert out["classes"].numpy().tolist() == [[c.encode() for c in exported_model.CLASS_NAMES]] * len(paths)
 
 
+def test_loaded_export_holds_the_endpoints_and_variables_only(exported, reference):
+    """`serve_wav` and `serving_default` are attributes of the loaded object too (as with keras.export), returning
+    what the signatures return, beside the model's variables: the root holds those and nothing else."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    paths, expected = reference
+    loaded = exported.loaded
+    contents = tf.constant([open(path, "rb").read() for path in paths])
+    np.testing.assert_allclose(loaded.serve_wav(contents)["probabilities"].numpy(), expected, atol=1e-5, rtol=0)
+    assert [tuple(v.shape) for v in loaded.variables] == [tuple(v.shape) for v in exported.model.variables]
+    np.testing.assert_array_equal(loaded.variables[0].numpy(), exported.model.variables[0].numpy())
+    assert len(loaded.trainable_variables) == len(exported.model.trainable_variables) > 0
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(exported.version_dir, "saved_model.pb"), "rb") as handle:
+        saved.ParseFromString(handle.read())
+    root = saved.meta_graphs[0].object_graph_def.nodes[0]
+    assert sorted(child.local_name for child in root.children) == [
+        "non_trainable_variables", "serve_wav", "serving_default", "signatures", "trainable_variables", "variables"]
+
+
 def test_padded_batch_equals_each_request_alone(exported, reference):
     """What TF Serving's batcher does (pad rows of different lengths) changes nothing."""
     import tensorflow as tf

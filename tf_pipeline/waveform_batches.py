@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tf_pipeline.config import check_batch_size
 from tf_pipeline.dataset import check_indices
+from tf_pipeline.dataset import map_without_autograph
 from tf_pipeline.dataset import waveform_fn
 
 
@@ -54,7 +55,8 @@ def waveform_dataset(corpus, indices, to_input, config, batch_size=32, training=
     dataset = tf.data.Dataset.from_tensor_slices((paths, corpus.labels[indices].astype(np.int32)))
     if training:
         dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = map_without_autograph(dataset, load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.padded_batch(batch_size, padded_shapes=([None], [], []), padding_values=(0.0, 0, 0))
-    dataset = dataset.map(lambda waveforms, num_samples, labels: (to_input(waveforms, num_samples), labels))
+    dataset = map_without_autograph(
+        dataset, lambda waveforms, num_samples, labels: (to_input(waveforms, num_samples), labels))
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -74,12 +74,14 @@ def _segment_dataset(dataset, num_segments, batch_size, shuffle, seed):
     """
     import tensorflow as tf
 
+    from tf_pipeline.dataset import map_without_autograph
+
     def flatten(segments, labels):
         shape = tf.shape(segments)
         images = tf.reshape(segments, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
         return images, tf.repeat(labels, shape[1], axis=0)
 
-    segments = dataset.map(flatten).unbatch()
+    segments = map_without_autograph(dataset, flatten).unbatch()
     if shuffle:
         segments = segments.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
     batches = -(-num_segments // batch_size)

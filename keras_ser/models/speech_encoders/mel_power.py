@@ -34,6 +34,7 @@ import tensorflow as tf
 from keras_ser.models.speech_encoders.config import MelFramesConfig
 from tf_pipeline.config import check_batch_size
 from tf_pipeline.dataset import check_indices
+from tf_pipeline.dataset import map_without_autograph
 from tf_pipeline.dataset import waveform_fn
 from tf_pipeline.features import assert_finite
 from tf_pipeline.features import check_waveform
@@ -293,7 +294,7 @@ def mel_frames_dataset(corpus, indices=None, config=None, batch_size=32, trainin
         return mel_frames(to_waveform(path), config), label
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, corpus.labels[indices].astype(np.int32)))
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = map_without_autograph(dataset, load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache is True:
         dataset = dataset.cache()
     elif cache:
