@@ -195,8 +195,8 @@ ADAPTED = ("corpus_standardized", "speaker_standardized")
 
 
 def _fit_lr(x, y, c, weights=None, seed=0):
-    from keras_ser.training.frozen import fit_standardized
-    from keras_ser.training.frozen import predict_standardized
+    from keras_ser.training.regressions import fit_standardized
+    from keras_ser.training.regressions import predict_standardized
 
     fitted = fit_standardized(x, y, c, seed=seed, sample_weight=weights, max_iter=3000)
     return lambda z: predict_standardized(fitted, z)
@@ -302,7 +302,7 @@ AVERAGED_C = (1e-4, 1e-3, 1e-2)
 
 def _fit_scores(x, y, c):
     """A standardised regression's `x -> logits` over the shared four emotions (columns in SHARED4 order)."""
-    from keras_ser.training.frozen import fit_standardized
+    from keras_ser.training.regressions import fit_standardized
 
     scaler, classifier = fit_standardized(x, y, c, max_iter=3000)
     columns = [list(classifier.classes_).index(name) for name in SHARED4]

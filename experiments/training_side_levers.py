@@ -52,8 +52,8 @@ def scores(true, predicted, classes):
 
 
 def fit_regression(x, y, c, weights):
-    """`keras_ser.training.frozen.fit_standardized` with sample weights (or None) and up to 3,000 iterations."""
-    from keras_ser.training.frozen import fit_standardized
+    """`keras_ser.training.regressions.fit_standardized` with sample weights (or None) and up to 3,000 iterations."""
+    from keras_ser.training.regressions import fit_standardized
 
     return fit_standardized(x, y, c, sample_weight=weights, max_iter=3000)
 

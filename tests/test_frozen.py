@@ -18,6 +18,7 @@ import pytest
 import tf_pipeline
 from conftest import compiled_call
 from keras_ser.training import frozen
+from keras_ser.training import regressions
 from keras_ser.training.config import TrainConfig
 from keras_ser.training.loso import feature_config_for
 
@@ -105,8 +106,8 @@ def test_refit_search_reuses_fits_and_equals_the_plain_search(monkeypatch):
     features, labels, groups = _speaker_features(0)
     c_grid = (0.01, 0.1, 1.0)
     fitted = []
-    fit_rows = frozen._fit_rows
-    monkeypatch.setattr(frozen, "_fit_rows", lambda *args: fitted.append(args[3]) or fit_rows(*args))
+    fit_rows = regressions.fit_rows
+    monkeypatch.setattr(regressions, "fit_rows", lambda *args: fitted.append(args[3]) or fit_rows(*args))
     frozen._INNER_FITS.clear()
     # New fits: inner folds x C; test speaker 1's inner fold holding out 0 is test speaker 0's holding out 1.
     for test_speaker, new_fits in ((0, 3 * 3), (1, 2 * 3)):
@@ -132,6 +133,28 @@ def test_parallel_probe_equals_the_serial_one():
     frozen._INNER_FITS.clear()
     assert parallel["C"] == serial["C"] and parallel["inner_ua"] == serial["inner_ua"]
     np.testing.assert_array_equal(parallel["kernel"], serial["kernel"])
+
+
+def test_probe_workers_import_neither_keras_ser_nor_tensorflow():
+    """The inner folds' fits reach joblib's worker processes by value: a worker imports numpy and scikit-learn,
+    not keras_ser (whose package imports TensorFlow: seconds of CPU and most of a gigabyte per worker)."""
+    from joblib import Parallel
+    from joblib import delayed
+
+    features, labels, groups = _speaker_features(2)
+    rows = np.flatnonzero(groups != 0)
+
+    def fit_and_list_modules(*args):
+        import sys
+
+        fitted = regressions.fit_rows(*args)
+        return fitted, sorted(name for name in sys.modules if name.split(".")[0] in ("keras_ser", "tensorflow", "keras"))
+
+    results = Parallel(n_jobs=2)(delayed(fit_and_list_modules)(features, labels, rows, c, 0) for c in (0.01, 1.0))
+    for (scaler, classifier), imported in results:
+        assert imported == [], imported
+    here = regressions.fit_rows(features, labels, rows, 1.0, 0)
+    np.testing.assert_array_equal(results[1][0][1].coef_, here[1].coef_)  # the same fit as in this process
 
 
 def test_path_search_chooses_the_plain_c_and_nearly_the_same_weights():

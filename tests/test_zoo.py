@@ -333,7 +333,7 @@ def test_task_classes_check_their_arguments_too():
         "keras_ser.models.speech_encoders.sound_effects_encoder", "keras_ser.weights.sound_effects_encoder",
         "keras_ser.models.speech_encoders.sound_effects_stats_classifier",
         "keras_ser.models.speech_encoders.fusion_stats_classifier",
-        "keras_ser.layers.speaker_projection", "keras_ser.training.frozen",
+        "keras_ser.layers.speaker_projection", "keras_ser.training.frozen", "keras_ser.training.regressions",
         "keras_ser.models.speech_encoders.sound_effects_mel", "keras_ser.models.speech_encoders.fusion_inputs",
         "tf_pipeline.waveform_batches", "keras_ser.weights.assign",
         "keras_ser.rebuilt_model", "keras_ser.checksums",

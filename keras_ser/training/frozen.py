@@ -23,10 +23,13 @@ asked, in a `.npz` file) and every fold trains only the head:
 import hashlib
 import json
 import os
-import warnings
 
 import numpy as np
 
+from keras_ser.training import regressions
+from keras_ser.training.regressions import fit_standardized
+from keras_ser.training.regressions import predict_standardized
+from keras_ser.training.regressions import ua
 from tf_pipeline.atomic import write_atomic
 
 # Inverse L2 strengths the probe's inner cross-validation chooses from.
@@ -252,57 +255,6 @@ def _check_inner_search(inner_search):
         raise ValueError(f"inner_search must be one of {INNER_SEARCHES}. Received: inner_search={inner_search!r}")
 
 
-def _ua(labels, predicted):
-    from sklearn.metrics import balanced_accuracy_score
-
-    with warnings.catch_warnings():
-        # A speaker may lack an emotion: UA is then over the classes it has.
-        warnings.simplefilter("ignore", UserWarning)
-        return balanced_accuracy_score(labels, predicted)
-
-
-def fit_standardized(x, y, c, seed=0, sample_weight=None, max_iter=2000):
-    """`(scaler, classifier)`: standardisation, then a multinomial logistic regression from scratch (L-BFGS).
-
-    The fit every probe makes (inner folds and the final refit); with one
-    BLAS thread, since the matrices are small and BLAS threads competing
-    for busy cores slow every iteration down (docs/notes.md).
-
-    Args:
-        x: float array `[n, d]`.
-        y: int array `[n]`.
-        c: float. Inverse L2 strength.
-        seed: int. Defaults to `0`.
-        sample_weight: optional float array `[n]`.
-        max_iter: int. L-BFGS iterations at most. Defaults to `2000`.
-
-    Example:
-
-    >>> rng = np.random.default_rng(0)
-    >>> y = np.tile([0, 1], 20); x = rng.normal(size=(40, 3)); x[:, 0] += 3 * y
-    >>> fitted = fit_standardized(x, y, c=1.0)
-    >>> float(np.mean(predict_standardized(fitted, x) == y)) > 0.9
-    True
-    """
-    import threadpoolctl
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(x)
-    classifier = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        return scaler, classifier.fit(scaler.transform(x), y, sample_weight=sample_weight)
-
-
-def predict_standardized(fitted, x):
-    """Class ids of `x` `[n, d]` by a `fit_standardized` result."""
-    import threadpoolctl
-
-    scaler, classifier = fitted
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        return classifier.predict(scaler.transform(x))
-
-
 def _softmax_weights(classifier, dim, num_classes, scaler=None):
     """`(kernel [dim, num_classes], bias)` of a fitted regression; `scaler`'s standardisation folded in if given.
 
@@ -317,10 +269,6 @@ def _softmax_weights(classifier, dim, num_classes, scaler=None):
     kernel[:, classifier.classes_] = coef.T
     bias[classifier.classes_] = intercept
     return kernel, bias
-
-
-def _fit_rows(features, labels, rows, c, seed):
-    return fit_standardized(features[rows], labels[rows], c, seed)
 
 
 def _refit_fits(features, labels, splits, c_grid, seed, n_jobs):
@@ -344,31 +292,12 @@ def _refit_fits(features, labels, splits, c_grid, seed, n_jobs):
             keys[(fold, c)] = (digest.hexdigest(), repr(float(c)), seed)
             if keys[(fold, c)] not in _INNER_FITS:
                 missing.append((fold, c))
-    fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_rows)(features, labels, splits[fold][0], c, seed)
+    fitted = Parallel(n_jobs=n_jobs)(delayed(regressions.fit_rows)(features, labels, splits[fold][0], c, seed)
                                      for fold, c in missing)
     found = {key: _INNER_FITS.pop(keys[key]) for key in keys if key not in missing}
     for key, fit in zip(missing, fitted):
         _INNER_FITS[keys[key]] = fit
     return {**found, **dict(zip(missing, fitted))}
-
-
-def _path_scores(x_train, y_train, x_held, y_held, c_grid, seed):
-    """UA on the held-out rows for each `C` (grid order) along a warm-started path in the span of the training rows."""
-    import threadpoolctl
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(x_train)
-    z_train, z_held = scaler.transform(x_train), scaler.transform(x_held)
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        if z_train.shape[0] < z_train.shape[1]:
-            _, _, vt = np.linalg.svd(z_train, full_matrices=False)
-            z_train, z_held = z_train @ vt.T, z_held @ vt.T
-        classifier = LogisticRegression(max_iter=2000, random_state=seed, warm_start=True)
-        scores = {}
-        for c in sorted(c_grid):
-            scores[c] = _ua(y_held, classifier.set_params(C=c).fit(z_train, y_train).predict(z_held))
-    return [scores[c] for c in c_grid]
 
 
 def probe_jobs(features, n_jobs=None):
@@ -454,12 +383,12 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
     splits = list(LeaveOneGroupOut().split(features, labels, groups))
     if inner_search == "refit":
         fits = _refit_fits(features, labels, splits, c_grid, seed, n_jobs)
-        scores = np.array([[_ua(labels[held_out], predict_standardized(fits[(fold, c)], features[held_out]))
+        scores = np.array([[ua(labels[held_out], predict_standardized(fits[(fold, c)], features[held_out]))
                             for c in c_grid]
                            for fold, (_, held_out) in enumerate(splits)])
     else:
         scores = np.array(Parallel(n_jobs=n_jobs)(
-            delayed(_path_scores)(features[train], labels[train], features[held_out], labels[held_out], c_grid, seed)
+            delayed(regressions.path_scores)(features[train], labels[train], features[held_out], labels[held_out], c_grid, seed)
             for train, held_out in splits))
     inner_ua = {c: float(np.mean(scores[:, k])) for k, c in enumerate(c_grid)}  # scores: [folds, len(c_grid)]
     best_c = max(c_grid, key=lambda c: (inner_ua[c], -c))  # ties: the stronger regulariser
@@ -573,7 +502,7 @@ def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PRO
             p_train, p_held = _project(x_train, basis), _project(x_held, basis)
             for c in c_grid:
                 fitted = fit_standardized(p_train, labels[train], c, seed)
-                scores[(rank, c)].append(_ua(labels[held_out], predict_standardized(fitted, p_held)))
+                scores[(rank, c)].append(ua(labels[held_out], predict_standardized(fitted, p_held)))
     inner_ua = {key: float(np.mean(value)) for key, value in scores.items()}
     rank, best_c = max(inner_ua, key=lambda key: (inner_ua[key], -key[0], -key[1]))
     x_all, _, mean, variance = _standardized(features, [])
