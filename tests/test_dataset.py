@@ -100,3 +100,28 @@ def test_corpus_channel_stats_only_see_given_indices(synthetic_corpus):
 def test_empty_channel_stats_is_an_error():
     with pytest.raises(ValueError, match="at least one non-empty image"):
         channel_stats([])
+
+
+def test_datasets_share_one_traced_feature_function_per_setting(synthetic_corpus, emovo_dir):
+    """Datasets of one feature config call one traced function (traced once), another config gets its own; FLAC
+    files (read by soundfile inside that function) give the features of the audio read directly."""
+    from tf_pipeline.dataset import feature_image_function
+
+    corpus = synthetic_corpus
+    paths = [record.path for record in corpus.records]
+    config = tf_pipeline.FeatureConfig(n_mels=44)  # a setting of this test alone: nothing traced it before
+    to_image = feature_image_function(paths, config)
+    for indices in ([0, 1], [2, 3, 4], [5]):
+        assert len(list(tf_pipeline.feature_images(corpus, indices, config))) == len(indices)
+        tf_pipeline.make_dataset(corpus, indices, n_segments=2, batch_size=2, config=config, image_size=(16, 16))
+    assert feature_image_function(paths[:1], config) is to_image and to_image.experimental_get_tracing_count() == 1
+    other = feature_image_function(paths, tf_pipeline.FeatureConfig(n_mels=45))
+    assert other is not to_image
+
+    flac = tf_pipeline.corpora.emovo(emovo_dir)
+    indices = [0, 250]
+    assert all(flac.records[i].path.endswith(".flac") for i in indices)
+    images = [image.numpy() for image, _, _ in tf_pipeline.feature_images(flac, indices, config)]
+    for image, index in zip(images, indices):
+        expected = tf_pipeline.feature_image(tf_pipeline.load_audio(flac.records[index].path, config), config)
+        np.testing.assert_allclose(image, expected.numpy(), atol=1e-5)
