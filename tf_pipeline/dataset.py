@@ -68,9 +68,10 @@ def feature_image_function(paths, config):
     >>> corpus = tf_pipeline.corpora.synthetic("/tmp/synthetic")
     >>> paths = [record.path for record in corpus.records]
     >>> to_image = feature_image_function(paths, FeatureConfig())
-    >>> to_image(paths[0]).shape[0], to_image is feature_image_function(paths[:2], FeatureConfig())
+    >>> to_image(paths[0]).shape[0], to_image is feature_image_function(paths[:2], FeatureConfig().to_dict())
     (60, True)
     """
+    config = FeatureConfig.from_dict(config) if config is not None else FeatureConfig()
     return _image_function(config, all(_is_pcm16_wav(path) for path in paths))
 
 
