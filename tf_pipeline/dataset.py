@@ -88,10 +88,10 @@ def map_without_autograph(dataset, fn, **kwargs):
     Every function this package maps (file reading, features, segments,
     augmentation, the model families' inputs) is written for graphs
     already: the SavedModel signatures trace the same code with AutoGraph
-    off. Converting it first only costs time: the first dataset a process
-    builds waits about 1.6 s for AutoGraph's set-up on 2 cores, later ones
-    a few percent (`python benchmarks/dataset_build.py`), with the same
-    elements. A mapped function that needs Python control flow on tensors
+    off. Converting it first only costs time: building a training dataset
+    took 2.6 times as long the first time in a process (AutoGraph's set-up)
+    and 1.5 times as long after that on 2 cores (`python
+    benchmarks/dataset_build.py`), with the same elements. A mapped function that needs Python control flow on tensors
     fails at trace time here, with TensorFlow's message naming the line.
 
     Example:
