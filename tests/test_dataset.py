@@ -125,3 +125,21 @@ def test_datasets_share_one_traced_feature_function_per_setting(synthetic_corpus
     for image, index in zip(images, indices):
         expected = tf_pipeline.feature_image(tf_pipeline.load_audio(flac.records[index].path, config), config)
         np.testing.assert_allclose(image, expected.numpy(), atol=1e-5)
+
+
+def test_map_without_autograph_traces_the_function_as_written():
+    """The mapped function is not converted: its result is right, and Python control flow on a tensor (which
+    AutoGraph would have rewritten into a graph conditional) is an error at trace time."""
+    from tf_pipeline.dataset import map_without_autograph
+
+    data = tf.data.Dataset.range(4)
+    assert [int(x) for x in map_without_autograph(data, lambda x: 3 * x, num_parallel_calls=2)] == [0, 3, 6, 9]
+
+    def branchy(x):
+        if x > 1:  # a tensor as a Python bool
+            return x
+        return -x
+
+    assert [int(x) for x in data.map(branchy)] == [0, -1, 2, 3]  # AutoGraph's rewrite, for contrast
+    with pytest.raises(TypeError, match="bool"):
+        map_without_autograph(data, branchy)
