@@ -313,6 +313,15 @@ def loco_functionals(corpora_by_name, feature_config, cache_dir, log=print):
     names = list(corpora_by_name)
     subsets = {n: six_emotion_subset(corpora_by_name[n]) for n in names}
     ge2e = {n: frozen.corpus_features(subsets[n][0], config, feature_config, cache_dir=cache_dir) for n in names}
+
+    def probe(source, test):
+        start = time.time()
+        train = {n: (source[n], subsets[n][1], np.ones(len(subsets[n][1]), bool)) for n in names if n != test}
+        fold = loco_probe(train, (source[test], subsets[test][1]))
+        fold["wall"] = time.time() - start
+        return fold
+
+    ge2e_folds = {test: probe(ge2e, test) for test in names}  # the late fusion's partner, one per test corpus
     rows = {}
     for short, feature_set in FUNCTIONAL_SETS.items():
         start = time.time()
@@ -320,21 +329,16 @@ def loco_functionals(corpora_by_name, feature_config, cache_dir, log=print):
         log(f"{feature_set}: functionals ready ({time.time() - start:.0f} s)")
         sources = {short: table, f"{short}_beside_ge2e": {n: np.concatenate([ge2e[n], table[n]], 1) for n in names}}
         for test in names:
-            folds = {}
-            for lever, source in {**sources, "ge2e": ge2e}.items():
-                start = time.time()
-                train = {n: (source[n], subsets[n][1], np.ones(len(subsets[n][1]), bool)) for n in names if n != test}
-                folds[lever] = loco_probe(train, (source[test], subsets[test][1]))
-                folds[lever]["wall"] = time.time() - start
-            late = folds["ge2e"]["log_probabilities"] + folds[short]["log_probabilities"]
+            folds = {lever: probe(source, test) for lever, source in sources.items()}
+            partner = ge2e_folds[test]
+            late = partner["log_probabilities"] + folds[short]["log_probabilities"]
             folds[f"{short}_late_with_ge2e"] = {
                 **scores(folds[short]["labels"], np.array(FOUR)[np.argmax(late, axis=1)], FOUR),
-                "C": [folds["ge2e"]["C"], folds[short]["C"]], "inner_ua": {}, "n_train": folds[short]["n_train"],
-                "n_test": folds[short]["n_test"], "wall": folds["ge2e"]["wall"] + folds[short]["wall"]}
+                "C": [partner["C"], folds[short]["C"]], "inner_ua": {}, "n_train": folds[short]["n_train"],
+                "n_test": folds[short]["n_test"], "wall": partner["wall"] + folds[short]["wall"]}
             for lever, fold in folds.items():
-                if lever == "ge2e":
-                    continue
-                fold.pop("log_probabilities", None), fold.pop("labels", None)
+                fold.pop("log_probabilities", None)
+                fold.pop("labels", None)
                 rows.setdefault(lever, {})[test] = fold
                 log(f"LOCO [{lever}] test {test}: UA {fold['ua']:.3f} C={fold['C']}")
     return rows

@@ -91,8 +91,9 @@ def map_without_autograph(dataset, fn, **kwargs):
     off. Converting it first only costs time: building a training dataset
     took 2.6 times as long the first time in a process (AutoGraph's set-up)
     and 1.5 times as long after that on 2 cores (`python
-    benchmarks/dataset_build.py`), with the same elements. A mapped function that needs Python control flow on tensors
-    fails at trace time here, with TensorFlow's message naming the line.
+    benchmarks/dataset_build.py`), with the same elements. A mapped
+    function that needs Python control flow on tensors fails at trace time
+    here, with TensorFlow's message naming the line.
 
     Example:
 

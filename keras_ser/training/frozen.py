@@ -388,7 +388,8 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
                            for fold, (_, held_out) in enumerate(splits)])
     else:
         scores = np.array(Parallel(n_jobs=n_jobs)(
-            delayed(regressions.path_scores)(features[train], labels[train], features[held_out], labels[held_out], c_grid, seed)
+            delayed(regressions.path_scores)(features[train], labels[train], features[held_out], labels[held_out],
+                                             c_grid, seed)
             for train, held_out in splits))
     inner_ua = {c: float(np.mean(scores[:, k])) for k, c in enumerate(c_grid)}  # scores: [folds, len(c_grid)]
     best_c = max(c_grid, key=lambda c: (inner_ua[c], -c))  # ties: the stronger regulariser

@@ -4,10 +4,11 @@ What `keras_ser.training.frozen.fit_probe` fits, here on its own because
 its inner folds run in joblib worker processes. A function of an
 importable module reaches a worker by reference, and the worker imports
 its module, which for a module of `keras_ser` means the package with
-TensorFlow: about 6 s of CPU and 0.8 GB per worker on 2 cores. The
-functions of this module travel by value instead (registered with joblib's
-cloudpickle at the end of this module) and use numpy and scikit-learn only, so a worker imports
-those and nothing of keras-ser.
+TensorFlow: about 6 s of CPU and 0.8 GB per worker on 2 cores (`python
+benchmarks/probe_workers.py`). The functions of this module travel by
+value instead (registered with joblib's cloudpickle at the end of this
+module) and use numpy and scikit-learn only, so a worker imports those and
+nothing of keras-ser.
 
 Example:
 
