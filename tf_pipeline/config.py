@@ -174,6 +174,17 @@ class DictConfig:
         return values
 
     @classmethod
+    def resolve(cls, config):
+        """`config` as a config: `None` gives the defaults, a dict or a config goes through `from_dict`.
+
+        Example:
+
+        >>> FeatureConfig.resolve(None) == FeatureConfig.resolve({}) == FeatureConfig()
+        True
+        """
+        return cls() if config is None else cls.from_dict(config)
+
+    @classmethod
     def from_dict(cls, config):
         """Builds a config from `to_dict()` output; unknown keys are an error."""
         if isinstance(config, cls):
