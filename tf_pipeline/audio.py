@@ -168,7 +168,7 @@ def _audio_config(config):
     """The config whose `sample_rate` audio is brought to (any feature config, or a FeatureConfig dict)."""
     if not isinstance(config, dict) and hasattr(config, "sample_rate"):
         return config
-    return FeatureConfig.resolve(config)
+    return FeatureConfig.coerce(config, "config")
 
 
 def decode_to_waveform(contents, config=None):

@@ -174,17 +174,6 @@ class DictConfig:
         return values
 
     @classmethod
-    def resolve(cls, config):
-        """`config` as a config: `None` gives the defaults, a dict or a config goes through `from_dict`.
-
-        Example:
-
-        >>> FeatureConfig.resolve(None) == FeatureConfig.resolve({}) == FeatureConfig()
-        True
-        """
-        return cls() if config is None else cls.from_dict(config)
-
-    @classmethod
     def from_dict(cls, config):
         """Builds a config from `to_dict()` output; unknown keys are an error."""
         if isinstance(config, cls):
@@ -202,7 +191,8 @@ class DictConfig:
     def coerce(cls, config, name="feature_config"):
         """`config` as this class: an instance as it is, a dict through `from_dict`, None as the defaults.
 
-        The one resolution of a feature config argument (the model zoo, the
+        The one resolution of a feature config argument (the feature
+        functions and datasets of this package, the model zoo, the
         preprocessors and the training runner call it); anything else is a
         ValueError that names the class expected.
         """

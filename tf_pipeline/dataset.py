@@ -71,7 +71,7 @@ def feature_image_function(paths, config):
     >>> to_image(paths[0]).shape[0], to_image is feature_image_function(paths[:2], FeatureConfig().to_dict())
     (60, True)
     """
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     return _image_function(config, all(_is_pcm16_wav(path) for path in paths))
 
 
@@ -122,7 +122,7 @@ def feature_images(corpus, indices=None, config=None):
 
     Unbatched, in corpus order, computed with a parallel map.
     """
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     indices = check_indices(corpus, indices)
     paths = [corpus.records[i].path for i in indices]
     labels = corpus.labels[indices]
@@ -227,7 +227,7 @@ def make_dataset(
     TensorShape([30, 3, 227, 227, 3])
     """
     n_segments = check_batching(output, n_segments, batch_size, label_mode, mixup_alpha)
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     indices = check_indices(corpus, indices)
 
     dataset = feature_images(corpus, indices, config)

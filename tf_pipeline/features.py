@@ -76,7 +76,7 @@ def mel_filterbank(config=None):
     >>> mel_filterbank(FeatureConfig()).shape
     (257, 60)
     """
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     return slaney_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
 
 
@@ -173,7 +173,7 @@ def log_mel(waveform, config=None):
     >>> log_mel(x).shape
     TensorShape([97, 60])
     """
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     waveform = check_waveform(waveform)
     if waveform.shape.rank is not None and waveform.shape.rank != 1:
         raise ValueError(
@@ -233,7 +233,7 @@ def feature_image(waveform, config=None):
     >>> feature_image(tf.zeros([16000])).shape
     TensorShape([60, 97, 3])
     """
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     return array_math.image_from_log_mel(TF, log_mel(waveform, config), config.delta_width)
 
 
@@ -256,7 +256,7 @@ def batch_log_mel(waveforms, num_samples, config=None):
         `i` equals `log_mel(waveforms[i, :num_samples[i]])` on its valid
         frames.
     """
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     mel, num_frames = _batch_log_mel(waveforms, num_samples, config)
     return mel * _batch_mask(num_frames, tf.shape(mel)[1])[:, :, None], num_frames
 
@@ -301,7 +301,7 @@ def batch_feature_image(waveforms, num_samples, config=None):
     >>> images.shape, frames.numpy().tolist()
     (TensorShape([2, 60, 97, 3]), [97, 47])
     """
-    config = FeatureConfig.resolve(config)
+    config = FeatureConfig.coerce(config, "config")
     mel, num_frames = _batch_log_mel(waveforms, num_samples, config)
     d1 = array_math.batch_deltas(TF, mel, num_frames, config.delta_width)
     d2 = array_math.batch_deltas(TF, d1, num_frames, config.delta_width)

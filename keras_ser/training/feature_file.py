@@ -126,7 +126,7 @@ def save_feature_arrays(path, corpus, images, feature_config=None, dtype="float1
         raise ValueError(f"store must be one of {STORES}. Received: store={store!r}")
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype must be 'float16' or 'float32'. Received: dtype={dtype!r}")
-    feature_config = FeatureConfig.resolve(feature_config)
+    feature_config = FeatureConfig.coerce(feature_config)
     images = list(images)
     if len(images) != len(corpus):
         raise ValueError(f"Expected one image per record ({len(corpus)}). Received {len(images)} images")
