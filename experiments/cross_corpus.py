@@ -64,8 +64,10 @@ flags.DEFINE_list("grids", ["emodb_to", "loco"],
                   "emotions, per-speaker normalisation: each test speaker adapted from 1, 3, 10, 20 or all of its "
                   "unlabelled utterances; uses the test speakers' audio), loco_more_levers (GE2E statistics, six "
                   "emotions scored among the four: speed-perturbed training copies, pooling over speech frames only, "
-                  "class-balanced weights; experiments/training_side_levers.py), loco_functionals (openSMILE eGeMAPS "
-                  "and ComParE functionals alone, beside the GE2E statistics, and late fusion).")
+                  "class-balanced weights; experiments/training_side_levers.py), loco_channel_levers (the same probe "
+                  "with the training files also heard through a random equaliser and/or a synthetic room), "
+                  "loco_functionals (openSMILE eGeMAPS and ComParE functionals alone, beside the GE2E statistics, and "
+                  "late fusion).")
 flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<model>/<front end>/summary.json).")
 flags.DEFINE_list("leaderboard_runs", [],
                   "Instead of running grids: runner folders (keras-ser loso ...) whose results, one row per test "
@@ -456,7 +458,8 @@ def loco_adaptation(data, log=print):
 
 
 def training_side_grid(front_end, grid, log=print):
-    """A grid of `training_side_levers` (`loco_more_levers` or `loco_functionals`), as fold records."""
+    """A grid of `training_side_levers` (`loco_more_levers`, `loco_channel_levers` or `loco_functionals`), as fold
+    records."""
     from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     corpora_by_name = read_corpora()
@@ -468,7 +471,8 @@ def training_side_grid(front_end, grid, log=print):
             train = [n for n in corpora_by_name if n != test]
             rows.setdefault(lever, {})[test] = fold_record(
                 test, train, SHARED4, "leave-one-corpus-out", fold, fold["n_train"], fold["n_test"], fold["wall"],
-                lever, {"C": fold["C"], "inner_ua": fold["inner_ua"], "training_classes": list(SHARED6)})
+                lever, {"C": fold["C"], "inner_ua": fold["inner_ua"], "training_classes": list(SHARED6),
+                        **({"variant": fold["variant"]} if "variant" in fold else {})})
     return rows
 
 
@@ -574,13 +578,15 @@ def _summary_rows(path):
                      "uses_test_speaker_audio": False, "ua_pooled": round(100 * result["ua"], 2),
                      "wa_pooled": round(100 * result["wa"], 2),
                      "per_class_recall": {k: round(100 * v, 2) for k, v in result["recall"].items()}})
-    for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation", "loco_more_levers", "loco_functionals"):
+    for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation", "loco_more_levers", "loco_channel_levers",
+                 "loco_functionals"):
         levers = {"probe": summary[grid]} if grid == "loco" and grid in summary else summary.get(grid, {})
         for lever, folds in levers.items():
             for corpus, fold in folds.items():
                 adapted = fold.get("uses_test_audio")
                 features = {"loco": model, "loco_grid": "fusion_stats features", "loco_levers": "GE2E statistics",
                             "loco_adaptation": "GE2E statistics", "loco_more_levers": "GE2E statistics",
+                            "loco_channel_levers": "GE2E statistics",
                             "loco_functionals": "openSMILE functionals"}[grid]
                 row = {**base, "run": f"{base['run']}#{grid}/{lever}/{corpus}",
                        "command": public_paths(commands.get(grid, summary["command"])),
@@ -597,7 +603,7 @@ def _summary_rows(path):
 
 
 def _lever_protocol(grid, lever, adapted):
-    if grid in ("loco_more_levers", "loco_functionals"):
+    if grid in ("loco_more_levers", "loco_channel_levers", "loco_functionals"):
         return training_side_levers.lever_protocol(lever)
     if grid == "loco_adaptation":
         n = lever.rsplit("_n", 1)[1]
@@ -623,7 +629,7 @@ def _lever_protocol(grid, lever, adapted):
 
 
 GRID_KEYS = ("emodb_to", "loco", "loco_grid", "loco_grid6", "loco_levers", "loco_adaptation", "loco_more_levers",
-             "loco_functionals")
+             "loco_channel_levers", "loco_functionals")
 
 
 def write_leaderboard():
@@ -676,6 +682,8 @@ def main(argv):
         summary["loco_adaptation"] = loco_adaptation(data)
     if "loco_more_levers" in FLAGS.grids:
         summary["loco_more_levers"] = training_side_grid(front_end, "loco_more_levers")
+    if "loco_channel_levers" in FLAGS.grids:
+        summary["loco_channel_levers"] = training_side_grid(front_end, "loco_channel_levers")
     if "loco_functionals" in FLAGS.grids:
         summary["loco_functionals"] = training_side_grid(front_end, "loco_functionals")
     from tf_pipeline.atomic import write_json_atomic

@@ -20,6 +20,14 @@ the test corpus scored among the four shared emotions, arg-max among them):
 - `weights_class`, `weights_corpus_class`: sample weights that give each
   class (or each corpus's class) the same total weight.
 
+`loco_channel_levers` (`--grids=loco_channel_levers`): the training corpora's
+files also heard through another channel, one copy per file and kind, with
+the random draws of two seeds: `eq` (a smooth random equaliser, +-6 dB at
+the octaves from 125 Hz to 4 kHz) and `reverb` (a synthetic room: decaying
+noise, RT60 0.2-0.7 s, direct-to-reverberant ratio 0-10 dB); both kinds
+together; and, per seed, the variant chosen by its inner UA on the training
+corpora (`chosen_seed<N>`).
+
 `loco_functionals` (`--grids=loco_functionals`, needs the `opensmile`
 package): openSMILE's eGeMAPS and ComParE functionals of the front end's
 audio, alone, concatenated with the GE2E statistics, and as a second probe
@@ -41,6 +49,8 @@ FOUR = SIX[:4]
 SPEED_FACTORS = (0.9, 1.1)
 SPEECH_POOLING_DB = (50.0, 40.0, 30.0, 20.0)
 WEIGHTINGS = ("class", "corpus_class")
+CHANNEL_KINDS = ("eq", "reverb")
+CHANNEL_SEEDS = (0, 1)
 C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the runner's grid up to 0.1: every choice of these corpora lay there
 
 
@@ -172,6 +182,65 @@ def speed_perturbed(corpus, factor, out_dir, sample_rate=16000):
                         sample_rate)
 
 
+def equalised(waveform, rng, sample_rate=16000):
+    """`waveform` through a smooth random equaliser (zero phase, applied to its spectrum).
+
+    Gains are drawn uniformly in [-6, 6] dB at the octaves 125 Hz .. 4 kHz and
+    interpolated linearly over log frequency (held flat below 125 Hz and
+    above 4 kHz): the colouring of another microphone, line or room.
+    """
+    centres = np.array([125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0])
+    gains_db = rng.uniform(-6.0, 6.0, len(centres))
+    frequencies = np.maximum(np.fft.rfftfreq(len(waveform), 1.0 / sample_rate), 1.0)
+    curve = np.interp(np.log(frequencies), np.log(centres), gains_db)
+    return np.fft.irfft(np.fft.rfft(waveform) * 10.0 ** (curve / 20.0), n=len(waveform))
+
+
+def reverberated(waveform, rng, sample_rate=16000):
+    """`waveform` in a synthetic room, cut to its own length.
+
+    The room's impulse response is a unit direct path followed, from 2 ms on,
+    by Gaussian noise decaying by 60 dB in RT60 (drawn in [0.2, 0.7] s; 0.8 s
+    long), scaled to a direct-to-reverberant energy ratio drawn in [0, 10] dB.
+    """
+    import scipy.signal
+
+    rt60 = rng.uniform(0.2, 0.7)
+    time_s = np.arange(int(0.8 * sample_rate)) / sample_rate
+    tail = rng.standard_normal(len(time_s)) * 10.0 ** (-3.0 * time_s / rt60)
+    tail[: int(0.002 * sample_rate)] = 0.0
+    tail *= 10.0 ** (-rng.uniform(0.0, 10.0) / 20.0) / np.sqrt(np.sum(tail**2))
+    tail[0] = 1.0
+    return scipy.signal.fftconvolve(waveform, tail)[: len(waveform)]
+
+
+CHANNEL_TRANSFORMS = {"eq": equalised, "reverb": reverberated}
+
+
+def channel_copy(corpus, kind, seed, out_dir, sample_rate=16000):
+    """A copy of `corpus` heard through another channel (`kind` of `CHANNEL_TRANSFORMS`), written once.
+
+    Each file's draw comes from `seed` and a checksum of its samples, so a
+    file's copy does not depend on which files were written before (a rerun
+    that finds some copies already written draws the others as the first run
+    did). A copy louder than full scale is scaled to a peak of 0.99 (the
+    front end sets the level anyway). Written under
+    `<out_dir>/<kind>_seed<seed>/` (`written_copy`).
+    """
+    import zlib
+
+    transform = CHANNEL_TRANSFORMS[kind]
+
+    def heard(waveform):
+        waveform = np.asarray(waveform, np.float64)
+        rng = np.random.default_rng([seed, zlib.crc32(waveform.astype(np.float32).tobytes())])
+        out = transform(waveform, rng, sample_rate)
+        peak = np.max(np.abs(out))
+        return (out * (0.99 / peak if peak > 0.99 else 1.0)).astype(np.float32)
+
+    return written_copy(corpus, os.path.join(out_dir, f"{kind}_seed{seed}"), heard, sample_rate)
+
+
 def speech_pooled_features(corpus, feature_config, thresholds_db, batch_size=16):
     """`{threshold: [n, 1536] features}`: the GE2E statistics pooled over each utterance's loud frames only.
 
@@ -264,6 +333,68 @@ def loco_more_levers(corpora_by_name, feature_config, cache_dir, log=print):
             rows.setdefault(lever, {})[test] = result
             log(f"LOCO [{lever}] test {test}: UA {result['ua']:.3f} C={result['C']}")
     return rows
+
+
+def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
+    """`{lever: {test corpus: fold dict}}`: channel copies of the training files (see the module docstring).
+
+    Levers: `baseline`, `<kind>_seed<N>` and `eq+reverb_seed<N>` for each
+    seed of `CHANNEL_SEEDS`, and `chosen_seed<N>`: per test corpus, the one of
+    `baseline`, `eq`, `reverb` and `eq+reverb` (that seed) with the highest
+    inner UA at its chosen C, an inner UA computed on the training corpora
+    only; its fold names the variant in `variant`.
+    """
+    from keras_ser.training import frozen
+    from keras_ser.training.config import TrainConfig
+
+    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none")
+    names = list(corpora_by_name)
+    subsets = {n: six_emotion_subset(corpora_by_name[n]) for n in names}
+    start = time.time()
+    features = {}
+    for name, (corpus, _) in subsets.items():
+        features[(name, None)] = frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir)
+        for seed in CHANNEL_SEEDS:
+            for kind in CHANNEL_KINDS:
+                copy = channel_copy(corpus, kind, seed, os.path.join(cache_dir, "channel_copies"))
+                features[(name, kind, seed)] = frozen.corpus_features(copy, config, feature_config,
+                                                                      cache_dir=cache_dir)
+        log(f"channel copies of {name} and their features ready ({time.time() - start:.0f} s)")
+
+    def parts(name, copies):
+        labels = subsets[name][1]
+        xs = [features[(name, None)]] + [features[key] for key in copies]
+        return (np.concatenate(xs), np.tile(labels, len(xs)),
+                np.concatenate([np.full(len(labels), i == 0) for i in range(len(xs))]))
+
+    variants = {"baseline": ()}
+    for seed in CHANNEL_SEEDS:
+        variants.update({f"{kind}_seed{seed}": ((kind, seed),) for kind in CHANNEL_KINDS})
+        variants[f"eq+reverb_seed{seed}"] = tuple((kind, seed) for kind in CHANNEL_KINDS)
+    rows = {}
+    for lever, copies in variants.items():
+        for test in names:
+            fold_start = time.time()
+            train = {n: parts(n, copies) for n in names if n != test}
+            result = loco_probe(train, (features[(test, None)], subsets[test][1]))
+            result["wall"] = time.time() - fold_start
+            del result["log_probabilities"], result["labels"]
+            rows.setdefault(lever, {})[test] = result
+            log(f"LOCO [{lever}] test {test}: UA {result['ua']:.3f} C={result['C']}")
+    for seed in CHANNEL_SEEDS:
+        for test in names:
+            candidates = ["baseline"] + [f"{v}_seed{seed}" for v in (*CHANNEL_KINDS, "eq+reverb")]
+            chosen = chosen_variant({v: rows[v][test] for v in candidates})
+            rows.setdefault(f"chosen_seed{seed}", {})[test] = {**rows[chosen][test], "variant": chosen}
+            log(f"LOCO [chosen_seed{seed}] test {test}: {chosen}, UA {rows[chosen][test]['ua']:.3f}")
+    return rows
+
+
+def chosen_variant(folds):
+    """The key of `folds` (`{variant: loco_probe fold}`, in order of preference) whose inner UA at its chosen C
+    is highest; the first of equal ones. Only the inner UA, computed on the training corpora, is read."""
+    inner = {variant: fold["inner_ua"][str(fold["C"])] for variant, fold in folds.items()}
+    return max(folds, key=lambda variant: (inner[variant], -list(folds).index(variant)))
 
 
 FUNCTIONAL_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
@@ -362,6 +493,15 @@ def lever_protocol(lever):
                 return base + f"; {what} concatenated with the GE2E statistics"
             return base + (f"; the log-probabilities of a probe on the {what} and of the GE2E probe added (each C "
                            "chosen by leaving one training corpus out)")
+    if lever.startswith("chosen_seed"):
+        return base + ("; the training files also heard through another channel or not (none, a random equaliser, "
+                       "a synthetic room, or both; draws of seed " + lever[len("chosen_seed"):] + "), the variant "
+                       "chosen by its inner UA on the training corpora")
+    for kind, what in (("eq+reverb", "through a random equaliser and, as a second copy, in a synthetic room"),
+                       ("eq", "through a random equaliser (+-6 dB at the octaves 125 Hz-4 kHz)"),
+                       ("reverb", "in a synthetic room (RT60 0.2-0.7 s)")):
+        if lever.startswith(kind + "_seed"):
+            return base + f"; the training files also heard {what}, draws of seed {lever.rsplit('seed', 1)[1]}"
     if lever.startswith("weights_"):
         return base + ("; sample weights balancing the classes" if lever == "weights_class"
                        else "; sample weights balancing each corpus's classes")

@@ -1,4 +1,5 @@
-"""experiments/training_side_levers.py: speed-perturbed copies, speech-only pooling, balanced weights, functionals."""
+"""experiments/training_side_levers.py: speed-perturbed and channel copies, speech-only pooling, balanced weights,
+functionals."""
 
 import dataclasses
 import os
@@ -85,6 +86,75 @@ def test_speed_perturbed_copies_play_faster_and_higher(levers, tmp_path):
         before = os.path.getmtime(copy.records[0].path)
         assert levers.speed_perturbed(corpus, factor, str(tmp_path / "out")).records[0].path == copy.records[0].path
         assert os.path.getmtime(copy.records[0].path) == before
+
+
+def test_equaliser_gains_stay_within_six_db_and_follow_the_drawn_curve(levers):
+    rng = np.random.default_rng(3)
+    waveform = rng.standard_normal(16000)
+    out = levers.equalised(waveform, np.random.default_rng(7))
+    assert out.shape == waveform.shape
+    gain_db = 20 * np.log10(np.abs(np.fft.rfft(out)) / np.abs(np.fft.rfft(waveform)))
+    assert gain_db.max() <= 6.0 + 1e-6 and gain_db.min() >= -6.0 - 1e-6 and np.ptp(gain_db) > 1.0
+    # The same draws give the same copy; the gain at 1 kHz is the fourth value drawn.
+    np.testing.assert_allclose(levers.equalised(waveform, np.random.default_rng(7)), out)
+    expected = np.random.default_rng(7).uniform(-6.0, 6.0, 6)[3]
+    assert gain_db[1000] == pytest.approx(expected, abs=1e-6)  # 1 Hz per bin over one second
+
+
+def test_synthetic_room_keeps_the_direct_path_and_adds_a_decaying_tail(levers):
+    click = np.zeros(16000)
+    click[100] = 1.0
+    out = levers.reverberated(click, np.random.default_rng(0))
+    assert out.shape == click.shape
+    assert out[100] == pytest.approx(1.0) and np.allclose(out[:100], 0.0)
+    assert np.allclose(out[101:132], 0.0)  # nothing within 2 ms of the direct path
+    early, late = np.sum(out[132:2132] ** 2), np.sum(out[8000:10000] ** 2)
+    assert 0 < late < early  # the tail decays
+    reverberant = np.sum(out[101:] ** 2)
+    assert 10 ** (-10 / 10) - 1e-9 <= reverberant <= 1.0 + 1e-9  # direct-to-reverberant ratio in [0, 10] dB
+
+
+def test_channel_copies_are_drawn_per_file_and_written_once(levers, tmp_path):
+    import soundfile
+
+    from tf_pipeline import corpora
+
+    rng = np.random.default_rng(0)
+    records = []
+    for index in range(3):
+        path = tmp_path / "src" / f"u{index}.wav"
+        path.parent.mkdir(exist_ok=True)
+        soundfile.write(path, 0.3 * rng.standard_normal(8000), 16000, subtype="PCM_16")
+        records.append(corpora.Record(str(path), index % 2, f"s{index}"))
+    corpus = corpora.Corpus("toy", tuple(records), ("anger", "sadness"))
+    for kind in levers.CHANNEL_KINDS:
+        copy = levers.channel_copy(corpus, kind, 0, str(tmp_path / "out"))
+        assert [(r.label, r.speaker) for r in copy.records] == [(r.label, r.speaker) for r in records]
+        written = [soundfile.read(r.path)[0] for r in copy.records]
+        originals = [soundfile.read(r.path)[0] for r in records]
+        assert all(len(w) == len(o) and np.max(np.abs(w)) <= 0.99 + 1e-4 for w, o in zip(written, originals))
+        assert all(not np.allclose(w, o, atol=1e-3) for w, o in zip(written, originals))
+        # A file's draw does not depend on the files written before it: the corpus written again in reverse
+        # order (into another folder) gives every file the same copy.
+        reverse = dataclasses.replace(corpus, records=tuple(reversed(records)))
+        again = levers.channel_copy(reverse, kind, 0, str(tmp_path / "out_reverse"))
+        for record, first in zip(reversed(again.records), written):
+            np.testing.assert_allclose(soundfile.read(record.path)[0], first, atol=1e-4)
+        other_seed = levers.channel_copy(corpus, kind, 1, str(tmp_path / "out"))
+        assert not np.allclose(soundfile.read(other_seed.records[2].path)[0], written[2], atol=1e-3)
+
+
+def test_chosen_variant_reads_only_the_inner_ua_at_the_chosen_c(levers):
+    def fold(c, inner, ua):
+        return {"C": c, "inner_ua": {"0.001": inner[0], "0.01": inner[1]}, "ua": ua}
+
+    folds = {"baseline": fold(0.001, (0.50, 0.60), 0.9), "eq_seed0": fold(0.01, (0.70, 0.55), 0.1),
+             "reverb_seed0": fold(0.001, (0.58, 0.40), 0.5)}
+    # eq's best inner UA (0.70) is at a C it did not choose: its 0.55 counts, and reverb's 0.58 wins.
+    assert levers.chosen_variant(folds) == "reverb_seed0"
+    folds["reverb_seed0"] = fold(0.001, (0.55, 0.40), 0.5)
+    assert levers.chosen_variant(folds) == "eq_seed0"  # tied with reverb at 0.55: the first wins
+    assert levers.chosen_variant({"baseline": folds["baseline"]}) == "baseline"
 
 
 def test_speech_pooling_of_every_frame_is_the_models_pooling(levers, emodb_dir):
