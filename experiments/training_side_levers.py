@@ -363,7 +363,7 @@ def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
 
     def parts(name, copies):
         labels = subsets[name][1]
-        xs = [features[(name, None)]] + [features[key] for key in copies]
+        xs = [features[(name, None)]] + [features[(name, *key)] for key in copies]
         return (np.concatenate(xs), np.tile(labels, len(xs)),
                 np.concatenate([np.full(len(labels), i == 0) for i in range(len(xs))]))
 

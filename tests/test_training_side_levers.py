@@ -144,6 +144,56 @@ def test_channel_copies_are_drawn_per_file_and_written_once(levers, tmp_path):
         assert not np.allclose(soundfile.read(other_seed.records[2].path)[0], written[2], atol=1e-3)
 
 
+def test_channel_grid_trains_on_the_copies_and_scores_the_original_test_files(levers, monkeypatch, tmp_path):
+    """The grid's bookkeeping, with the GE2E extraction and the written copies replaced by stand-ins (both are
+    tested on their own): every lever for every test corpus, the copies in training only, the choice per seed."""
+    from keras_ser.training import frozen
+    from tf_pipeline import corpora
+
+    six = ["anger", "happiness", "sadness", "neutral", "fear", "disgust"]
+    native = {"emodb": six, "ravdess": ["angry", "happy", "sad", "neutral", "fearful", "disgust"],
+              "emovo": ["anger", "joy", "sadness", "neutral", "fear", "disgust"]}
+    built = {}
+    for name, classes in native.items():
+        records = tuple(corpora.Record(f"/{name}/s{k % 3}_{k}.wav", k % 6, f"s{k % 3}") for k in range(36))
+        built[name] = corpora.Corpus(name, records, tuple(classes))
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 12)) * 3.0
+    extracted = []
+
+    def fake_features(corpus, config, feature_config, cache_dir=None):
+        extracted.append(corpus.records[0].path)
+        noise = np.random.default_rng(len(extracted)).normal(size=(len(corpus.records), 12))
+        return (centres[[r.label for r in corpus.records]] + noise).astype(np.float32)
+
+    def fake_copy(corpus, kind, seed, out_dir, sample_rate=16000):
+        return dataclasses.replace(corpus, records=tuple(
+            dataclasses.replace(r, path=f"{out_dir}/{kind}_seed{seed}{r.path}") for r in corpus.records))
+
+    monkeypatch.setattr(frozen, "corpus_features", fake_features)
+    monkeypatch.setattr(levers, "channel_copy", fake_copy)
+    monkeypatch.setattr(levers, "C_GRID", (1e-2, 1e-1))  # two values of C keep the 21 folds quick
+    rows = levers.loco_channel_levers(built, None, str(tmp_path), log=lambda *_: None)
+    assert len(extracted) == 3 * (1 + len(levers.CHANNEL_SEEDS) * len(levers.CHANNEL_KINDS))
+    expected = {"baseline"} | {f"{v}_seed{s}" for s in levers.CHANNEL_SEEDS for v in ("eq", "reverb", "eq+reverb",
+                                                                                       "chosen")}
+    assert set(rows) == expected
+    for lever, folds in rows.items():
+        assert set(folds) == set(native)
+        copies = 0 if lever == "baseline" else 2 if lever.startswith("eq+reverb") else 1
+        for test, fold in folds.items():
+            assert fold["n_test"] == 24  # the test corpus's own files of the four shared emotions
+            if not lever.startswith("chosen"):
+                assert fold["n_train"] == 2 * 36 * (1 + copies), (lever, test)
+                assert fold["ua"] > 0.9  # separable stand-in features
+    for seed in levers.CHANNEL_SEEDS:
+        for test in native:
+            fold = rows[f"chosen_seed{seed}"][test]
+            candidates = ["baseline"] + [f"{v}_seed{seed}" for v in ("eq", "reverb", "eq+reverb")]
+            assert fold["variant"] == levers.chosen_variant({v: rows[v][test] for v in candidates})
+            assert fold["ua"] == rows[fold["variant"]][test]["ua"]
+
+
 def test_chosen_variant_reads_only_the_inner_ua_at_the_chosen_c(levers):
     def fold(c, inner, ua):
         return {"C": c, "inner_ua": {"0.001": inner[0], "0.01": inner[1]}, "ua": ua}
