@@ -74,6 +74,10 @@ flags.DEFINE_list("leaderboard_runs", [],
                   "corpus (leave-one-corpus-out) or one row per run (leave-one-speaker-out), are merged into "
                   "--leaderboard with the rows of every summary under --run_root.")
 flags.DEFINE_string("leaderboard", "docs/results.json", "The leaderboard JSON the rows are merged into.")
+flags.DEFINE_bool("merge_leaderboard", False,
+                  "Write the rows of every summary under --run_root (and of --leaderboard_runs) into --leaderboard "
+                  "and exit, replacing the cross-corpus rows of the same runs and keeping the others (runs whose "
+                  "folders this checkout lacks). Without it, --leaderboard_runs replaces every cross-corpus row.")
 flags.DEFINE_list("score_among", [],
                   "With --leaderboard_runs: a runner folder whose classes include these (and more) gets, per test "
                   "corpus, a second row scored among these classes only (arg-max of its probabilities among them, "
@@ -598,6 +602,8 @@ def _summary_rows(path):
                        "wa_pooled": round(100 * fold["wa"], 2), "n_utterances": fold["n_test"]}
                 if fold.get("explored"):  # not a selection on the training corpora alone: say so in the row
                     row["explored"] = fold["explored"]
+                if fold.get("variant"):  # a lever chosen among variants on the training corpora: which one
+                    row["chosen_variant"] = fold["variant"]
                 rows.append(row)
     return rows
 
@@ -632,25 +638,39 @@ GRID_KEYS = ("emodb_to", "loco", "loco_grid", "loco_grid6", "loco_levers", "loco
              "loco_channel_levers", "loco_functionals")
 
 
-def write_leaderboard():
-    """Merges the cross-corpus rows into the leaderboard (`"table": "cross_corpus"`; `run` unique per row) and
-    refreshes the ranking block of the results.md beside it."""
+def write_leaderboard(path, run_root, runner_runs=(), merge=False):
+    """Writes the cross-corpus rows into the leaderboard `path` (`"table": "cross_corpus"`; `run` unique per row)
+    and refreshes the ranking block of the results.md beside it.
+
+    The rows are those of the runner folders `runner_runs`
+    (`--leaderboard_runs`) and of every summary under `run_root`. With
+    `merge=False` they replace every cross-corpus row of the leaderboard;
+    with `merge=True` (`--merge_leaderboard`) only the rows of the same runs,
+    the others staying as they are. Returns the rows written.
+    """
     import glob
 
     from reproduce import leaderboard  # experiments/reproduce/: the leaderboard's reader and writer
 
-    rows = [row for run in FLAGS.leaderboard_runs for row in _run_rows(run)]
-    for path in sorted(glob.glob(os.path.join(FLAGS.run_root, "*", "*", "summary.json"))):
-        rows.extend(_summary_rows(path))
-    board = [row for row in leaderboard.load(FLAGS.leaderboard) if row.get("table") != "cross_corpus"] + rows
-    leaderboard.write(FLAGS.leaderboard, board)
-    print(f"{len(rows)} cross-corpus rows written to {FLAGS.leaderboard}")
+    rows = [row for run in runner_runs for row in _run_rows(run)]
+    for summary in sorted(glob.glob(os.path.join(run_root, "*", "*", "summary.json"))):
+        rows.extend(_summary_rows(summary))
+    old = leaderboard.load(path)
+    if merge:
+        board = leaderboard.merge(old, rows)
+    else:
+        board = [row for row in old if row.get("table") != "cross_corpus"] + rows
+    leaderboard.write(path, board)
+    print(f"{len(rows)} cross-corpus rows written to {path}"
+          + (f" ({len(board) - len(old)} new, the rest replacing rows of the same runs)" if merge else ""))
+    return rows
 
 
 def main(argv):
     del argv
-    if FLAGS.leaderboard_runs:
-        return write_leaderboard()
+    if FLAGS.leaderboard_runs or FLAGS.merge_leaderboard:
+        write_leaderboard(FLAGS.leaderboard, FLAGS.run_root, FLAGS.leaderboard_runs, merge=FLAGS.merge_leaderboard)
+        return None
     front_end = front_end_config()
     name = front_end_name(front_end)
     data = extract(read_corpora(), front_end)

@@ -140,3 +140,27 @@ def test_speaker_adaptation_rows_reach_the_leaderboard_marked(cross_corpus, tmp_
     twenty = next(row for row in board if row["run"].endswith("speaker_adapted_n20/b"))
     assert "20 of its files drawn at random (mean of 5 draws)" in twenty["protocol"]
     assert twenty["protocol"].endswith("uses the test speaker's unlabelled audio")
+
+
+def test_merged_leaderboard_keeps_the_rows_of_runs_this_checkout_lacks(cross_corpus, tmp_path):
+    import json
+
+    run_root = tmp_path / "runs"
+    summary = run_root / "encoder_stats" / "trim30_level-18" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"front_end": {"trim_db": 30.0, "level_dbfs": -18.0}, "command": "python x.py",
+                                   "loco": cross_corpus.loco(_corpora(), log=lambda line: None)}))
+    new_runs = [row["run"] for row in cross_corpus._summary_rows(str(summary))]
+    assert len(new_runs) == 3
+    assert not any("chosen_variant" in row for row in cross_corpus._summary_rows(str(summary)))
+    old = [{"run": "runs/reproduce/cpu/cnn_sru_n3", "table": "III", "ua_pooled": 50.0},
+           {"run": "runs/cross_corpus/fusion_stats/none#loco/probe/a", "table": "cross_corpus", "ua_pooled": 40.0},
+           {"run": new_runs[0], "table": "cross_corpus", "ua_pooled": -1.0}]
+    board_path = tmp_path / "results.json"
+    for merge, expected_runs in ((True, [old[0]["run"], old[1]["run"]] + new_runs),
+                                 (False, [old[0]["run"]] + new_runs)):
+        board_path.write_text(json.dumps(old))
+        cross_corpus.write_leaderboard(str(board_path), str(run_root), merge=merge)
+        board = json.loads(board_path.read_text())
+        assert [row["run"] for row in board] == expected_runs, merge
+        assert all(row["ua_pooled"] >= 0 for row in board)  # the stale row of a run found here is replaced
