@@ -25,8 +25,9 @@ files also heard through another channel, one copy per file and kind, with
 the random draws of two seeds: `eq` (a smooth random equaliser, +-6 dB at
 the octaves from 125 Hz to 4 kHz) and `reverb` (a synthetic room: decaying
 noise, RT60 0.2-0.7 s, direct-to-reverberant ratio 0-10 dB); both kinds
-together; and, per seed, the variant chosen by its inner UA on the training
-corpora (`chosen_seed<N>`).
+together; each with one seed's copies or every seed's; and, per seed (and
+for every seed together), the variant chosen by its inner UA on the
+training corpora (`chosen_seed<N>`, `chosen_all_seeds`).
 
 `loco_functionals` (`--grids=loco_functionals`, needs the `opensmile`
 package): openSMILE's eGeMAPS and ComParE functionals of the front end's
@@ -339,10 +340,12 @@ def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
     """`{lever: {test corpus: fold dict}}`: channel copies of the training files (see the module docstring).
 
     Levers: `baseline`, `<kind>_seed<N>` and `eq+reverb_seed<N>` for each
-    seed of `CHANNEL_SEEDS`, and `chosen_seed<N>`: per test corpus, the one of
-    `baseline`, `eq`, `reverb` and `eq+reverb` (that seed) with the highest
-    inner UA at its chosen C, an inner UA computed on the training corpora
-    only; its fold names the variant in `variant`.
+    seed of `CHANNEL_SEEDS`, the same with the copies of every seed together
+    (`<kind>_all_seeds`, `eq+reverb_all_seeds`: several draws per training
+    file), and `chosen_seed<N>` / `chosen_all_seeds`: per test corpus, the
+    one of `baseline`, `eq`, `reverb` and `eq+reverb` (those draws) with the
+    highest inner UA at its chosen C, an inner UA computed on the training
+    corpora only; its fold names the variant in `variant`.
     """
     from keras_ser.training import frozen
     from keras_ser.training.config import TrainConfig
@@ -367,10 +370,13 @@ def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
         return (np.concatenate(xs), np.tile(labels, len(xs)),
                 np.concatenate([np.full(len(labels), i == 0) for i in range(len(xs))]))
 
+    # Each seed's draws alone, then the copies of every seed together (several draws per training file).
+    draws = {f"seed{seed}": (seed,) for seed in CHANNEL_SEEDS}
+    draws["all_seeds"] = CHANNEL_SEEDS
     variants = {"baseline": ()}
-    for seed in CHANNEL_SEEDS:
-        variants.update({f"{kind}_seed{seed}": ((kind, seed),) for kind in CHANNEL_KINDS})
-        variants[f"eq+reverb_seed{seed}"] = tuple((kind, seed) for kind in CHANNEL_KINDS)
+    for suffix, seeds in draws.items():
+        variants.update({f"{kind}_{suffix}": tuple((kind, seed) for seed in seeds) for kind in CHANNEL_KINDS})
+        variants[f"eq+reverb_{suffix}"] = tuple((kind, seed) for seed in seeds for kind in CHANNEL_KINDS)
     rows = {}
     for lever, copies in variants.items():
         for test in names:
@@ -381,12 +387,12 @@ def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
             del result["log_probabilities"], result["labels"]
             rows.setdefault(lever, {})[test] = result
             log(f"LOCO [{lever}] test {test}: UA {result['ua']:.3f} C={result['C']}")
-    for seed in CHANNEL_SEEDS:
+    for suffix in draws:
         for test in names:
-            candidates = ["baseline"] + [f"{v}_seed{seed}" for v in (*CHANNEL_KINDS, "eq+reverb")]
+            candidates = ["baseline"] + [f"{v}_{suffix}" for v in (*CHANNEL_KINDS, "eq+reverb")]
             chosen = chosen_variant({v: rows[v][test] for v in candidates})
-            rows.setdefault(f"chosen_seed{seed}", {})[test] = {**rows[chosen][test], "variant": chosen}
-            log(f"LOCO [chosen_seed{seed}] test {test}: {chosen}, UA {rows[chosen][test]['ua']:.3f}")
+            rows.setdefault(f"chosen_{suffix}", {})[test] = {**rows[chosen][test], "variant": chosen}
+            log(f"LOCO [chosen_{suffix}] test {test}: {chosen}, UA {rows[chosen][test]['ua']:.3f}")
     return rows
 
 
@@ -475,6 +481,13 @@ def loco_functionals(corpora_by_name, feature_config, cache_dir, log=print):
     return rows
 
 
+def _draws(lever):
+    """Which random draws a channel lever's copies come from, in words."""
+    if lever.endswith("_all_seeds"):
+        return "one copy per seed of " + ", ".join(map(str, CHANNEL_SEEDS)) + " (several draws per file)"
+    return "draws of seed " + lever.rsplit("seed", 1)[1]
+
+
 def lever_protocol(lever):
     """The leaderboard's protocol text of a lever of this grid."""
     base = ("leave-one-corpus-out; trained on the six emotions all three corpora have, C chosen by leaving one "
@@ -493,15 +506,15 @@ def lever_protocol(lever):
                 return base + f"; {what} concatenated with the GE2E statistics"
             return base + (f"; the log-probabilities of a probe on the {what} and of the GE2E probe added (each C "
                            "chosen by leaving one training corpus out)")
-    if lever.startswith("chosen_seed"):
+    if lever.startswith("chosen_"):
         return base + ("; the training files also heard through another channel or not (none, a random equaliser, "
-                       "a synthetic room, or both; draws of seed " + lever[len("chosen_seed"):] + "), the variant "
-                       "chosen by its inner UA on the training corpora")
+                       f"a synthetic room, or both; {_draws(lever)}), the variant chosen by its inner UA on the "
+                       "training corpora")
     for kind, what in (("eq+reverb", "through a random equaliser and, as a second copy, in a synthetic room"),
                        ("eq", "through a random equaliser (+-6 dB at the octaves 125 Hz-4 kHz)"),
                        ("reverb", "in a synthetic room (RT60 0.2-0.7 s)")):
-        if lever.startswith(kind + "_seed"):
-            return base + f"; the training files also heard {what}, draws of seed {lever.rsplit('seed', 1)[1]}"
+        if lever.startswith(kind + "_seed") or lever == kind + "_all_seeds":
+            return base + f"; the training files also heard {what}, {_draws(lever)}"
     if lever.startswith("weights_"):
         return base + ("; sample weights balancing the classes" if lever == "weights_class"
                        else "; sample weights balancing each corpus's classes")

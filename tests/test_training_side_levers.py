@@ -172,24 +172,28 @@ def test_channel_grid_trains_on_the_copies_and_scores_the_original_test_files(le
 
     monkeypatch.setattr(frozen, "corpus_features", fake_features)
     monkeypatch.setattr(levers, "channel_copy", fake_copy)
-    monkeypatch.setattr(levers, "C_GRID", (1e-2, 1e-1))  # two values of C keep the 21 folds quick
+    monkeypatch.setattr(levers, "C_GRID", (1e-2, 1e-1))  # two values of C keep the 30 folds quick
     rows = levers.loco_channel_levers(built, None, str(tmp_path), log=lambda *_: None)
     assert len(extracted) == 3 * (1 + len(levers.CHANNEL_SEEDS) * len(levers.CHANNEL_KINDS))
-    expected = {"baseline"} | {f"{v}_seed{s}" for s in levers.CHANNEL_SEEDS for v in ("eq", "reverb", "eq+reverb",
-                                                                                       "chosen")}
+    suffixes = [f"seed{s}" for s in levers.CHANNEL_SEEDS] + ["all_seeds"]
+    expected = {"baseline"} | {f"{v}_{suffix}" for suffix in suffixes for v in ("eq", "reverb", "eq+reverb", "chosen")}
     assert set(rows) == expected
     for lever, folds in rows.items():
         assert set(folds) == set(native)
-        copies = 0 if lever == "baseline" else 2 if lever.startswith("eq+reverb") else 1
+        per_kind = len(levers.CHANNEL_SEEDS) if lever.endswith("all_seeds") else 1
+        copies = 0 if lever == "baseline" else per_kind * (2 if lever.startswith("eq+reverb") else 1)
+        assert levers.lever_protocol(lever).startswith("leave-one-corpus-out")
+        if lever != "baseline":
+            assert ("draws of seed" in levers.lever_protocol(lever)) != lever.endswith("all_seeds")
         for test, fold in folds.items():
             assert fold["n_test"] == 24  # the test corpus's own files of the four shared emotions
             if not lever.startswith("chosen"):
                 assert fold["n_train"] == 2 * 36 * (1 + copies), (lever, test)
                 assert fold["ua"] > 0.9  # separable stand-in features
-    for seed in levers.CHANNEL_SEEDS:
+    for suffix in suffixes:
         for test in native:
-            fold = rows[f"chosen_seed{seed}"][test]
-            candidates = ["baseline"] + [f"{v}_seed{seed}" for v in ("eq", "reverb", "eq+reverb")]
+            fold = rows[f"chosen_{suffix}"][test]
+            candidates = ["baseline"] + [f"{v}_{suffix}" for v in ("eq", "reverb", "eq+reverb")]
             assert fold["variant"] == levers.chosen_variant({v: rows[v][test] for v in candidates})
             assert fold["ua"] == rows[fold["variant"]][test]["ua"]
 
