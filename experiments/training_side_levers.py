@@ -292,31 +292,52 @@ def speech_pooled_features(corpus, feature_config, thresholds_db, batch_size=16)
     return out
 
 
-def loco_more_levers(corpora_by_name, feature_config, cache_dir, log=print):
-    """`{lever: {test corpus: fold dict}}` for the baseline and every lever (see the module docstring)."""
+def six_emotion_features(corpora_by_name, feature_config, cache_dir, copies=None, log=print):
+    """`(subsets, features)`: each corpus's files of the six emotions and the GE2E statistics of them and their copies.
+
+    `subsets` is `{name: six_emotion_subset(corpus)}`; `features` holds the
+    statistics of each subset's files under `(name, None)` and, for every
+    `key, make` of `copies` (`make(subset)` returns a copy of the subset, e.g.
+    `speed_perturbed`), those of the copy under `(name, key)`; all go through
+    the feature store in `cache_dir`.
+    """
     from keras_ser.training import frozen
     from keras_ser.training.config import TrainConfig
 
     config = TrainConfig(model="encoder_stats", recipe="probe", validation="none")
-    names = list(corpora_by_name)
-    subsets = {n: six_emotion_subset(corpora_by_name[n]) for n in names}
+    subsets = {name: six_emotion_subset(corpus) for name, corpus in corpora_by_name.items()}
     start = time.time()
     features = {}
     for name, (corpus, _) in subsets.items():
         features[(name, None)] = frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir)
-        for factor in SPEED_FACTORS:
-            copy = speed_perturbed(corpus, factor, os.path.join(cache_dir, "speed_perturbed"))
-            features[(name, factor)] = frozen.corpus_features(copy, config, feature_config, cache_dir=cache_dir)
-    log(f"speed-perturbed copies and their features ready ({time.time() - start:.0f} s)")
+        for key, make in (copies or {}).items():
+            features[(name, key)] = frozen.corpus_features(make(corpus), config, feature_config, cache_dir=cache_dir)
+        if copies:
+            log(f"copies of {name} and their features ready ({time.time() - start:.0f} s)")
+    return subsets, features
+
+
+def training_part(features, labels, name, keys=(), own=None):
+    """`(features, labels, original)` of corpus `name` for `loco_probe`: the rows of its own files (`own`, or
+    `features[(name, None)]`), then those of each copy `features[(name, key)]` for `key` in `keys`."""
+    xs = [features[(name, None)] if own is None else own] + [features[(name, key)] for key in keys]
+    return (np.concatenate(xs), np.tile(labels, len(xs)),
+            np.concatenate([np.full(len(labels), i == 0) for i in range(len(xs))]))
+
+
+def loco_more_levers(corpora_by_name, feature_config, cache_dir, log=print):
+    """`{lever: {test corpus: fold dict}}` for the baseline and every lever (see the module docstring)."""
+    names = list(corpora_by_name)
+    out_dir = os.path.join(cache_dir, "speed_perturbed")
+    copies = {factor: (lambda corpus, factor=factor: speed_perturbed(corpus, factor, out_dir))
+              for factor in SPEED_FACTORS}
+    subsets, features = six_emotion_features(corpora_by_name, feature_config, cache_dir, copies, log)
     start = time.time()
     pooled = {n: speech_pooled_features(subsets[n][0], feature_config, SPEECH_POOLING_DB) for n in names}
     log(f"speech-only pooling: features ready ({time.time() - start:.0f} s)")
 
     def parts(name, factors=(), source=None):
-        labels = subsets[name][1]
-        xs = [features[(name, None)] if source is None else source[name]] + [features[(name, f)] for f in factors]
-        return (np.concatenate(xs), np.tile(labels, len(xs)),
-                np.concatenate([np.full(len(labels), i == 0) for i in range(len(xs))]))
+        return training_part(features, subsets[name][1], name, factors, None if source is None else source[name])
 
     variants = {"baseline": {}, "speed": {"factors": SPEED_FACTORS}}
     variants.update({f"speech_pooled_{t:g}db": {"source": {n: pooled[n][t] for n in names}}
@@ -347,28 +368,11 @@ def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
     highest inner UA at its chosen C, an inner UA computed on the training
     corpora only; its fold names the variant in `variant`.
     """
-    from keras_ser.training import frozen
-    from keras_ser.training.config import TrainConfig
-
-    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none")
     names = list(corpora_by_name)
-    subsets = {n: six_emotion_subset(corpora_by_name[n]) for n in names}
-    start = time.time()
-    features = {}
-    for name, (corpus, _) in subsets.items():
-        features[(name, None)] = frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir)
-        for seed in CHANNEL_SEEDS:
-            for kind in CHANNEL_KINDS:
-                copy = channel_copy(corpus, kind, seed, os.path.join(cache_dir, "channel_copies"))
-                features[(name, kind, seed)] = frozen.corpus_features(copy, config, feature_config,
-                                                                      cache_dir=cache_dir)
-        log(f"channel copies of {name} and their features ready ({time.time() - start:.0f} s)")
-
-    def parts(name, copies):
-        labels = subsets[name][1]
-        xs = [features[(name, None)]] + [features[(name, *key)] for key in copies]
-        return (np.concatenate(xs), np.tile(labels, len(xs)),
-                np.concatenate([np.full(len(labels), i == 0) for i in range(len(xs))]))
+    out_dir = os.path.join(cache_dir, "channel_copies")
+    copies = {(kind, seed): (lambda corpus, kind=kind, seed=seed: channel_copy(corpus, kind, seed, out_dir))
+              for seed in CHANNEL_SEEDS for kind in CHANNEL_KINDS}
+    subsets, features = six_emotion_features(corpora_by_name, feature_config, cache_dir, copies, log)
 
     # Each seed's draws alone, then the copies of every seed together (several draws per training file).
     draws = {f"seed{seed}": (seed,) for seed in CHANNEL_SEEDS}
@@ -378,10 +382,10 @@ def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
         variants.update({f"{kind}_{suffix}": tuple((kind, seed) for seed in seeds) for kind in CHANNEL_KINDS})
         variants[f"eq+reverb_{suffix}"] = tuple((kind, seed) for seed in seeds for kind in CHANNEL_KINDS)
     rows = {}
-    for lever, copies in variants.items():
+    for lever, keys in variants.items():
         for test in names:
             fold_start = time.time()
-            train = {n: parts(n, copies) for n in names if n != test}
+            train = {n: training_part(features, subsets[n][1], n, keys) for n in names if n != test}
             result = loco_probe(train, (features[(test, None)], subsets[test][1]))
             result["wall"] = time.time() - fold_start
             del result["log_probabilities"], result["labels"]
