@@ -233,9 +233,9 @@ def channel_copy(corpus, kind, seed, out_dir, sample_rate=16000):
     transform = CHANNEL_TRANSFORMS[kind]
 
     def heard(waveform):
-        waveform = np.asarray(waveform, np.float64)
-        rng = np.random.default_rng([seed, zlib.crc32(waveform.astype(np.float32).tobytes())])
-        out = transform(waveform, rng, sample_rate)
+        waveform = np.asarray(waveform, np.float32)
+        rng = np.random.default_rng([seed, zlib.crc32(waveform.tobytes())])
+        out = transform(waveform.astype(np.float64), rng, sample_rate)
         peak = np.max(np.abs(out))
         return (out * (0.99 / peak if peak > 0.99 else 1.0)).astype(np.float32)
 
