@@ -153,7 +153,10 @@ def main(argv=None):
     parser.add_argument("--score_on", default="",
                         help="Corpora to score the preset on, over the emotions each shares with it: "
                              "comma-separated name=folder pairs, e.g. ravdess=/data/ravdess,emovo=/data/emovo.")
-    parser.add_argument("--cache_dir", default=None, help="Feature cache folder for --score_on (default: none).")
+    parser.add_argument("--cache_dir", default=None,
+                        help="Feature cache folder of the frozen-feature recipes: the training features (and those of "
+                             "channel copies) of a run with the same --feature_cache are read back, and --score_on's "
+                             "corpora cached (default: none).")
     parser.add_argument("--score_among", default="",
                         help="Also store the held-out figures of --loso_run scored among these classes alone "
                              "(comma-separated; arg-max of the probabilities among them), e.g. a six-emotion "
@@ -188,7 +191,7 @@ def main(argv=None):
         raise SystemExit(f"{args.loso_run} evaluated the classes {run['class_names']}; --corpus/--classes give "
                          f"{list(corpus.class_names)}")
     start = time.time()
-    result = train_final(corpus, config, feature_config=run["feature_config"], verbose=0)
+    result = train_final(corpus, config, feature_config=run["feature_config"], verbose=0, cache_dir=args.cache_dir)
     wall = round(time.time() - start, 1)
     feature_config = result.model.feature_config
     build_args = config.model_kwargs()

@@ -45,12 +45,14 @@ import time
 
 import numpy as np
 
+from keras_ser.training.channel_copies import CHANNEL_KINDS
+from keras_ser.training.channel_copies import heard_through
+
 SIX = ("anger", "happiness", "sadness", "neutral", "fear", "disgust")
 FOUR = SIX[:4]
 SPEED_FACTORS = (0.9, 1.1)
 SPEECH_POOLING_DB = (50.0, 40.0, 30.0, 20.0)
 WEIGHTINGS = ("class", "corpus_class")
-CHANNEL_KINDS = ("eq", "reverb")
 CHANNEL_SEEDS = (0, 1)
 C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the runner's grid up to 0.1: every choice of these corpora lay there
 
@@ -183,61 +185,18 @@ def speed_perturbed(corpus, factor, out_dir, sample_rate=16000):
                         sample_rate)
 
 
-def equalised(waveform, rng, sample_rate=16000):
-    """`waveform` through a smooth random equaliser (zero phase, applied to its spectrum).
-
-    Gains are drawn uniformly in [-6, 6] dB at the octaves 125 Hz .. 4 kHz and
-    interpolated linearly over log frequency (held flat below 125 Hz and
-    above 4 kHz): the colouring of another microphone, line or room.
-    """
-    centres = np.array([125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0])
-    gains_db = rng.uniform(-6.0, 6.0, len(centres))
-    frequencies = np.maximum(np.fft.rfftfreq(len(waveform), 1.0 / sample_rate), 1.0)
-    curve = np.interp(np.log(frequencies), np.log(centres), gains_db)
-    return np.fft.irfft(np.fft.rfft(waveform) * 10.0 ** (curve / 20.0), n=len(waveform))
-
-
-def reverberated(waveform, rng, sample_rate=16000):
-    """`waveform` in a synthetic room, cut to its own length.
-
-    The room's impulse response is a unit direct path followed, from 2 ms on,
-    by Gaussian noise decaying by 60 dB in RT60 (drawn in [0.2, 0.7] s; 0.8 s
-    long), scaled to a direct-to-reverberant energy ratio drawn in [0, 10] dB.
-    """
-    import scipy.signal
-
-    rt60 = rng.uniform(0.2, 0.7)
-    time_s = np.arange(int(0.8 * sample_rate)) / sample_rate
-    tail = rng.standard_normal(len(time_s)) * 10.0 ** (-3.0 * time_s / rt60)
-    tail[: int(0.002 * sample_rate)] = 0.0
-    tail *= 10.0 ** (-rng.uniform(0.0, 10.0) / 20.0) / np.sqrt(np.sum(tail**2))
-    tail[0] = 1.0
-    return scipy.signal.fftconvolve(waveform, tail)[: len(waveform)]
-
-
-CHANNEL_TRANSFORMS = {"eq": equalised, "reverb": reverberated}
-
-
 def channel_copy(corpus, kind, seed, out_dir, sample_rate=16000):
-    """A copy of `corpus` heard through another channel (`kind` of `CHANNEL_TRANSFORMS`), written once.
+    """A copy of `corpus` heard through another channel, written once under `<out_dir>/<kind>_seed<seed>/`.
 
-    Each file's draw comes from `seed` and a checksum of its samples, so a
-    file's copy does not depend on which files were written before (a rerun
-    that finds some copies already written draws the others as the first run
-    did). A copy louder than full scale is scaled to a peak of 0.99 (the
-    front end sets the level anyway). Written under
-    `<out_dir>/<kind>_seed<seed>/` (`written_copy`).
+    Each file is `keras_ser.training.channel_copies.heard_through(waveform,
+    kind, seed)`: its draw comes from `seed` and a checksum of its samples,
+    so a rerun that finds some copies already written draws the others as
+    the first run did (`written_copy`). The runner makes the same copies in
+    memory (`keras-ser loso --channel_copies=...`); these are written as
+    16-bit WAV.
     """
-    import zlib
-
-    transform = CHANNEL_TRANSFORMS[kind]
-
     def heard(waveform):
-        waveform = np.asarray(waveform, np.float32)
-        rng = np.random.default_rng([seed, zlib.crc32(waveform.tobytes())])
-        out = transform(waveform.astype(np.float64), rng, sample_rate)
-        peak = np.max(np.abs(out))
-        return (out * (0.99 / peak if peak > 0.99 else 1.0)).astype(np.float32)
+        return heard_through(waveform, kind, seed, sample_rate)
 
     return written_copy(corpus, os.path.join(out_dir, f"{kind}_seed{seed}"), heard, sample_rate)
 

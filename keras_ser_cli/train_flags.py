@@ -108,6 +108,14 @@ def define(flag_values):
                          "of the speech encoder with the head, from the regression's weights (Adam at "
                          "--learning_rate for --epochs; last epoch kept). 0 = off: the encoder stays frozen.",
                          lower_bound=0, **F)
+    flags.DEFINE_list("channel_copies", list(d.channel_copies),
+                      "--recipe=probe or frozen: also train the head on copies of every training utterance heard "
+                      "through another channel, comma-separated kinds: eq (a random equaliser, +-6 dB at the "
+                      "octaves 125 Hz-4 kHz), reverb (a synthetic room, RT60 0.2-0.7 s). The copies' features are "
+                      "extracted once and cached like the utterances'; they are never scored. Default: none.", **F)
+    flags.DEFINE_integer("channel_draws", d.channel_draws,
+                         "With --channel_copies: random draws of each kind per training utterance.", lower_bound=1,
+                         **F)
 
 
 def config_from(flag_values):

@@ -76,8 +76,9 @@ def _speaker_features(seed, speakers=4, per_speaker=24, dims=60, classes=3):
     return features, labels, groups
 
 
-def _plain_probe(features, labels, groups, c_grid, seed=0):
-    """The probe's inner search written out: standardise and fit from scratch for every inner fold and C."""
+def _plain_probe(features, labels, groups, c_grid, seed=0, scored=None):
+    """The probe's inner search written out: standardise and fit from scratch for every inner fold and C
+    (a held-out group scored on its rows with `scored` True)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.preprocessing import StandardScaler
@@ -87,6 +88,8 @@ def _plain_probe(features, labels, groups, c_grid, seed=0):
         scores = []
         for group in np.unique(groups):
             train, held = groups != group, groups == group
+            if scored is not None:
+                held &= scored
             scaler = StandardScaler().fit(features[train])
             classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
             classifier.fit(scaler.transform(features[train]), labels[train])
@@ -119,6 +122,30 @@ def test_refit_search_reuses_fits_and_equals_the_plain_search(monkeypatch):
         assert probe["C"] == best and probe["inner_ua"] == inner_ua
         np.testing.assert_array_equal(probe["kernel"], kernel.astype(np.float32))
     frozen._INNER_FITS.clear()
+
+
+def test_probe_scores_only_the_rows_it_is_told_and_trains_on_all():
+    """Channel copies train and are never scored: with `scored`, a held-out group's copies (here with shuffled
+    labels) are left out of its score and the other groups' copies train, as the search written out does."""
+    features, labels, groups = _speaker_features(4)
+    rng = np.random.default_rng(5)
+    copies = features + 0.3 * rng.normal(size=features.shape)
+    rows = np.concatenate([features, copies])
+    both_labels = np.concatenate([labels, rng.permutation(labels)])
+    both_groups, scored = np.tile(groups, 2), np.arange(2 * len(labels)) < len(labels)
+    c_grid = (0.01, 1.0)
+    frozen._INNER_FITS.clear()
+    probe = frozen.fit_probe(rows, both_labels, both_groups, 3, c_grid=c_grid, n_jobs=1, scored=scored)
+    best, inner_ua, kernel = _plain_probe(rows, both_labels, both_groups, c_grid, scored=scored)
+    assert probe["C"] == best and probe["inner_ua"] == inner_ua
+    np.testing.assert_array_equal(probe["kernel"], kernel.astype(np.float32))
+    unmasked = frozen.fit_probe(rows, both_labels, both_groups, 3, c_grid=c_grid, n_jobs=1)
+    frozen._INNER_FITS.clear()
+    assert probe["inner_ua"] != unmasked["inner_ua"]  # the copies' rows scored change every inner UA
+    with pytest.raises(ValueError, match=r"scored must hold one bool per row"):
+        frozen.fit_probe(rows, both_labels, both_groups, 3, c_grid=c_grid, scored=scored[:10])
+    with pytest.raises(ValueError, match="every inner group needs scored rows"):
+        frozen.fit_probe(rows, both_labels, both_groups, 3, c_grid=c_grid, scored=scored & (both_groups != 0))
 
 
 def test_parallel_probe_equals_the_serial_one():

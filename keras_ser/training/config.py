@@ -9,6 +9,8 @@ takes) is read from its class in the model registry
 import dataclasses
 import json
 
+from keras_ser.training.channel_copies import check_kinds
+from keras_ser.training.channel_copies import describe as describe_copies
 from tf_pipeline.config import check_n_segments
 
 RECIPES = ("end_to_end", "paper", "probe", "frozen")
@@ -113,6 +115,17 @@ class TrainConfig:
             weights (linear probe, then fine-tuning), with Adam at
             `learning_rate` for `epochs` epochs of `batch_size` utterances,
             last epoch kept. 0 = off (the encoder stays frozen).
+        channel_copies: the recipes on frozen encoders' features (`probe`,
+            `frozen`): kinds of channel copies of the training utterances,
+            a tuple of `"eq"` (a random equaliser) and `"reverb"` (a
+            synthetic room), or a comma-separated string
+            (`keras_ser.training.channel_copies`). Each training utterance
+            is also heard through `channel_draws` random channels of each
+            kind, and those copies' features train the head beside it;
+            they are never scored (the inner folds choose `C` on the
+            utterances themselves). `()` = off (default).
+        channel_draws: draws of each kind of `channel_copies` per training
+            utterance. Defaults to `1`.
         jit_compile: `jit_compile` of every `compile()` of the recipes:
             True, False or `"auto"` (Keras' choice: no XLA with TensorFlow
             on a CPU-only machine or under a tf.distribute strategy, XLA on
@@ -159,6 +172,8 @@ class TrainConfig:
     speaker_subspace: int = 0
     inner_folds: str = "auto"
     fine_tune: int = 0
+    channel_copies: tuple = ()
+    channel_draws: int = 1
 
     def __post_init__(self):
         registry = _registry()
@@ -197,6 +212,16 @@ class TrainConfig:
             raise ValueError("fine_tune starts from the plain probe: it is not combined with speaker_norm or "
                              f"speaker_subspace. Received: speaker_norm={self.speaker_norm!r}, "
                              f"speaker_subspace={self.speaker_subspace!r}")
+        object.__setattr__(self, "channel_copies", check_kinds(self.channel_copies))
+        value = self.channel_draws
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"channel_draws must be a positive integer. Received: channel_draws={value!r}")
+        if self.channel_copies and (self.recipe not in ENCODER_RECIPES or self.speaker_norm or self.speaker_subspace
+                                    or self.fine_tune):
+            raise ValueError(f"channel_copies add training rows to the {' and '.join(ENCODER_RECIPES)} recipes on "
+                             "frozen features, without speaker_norm, speaker_subspace or fine_tune. Received: "
+                             f"recipe={self.recipe!r}, speaker_norm={self.speaker_norm!r}, "
+                             f"speaker_subspace={self.speaker_subspace!r}, fine_tune={self.fine_tune!r}")
         if self.inner_folds not in INNER_FOLDS:
             raise ValueError(f"inner_folds must be one of {INNER_FOLDS}. Received: inner_folds={self.inner_folds!r}")
         if self.inner_folds != "auto" and self.recipe != "probe":
@@ -292,6 +317,8 @@ class TrainConfig:
             on.append(f"mixup {self.mixup_alpha}")
         if self.label_smoothing:
             on.append(f"label smoothing {self.label_smoothing}")
+        if self.channel_copies:
+            on.append(describe_copies(self.channel_copies, self.channel_draws))
         if self.speaker_norm:
             on.append("PER-SPEAKER NORMALISATION (uses the test speaker's unlabelled audio)")
         return on

@@ -5,7 +5,7 @@ import numpy as np
 from keras_ser.training.config import TrainConfig
 
 
-def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
+def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1, cache_dir=None):
     """Trains one model on all speakers (no test speaker), ready to save or export.
 
     With `config.speaker_norm` (speech-encoder entries only) every training
@@ -21,6 +21,18 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
     On corpora joined by `tf_pipeline.corpora.combine`, the `probe` recipe
     chooses its `C` by leaving one corpus out at a time (as a
     leave-one-corpus-out run of the same configuration does).
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        config: a `TrainConfig` or its dict.
+        feature_config: the feature config (or its dict); None: the model's
+            defaults.
+        log_dir: optional folder of TensorBoard logs.
+        verbose: Keras progress output.
+        cache_dir: optional feature-store folder of the recipes on frozen
+            features (`keras_ser.training.frozen.corpus_features`): the
+            features, and those of any channel copies, of a LOSO run with
+            the same `--feature_cache` are read back instead of extracted.
 
     Returns:
         A `TrainResult`; `result.model` carries class names, the feature
@@ -55,5 +67,5 @@ def train_final(corpus, config, feature_config=None, log_dir=None, verbose=1):
         raise ValueError("speaker_norm needs each test speaker's audio at inference; a final CNN or SRU model for "
                          "serving cannot use it. Train the final model without speaker_norm (the speech-encoder "
                          "entries can: their final model is adaptable, see keras_ser.adapt).")
-    data = make_fold_data(corpus, fold, config, feature_config)
+    data = make_fold_data(corpus, fold, config, feature_config, cache_dir=cache_dir)
     return recipes.train(config, data, feature_config=feature_config, log_dir=log_dir, verbose=verbose)

@@ -44,6 +44,11 @@ class FoldData:
             time), in the order of `labels[part]`. Defaults to `speakers`;
             under leave-one-corpus-out, each record's corpus
             (`keras_ser.training.loso.inner_groups`).
+        copy_features: optional callable `part -> list of numpy arrays`:
+            the pooled features of each channel copy of the part's
+            utterances (`TrainConfig.channel_copies`), each in the order of
+            `labels[part]`; the recipes add those of `"train"` to the
+            training rows (`keras_ser.training.frozen.training_rows`).
     """
 
     dataset: object
@@ -54,6 +59,7 @@ class FoldData:
     features: object = None
     speakers: dict = None
     groups: dict = None
+    copy_features: object = None
 
     def __post_init__(self):
         if self.groups is None:

@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from keras_ser.training import regressions
+from keras_ser.training.channel_copies import heard_through
 from keras_ser.training.regressions import fit_standardized
 from keras_ser.training.regressions import predict_standardized
 from keras_ser.training.regressions import ua
@@ -42,8 +43,9 @@ PROBE_MAX_JOBS = 8
 _FEATURES = {}
 
 
-def _store_key(config, feature_config):
-    """What pooled features depend on besides the audio: the model, its backbone and weights, the front end."""
+def _store_key(config, feature_config, channel=None):
+    """What pooled features depend on besides the audio: the model, its backbone and weights, the front end, and
+    the channel copy (`(kind, draw)` of `keras_ser.training.channel_copies`) the audio was heard through."""
     identity = {
         "model": config.model,
         "n_segments": config.segments,
@@ -52,6 +54,8 @@ def _store_key(config, feature_config):
         "backbone_kwargs": config.backbone_kwargs,
         "feature_config": feature_config.to_dict(),
     }
+    if channel is not None:
+        identity["channel_copy"] = list(channel)
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -61,9 +65,9 @@ def _file_key(path):
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def store_path(cache_dir, config, feature_config):
-    """The `.npz` feature store of a model and front end in `cache_dir`."""
-    return os.path.join(cache_dir, f"encoder_features_{_store_key(config, feature_config)}.npz")
+def store_path(cache_dir, config, feature_config, channel=None):
+    """The `.npz` feature store of a model and front end (and channel copy) in `cache_dir`."""
+    return os.path.join(cache_dir, f"encoder_features_{_store_key(config, feature_config, channel)}.npz")
 
 
 def _load_store(path):
@@ -132,7 +136,8 @@ def length_order(corpus):
     return np.argsort([os.path.getsize(record.path) for record in corpus.records], kind="stable")
 
 
-def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_every=100, function=None):
+def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_every=100, function=None,
+                     transform=None):
     """Pooled encoder features of `corpus` records, in padded batches through `features_function`.
 
     The waveforms are decoded and padded per batch by tf.data
@@ -154,6 +159,11 @@ def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_e
             caller and passed to every call: each new one is traced again
             (a second or more on 2 cores), which a caller running a corpus
             in chunks pays per chunk otherwise. None: made here.
+        transform: optional callable `waveform -> waveform` (float32 numpy,
+            the same length) applied to each decoded utterance before the
+            front end, e.g. a channel copy
+            (`keras_ser.training.channel_copies.heard_through`). None: the
+            audio as read.
 
     Returns:
         float32 numpy array `[len(indices), ...]` in the order of `indices`.
@@ -170,6 +180,10 @@ def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_e
     extract = function or features_function(model)
     start, done, logged, parts = time.perf_counter(), 0, 0, []
     for (waveforms, num_samples), _ in dataset:
+        if transform is not None:
+            waveforms, num_samples = np.array(waveforms), np.asarray(num_samples)
+            for row, length in enumerate(num_samples):
+                waveforms[row, :length] = transform(waveforms[row, :length])
         parts.append(extract(waveforms, num_samples))
         done += len(parts[-1])
         if log and (done - logged >= log_every or done == len(indices)):
@@ -179,7 +193,7 @@ def extract_features(model, corpus, indices=None, batch_size=16, log=None, log_e
     return np.concatenate(parts)
 
 
-def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=16, log=None):
+def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=16, log=None, channel=None):
     """Pooled encoder features of every utterance of `corpus`, computed once.
 
     The features do not depend on labels (the encoder is frozen and the
@@ -201,6 +215,10 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
             only what is missing.
         batch_size: int. Utterances per encoder batch. Defaults to `16`.
         log: optional callable for progress lines.
+        channel: optional `(kind, draw)`: the features of every utterance's
+            channel copy (`keras_ser.training.channel_copies.heard_through`)
+            instead of the utterance's own, made in memory while extracting
+            and stored apart (their own `.npz`). None: the audio as read.
 
     Returns:
         float32 numpy array `[utterances, ...]` in corpus order.
@@ -214,9 +232,16 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     """
     from keras_ser.training.fitting import build_model_for_config
 
-    key = _store_key(config, feature_config)
+    key = _store_key(config, feature_config, channel)
     store = _FEATURES.setdefault(key, {})
-    path = store_path(cache_dir, config, feature_config) if cache_dir else None
+    path = store_path(cache_dir, config, feature_config, channel) if cache_dir else None
+    transform = None
+    if channel is not None:
+        kind, draw = channel
+        sample_rate = feature_config.sample_rate
+
+        def transform(waveform):
+            return heard_through(waveform, kind, draw, sample_rate)
     files = [_file_key(record.path) for record in corpus.records]
     if path and any(f not in store for f in files):
         store.update({f: row for f, row in _load_store(path).items() if f not in store})
@@ -227,6 +252,8 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
         order = order[np.isin(order, missing)]
         if log and len(missing) < len(files):
             log(f"encoder features: {len(files) - len(missing)} of {len(files)} utterances found in the cache")
+        if log and channel is not None:
+            log(f"encoder features of channel copy {channel[0]} draw {channel[1]}")
         # In chunks, each saved at once: an interrupted extraction resumes where it stopped.
         chunk = max(int(batch_size), 256) if path else len(order)
         function = features_function(model)  # traced once for every chunk
@@ -236,7 +263,8 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
             if log and len(order) > chunk:
                 def part_log(line, begin=begin):
                     return log(f"{line} (files {begin + 1}-{begin + len(part)} of {len(order)})")
-            features = extract_features(model, corpus, part, batch_size=batch_size, log=part_log, function=function)
+            features = extract_features(model, corpus, part, batch_size=batch_size, log=part_log, function=function,
+                                        transform=transform)
             store.update(zip((files[i] for i in part), features))
             if path:
                 _save_store(path, store)
@@ -322,7 +350,8 @@ def probe_jobs(features, n_jobs=None):
     return max(1, min(cores, PROBE_MAX_JOBS))
 
 
-def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0, inner_search="refit", n_jobs=None):
+def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0, inner_search="refit", n_jobs=None,
+              scored=None):
     """Standardisation + multinomial logistic regression, `C` by leave-one-group-out CV.
 
     Every inner fold (one group held out) scores every `C` by the UA on the
@@ -355,6 +384,11 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
             processes); the result does not depend on it. None: one per
             core for features of `PROBE_PARALLEL_MIN_VALUES` values or
             more, else 1 (`probe_jobs`). Defaults to `None`.
+        scored: optional bool array `[n]`: the rows an inner fold scores
+            when its group is held out (every row trains when its group is
+            not). False for rows that train but are never scored, e.g. the
+            channel copies of the training utterances
+            (`keras_ser.training.channel_copies`). None: every row.
 
     Returns:
         dict with `mean`, `variance` (`[d]`), `kernel` (`[d, num_classes]`),
@@ -381,6 +415,13 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
     c_grid = tuple(c_grid)
     n_jobs = probe_jobs(features, n_jobs)
     splits = list(LeaveOneGroupOut().split(features, labels, groups))
+    if scored is not None:
+        scored = np.asarray(scored, bool)
+        if scored.shape != labels.shape:
+            raise ValueError(f"scored must hold one bool per row ({labels.shape}). Received: shape {scored.shape}")
+        splits = [(train, held_out[scored[held_out]]) for train, held_out in splits]
+        if any(len(held_out) == 0 for _, held_out in splits):
+            raise ValueError("every inner group needs scored rows; a group holds only rows with scored=False")
     if inner_search == "refit":
         fits = _refit_fits(features, labels, splits, c_grid, seed, n_jobs)
         scores = np.array([[ua(labels[held_out], predict_standardized(fits[(fold, c)], features[held_out]))
@@ -516,6 +557,24 @@ def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PRO
             "C": best_c, "inner_ua": {f"{r}/{c}": round(v, 4) for (r, c), v in inner_ua.items()}}
 
 
+def training_rows(data):
+    """`(features, labels, groups, scored)`: the rows a head on frozen features trains on.
+
+    The training part's utterances, then, with channel copies
+    (`data.copy_features`), the rows of each copy with its utterance's label
+    and group; `scored` is True for the utterances' own rows and False for
+    the copies' (which train and are never scored).
+    """
+    features, labels, groups = data.features("train"), data.labels["train"], data.groups["train"]
+    copies = data.copy_features("train") if data.copy_features is not None else []
+    times = 1 + len(copies)
+    scored = np.arange(len(labels) * times) < len(labels)
+    if not copies:
+        return features, labels, groups, scored
+    return (np.concatenate([features, *copies]), np.tile(labels, times),
+            None if groups is None else np.tile(groups, times), scored)
+
+
 def set_probe_weights(model, probe):
     """Writes a `fit_probe` result into a model's `standardize` and `predictions` layers."""
     standardize = model.get_layer("standardize")
@@ -542,8 +601,9 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
                                     len(data.class_names), subspace_ranks(config.speaker_subspace), seed=config.seed,
                                     speakers=None if data.speakers is None else data.speakers["train"])
     else:
-        probe = fit_probe(data.features("train"), data.labels["train"], data.groups["train"],
-                          len(data.class_names), seed=config.seed)
+        features, labels, groups, scored = training_rows(data)
+        probe = fit_probe(features, labels, groups, len(data.class_names), seed=config.seed,
+                          scored=None if scored.all() else scored)
     if config.speaker_norm:
         # Features standardised per speaker: the probe's scaler is folded into
         # `predictions`; `standardize` holds the fold's test speaker (adapted,
@@ -608,7 +668,7 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     from keras_ser.training.fitting import summarise
 
     model = build_for(config, data, feature_config)
-    train_x = data.features("train")
+    train_x, labels, _, _ = training_rows(data)
     axes = tuple(range(train_x.ndim - 1))
     # With speaker_norm the features are standardised per speaker already: the head trains behind an identity.
     mean, variance = train_x.mean(axis=axes), train_x.var(axis=axes)
@@ -620,7 +680,6 @@ def train_frozen(config, data, feature_config=None, log_dir=None, verbose=1):
     loss, metrics = loss_and_metrics(config, len(data.class_names))
     head.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=loss, metrics=metrics,
                  jit_compile=config.jit_compile)
-    labels = data.labels["train"]
     if config.label_mode == "one_hot":
         labels = keras.utils.to_categorical(labels, len(data.class_names))
     validation = None

@@ -47,6 +47,7 @@ import numpy as np
 from keras_ser.adaptation import feature_moments
 from keras_ser.training import report
 from keras_ser.training import scores
+from keras_ser.training.channel_copies import copy_keys
 from keras_ser.training.config import ENCODER_RECIPES
 from keras_ser.training.config import SPEAKER_GROUPS
 from keras_ser.training.config import TrainConfig
@@ -120,6 +121,10 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
 
     `pooled_features(part)` are the encoder's pooled features as they are,
     what the model's head takes (`fold_test_probabilities`).
+
+    With `config.channel_copies`, `copy_features(part)` are the features of
+    each channel copy of the part's utterances (made once per corpus and
+    copy, cached like the utterances' own: `corpus_features(channel=...)`).
     """
     from keras_ser.training import frozen
     from keras_ser.training.fitting import FoldData
@@ -146,8 +151,15 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
         def features(part):
             return raw_features()[parts[part]]
 
+        copy_features = None
+        if config.channel_copies:
+            def copy_features(part):
+                return [frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log,
+                                               channel=key)[parts[part]]
+                        for key in copy_keys(config.channel_copies, config.channel_draws)]
+
         data = FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers,
-                        groups=groups)
+                        groups=groups, copy_features=copy_features)
         data.pooled_features = pooled_features
         return data
 
