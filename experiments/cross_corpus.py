@@ -522,6 +522,10 @@ def _run_rows(run_dir):
         system += f", speaker subspace of rank <= {config['speaker_subspace']}"
     if config.get("inner_folds", "auto") != "auto":
         system += f", inner folds: {config['inner_folds']}"
+    if config.get("channel_copies"):
+        draws = config.get("channel_draws", 1)
+        system += (f", trained with channel copies ({' + '.join(config['channel_copies'])}, {draws} "
+                   f"draw{'s' if draws != 1 else ''} each)")
     if config.get("fine_tune"):
         system += (f", then the top {config['fine_tune']} LSTM layer(s) fine-tuned ({config['epochs']} epochs, "
                    f"lr {config['learning_rate']:g})")

@@ -59,16 +59,18 @@ def _placeholder(corpus_name):
     return "/data/emodb/wav" if corpus_name == "emodb" else f"/data/{corpus_name}"
 
 
-def describe(model, corpus, speaker_norm=False):
-    """The preset's one-line description: the model, the corpora, speakers and emotions it was trained on."""
+def describe(model, corpus, speaker_norm=False, levers=()):
+    """The preset's one-line description: the model, the corpora, speakers and emotions it was trained on, and any
+    training levers (`TrainConfig.levers()`, e.g. channel copies) besides per-speaker normalisation."""
     names = corpus.corpora or (corpus.name,)
     where = " + ".join(CORPUS_NAMES.get(name, name) for name in names)
     adapted = ""
     if speaker_norm:
         adapted = ("; every speaker standardised with its own statistics: adapt it to a speaker before predicting "
                    "(keras_ser.adapt, keras-ser predict --adapt_speaker, the serve_speaker signature)")
+    extra = "".join(f"; {lever}" for lever in levers if "PER-SPEAKER" not in lever)
     return (f"{MODEL_DESCRIPTION[model]}, trained on all {len(corpus.speakers)} speakers of {where} "
-            f"({len(corpus.class_names)} emotions: {', '.join(corpus.class_names)}){adapted}")
+            f"({len(corpus.class_names)} emotions: {', '.join(corpus.class_names)}){extra}{adapted}")
 
 
 def licence(model, corpus):
@@ -208,14 +210,16 @@ def main(argv=None):
             f"--{key}={value}" for key, value in (
                 ("corpus", args.corpus), ("data_dir", ",".join(_placeholder(n) for n in args.corpus.split(","))),
                 ("classes", args.classes), ("loso_run", args.loso_run), ("score_among", args.score_among),
-                ("score_on", ",".join(f"{n}={_placeholder(n)}" for n, _ in score_on)), ("name", args.name))
+                ("score_on", ",".join(f"{n}={_placeholder(n)}" for n, _ in score_on)), ("cache_dir", args.cache_dir),
+                ("name", args.name))
             if value),
         "license": licence(config.model, corpus),
     }
     if score_on:
         metadata["cross_corpus"] = cross_corpus_scores(result.model, config, feature_config, score_on,
                                                        cache_dir=args.cache_dir)
-    folder = presets.save_preset(result.model, args.name, describe(config.model, corpus, config.speaker_norm), metadata,
+    folder = presets.save_preset(result.model, args.name, describe(config.model, corpus, config.speaker_norm, config.levers()),
+                                 metadata,
                                  root=args.root or presets.PRESETS_DIR)
     print(f"preset {args.name} written to {folder} (held-out UA {loso['ua_pooled']} / WA {loso['wa_pooled']} over "
           f"{len(loso['folds'])} folds; trained on {len(corpus)} utterances in {wall:.0f} s)")
