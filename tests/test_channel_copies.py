@@ -121,3 +121,38 @@ def test_copies_train_the_probe_beside_the_utterances_through_the_runner(synthet
     np.testing.assert_array_equal(groups, np.tile(data.groups["train"], 2))
     stored = json.load(open(tmp_path / "run" / f"fold_{speaker}.json"))
     assert stored["config"]["channel_copies"] == ["eq"] and 0 <= stored["ua"] <= 1
+
+
+def test_the_frozen_recipe_trains_its_head_on_the_copies_too():
+    """`frozen` (the head fitted with Adam): the standardisation is fitted on the utterances and their copies,
+    and one epoch sees both (its steps count them)."""
+    import keras
+
+    from keras_ser.training import frozen
+    from keras_ser.training.fitting import FoldData
+
+    rng = np.random.default_rng(0)
+    n, dim = 24, 48
+    own = rng.normal(size=(n, dim)).astype(np.float32)
+    copies = [own + 5.0 + rng.normal(size=own.shape).astype(np.float32)]
+    labels = {"train": np.tile([0, 1, 2], n // 3), "validation": np.zeros(0, np.int64)}
+    speakers = {"train": np.repeat(["a", "b", "c"], n // 3)}
+    data = FoldData(None, labels, ["x", "y", "z"], None, features=lambda part: own, speakers=speakers,
+                    copy_features=lambda part: copies)
+    config = TrainConfig(model="encoder_stats", recipe="frozen", epochs=1, batch_size=8, channel_copies=("eq",),
+                         backbone_weights="random", backbone_kwargs={"units": 8, "embedding_dim": 4})
+    steps = []
+    callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(batch))
+    fit = keras.Model.fit
+
+    def counting_fit(self, *args, **kwargs):
+        return fit(self, *args, **{**kwargs, "callbacks": [*kwargs.get("callbacks", []), callback]})
+
+    keras.Model.fit = counting_fit
+    try:
+        result = frozen.train_frozen(config, data, verbose=0)
+    finally:
+        keras.Model.fit = fit
+    both = np.concatenate([own, *copies])
+    np.testing.assert_allclose(result.model.get_layer("standardize").mean.numpy(), both.mean(axis=0), atol=1e-5)
+    assert len(steps) == 2 * n // 8  # 48 rows in batches of 8
