@@ -66,6 +66,8 @@ flags.DEFINE_list("grids", ["emodb_to", "loco"],
                   "emotions scored among the four: speed-perturbed training copies, pooling over speech frames only, "
                   "class-balanced weights; experiments/training_side_levers.py), loco_channel_levers (the same probe "
                   "with the training files also heard through a random equaliser and/or a synthetic room), "
+                  "loco_unseen_channels (the runner's probe with and without channel copies, its test corpus as "
+                  "recorded and through an equaliser or a room no training copy was drawn from), "
                   "loco_functionals (openSMILE eGeMAPS and ComParE functionals alone, beside the GE2E statistics, and "
                   "late fusion).")
 flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<model>/<front end>/summary.json).")
@@ -462,8 +464,8 @@ def loco_adaptation(data, log=print):
 
 
 def training_side_grid(front_end, grid, log=print):
-    """A grid of `training_side_levers` (`loco_more_levers`, `loco_channel_levers` or `loco_functionals`), as fold
-    records."""
+    """A grid of `training_side_levers` (`loco_more_levers`, `loco_channel_levers`, `loco_unseen_channels` or
+    `loco_functionals`), as fold records."""
     from keras_ser.models.speech_encoders.config import MelFramesConfig
 
     corpora_by_name = read_corpora()
@@ -587,14 +589,14 @@ def _summary_rows(path):
                      "wa_pooled": round(100 * result["wa"], 2),
                      "per_class_recall": {k: round(100 * v, 2) for k, v in result["recall"].items()}})
     for grid in ("loco", "loco_grid", "loco_levers", "loco_adaptation", "loco_more_levers", "loco_channel_levers",
-                 "loco_functionals"):
+                 "loco_unseen_channels", "loco_functionals"):
         levers = {"probe": summary[grid]} if grid == "loco" and grid in summary else summary.get(grid, {})
         for lever, folds in levers.items():
             for corpus, fold in folds.items():
                 adapted = fold.get("uses_test_audio")
                 features = {"loco": model, "loco_grid": "fusion_stats features", "loco_levers": "GE2E statistics",
                             "loco_adaptation": "GE2E statistics", "loco_more_levers": "GE2E statistics",
-                            "loco_channel_levers": "GE2E statistics",
+                            "loco_channel_levers": "GE2E statistics", "loco_unseen_channels": "GE2E statistics",
                             "loco_functionals": "openSMILE functionals"}[grid]
                 row = {**base, "run": f"{base['run']}#{grid}/{lever}/{corpus}",
                        "command": public_paths(commands.get(grid, summary["command"])),
@@ -613,7 +615,7 @@ def _summary_rows(path):
 
 
 def _lever_protocol(grid, lever, adapted):
-    if grid in ("loco_more_levers", "loco_channel_levers", "loco_functionals"):
+    if grid in ("loco_more_levers", "loco_channel_levers", "loco_unseen_channels", "loco_functionals"):
         return training_side_levers.lever_protocol(lever)
     if grid == "loco_adaptation":
         n = lever.rsplit("_n", 1)[1]
@@ -639,7 +641,7 @@ def _lever_protocol(grid, lever, adapted):
 
 
 GRID_KEYS = ("emodb_to", "loco", "loco_grid", "loco_grid6", "loco_levers", "loco_adaptation", "loco_more_levers",
-             "loco_channel_levers", "loco_functionals")
+             "loco_channel_levers", "loco_unseen_channels", "loco_functionals")
 
 
 def write_leaderboard(path, run_root, runner_runs=(), merge=False):
@@ -708,6 +710,8 @@ def main(argv):
         summary["loco_more_levers"] = training_side_grid(front_end, "loco_more_levers")
     if "loco_channel_levers" in FLAGS.grids:
         summary["loco_channel_levers"] = training_side_grid(front_end, "loco_channel_levers")
+    if "loco_unseen_channels" in FLAGS.grids:
+        summary["loco_unseen_channels"] = training_side_grid(front_end, "loco_unseen_channels")
     if "loco_functionals" in FLAGS.grids:
         summary["loco_functionals"] = training_side_grid(front_end, "loco_functionals")
     from tf_pipeline.atomic import write_json_atomic

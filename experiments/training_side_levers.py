@@ -29,6 +29,11 @@ together; each with one seed's copies or every seed's; and, per seed (and
 for every seed together), the variant chosen by its inner UA on the
 training corpora (`chosen_seed<N>`, `chosen_all_seeds`).
 
+`loco_unseen_channels` (`--grids=loco_unseen_channels`): the runner's probe
+trained with and without the channel copies of the multilingual preset
+(three draws of each kind), its test corpus scored as recorded and heard
+through an equaliser or a room no training copy was drawn from.
+
 `loco_functionals` (`--grids=loco_functionals`, needs the `opensmile`
 package): openSMILE's eGeMAPS and ComParE functionals of the front end's
 audio, alone, concatenated with the GE2E statistics, and as a second probe
@@ -54,6 +59,8 @@ SPEED_FACTORS = (0.9, 1.1)
 SPEECH_POOLING_DB = (50.0, 40.0, 30.0, 20.0)
 WEIGHTINGS = ("class", "corpus_class")
 CHANNEL_SEEDS = (0, 1)
+RUNNER_DRAWS = 3  # loco_unseen_channels: the copies of the multilingual preset (--channel_draws=3)
+UNSEEN_DRAW = 1000  # loco_unseen_channels: the test corpus's channel draw, one no training copy uses
 C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the runner's grid up to 0.1: every choice of these corpora lay there
 
 
@@ -359,6 +366,65 @@ def loco_channel_levers(corpora_by_name, feature_config, cache_dir, log=print):
     return rows
 
 
+def loco_unseen_channels(corpora_by_name, feature_config, cache_dir, log=print, draws=RUNNER_DRAWS):
+    """`{lever: {test corpus: fold dict}}`: the runner's probe with and without channel copies, its test corpus
+    as recorded and heard through a channel no training copy was drawn from.
+
+    The probe is the runner's (`keras_ser.training.frozen.fit_probe`, C from
+    its grid chosen by leaving one training corpus out), trained on the
+    training corpora's files of the six emotions (`train_plain_*`) or on
+    them and `draws` equaliser and room copies of each
+    (`train_copies_*`: `keras-ser loso --channel_copies=eq,reverb
+    --channel_draws=3`, the same features from the same cache). Each is
+    scored among the four shared emotions on the test corpus as recorded
+    (`*_test_recorded`), through a random equaliser (`*_test_eq`) and in a
+    synthetic room (`*_test_reverb`), one draw per file numbered
+    `UNSEEN_DRAW`, which no training copy uses: a microphone and a room the
+    model never heard.
+    """
+    from keras_ser.training import frozen
+    from keras_ser.training.channel_copies import copy_keys
+    from keras_ser.training.config import TrainConfig
+
+    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none")
+    names = list(corpora_by_name)
+    subsets, features = six_emotion_features(corpora_by_name, feature_config, cache_dir, log=log)
+
+    def heard(name, key):
+        if (name, key) not in features:
+            start = time.time()
+            features[(name, key)] = frozen.corpus_features(subsets[name][0], config, feature_config,
+                                                           cache_dir=cache_dir, channel=key)
+            log(f"{name} through {key}: features ready ({time.time() - start:.0f} s)")
+        return features[(name, key)]
+
+    tests = {"recorded": None, "eq": ("eq", UNSEEN_DRAW), "reverb": ("reverb", UNSEEN_DRAW)}
+    rows = {}
+    for training, keys in (("plain", ()), ("copies", copy_keys(CHANNEL_KINDS, draws))):
+        for test in names:
+            start = time.time()
+            parts = [(n, heard(n, key)) for n in names if n != test for key in (None, *keys)]
+            x = np.concatenate([part for _, part in parts])
+            labels = np.concatenate([[SIX.index(c) for c in subsets[n][1]] for n, _ in parts])
+            groups = np.concatenate([np.full(len(part), n) for n, part in parts])
+            scored = np.concatenate([np.full(len(part), i % (1 + len(keys)) == 0) for i, (_, part) in enumerate(parts)])
+            probe = frozen.fit_probe(x, labels, groups, len(SIX), scored=None if scored.all() else scored)
+            fit_wall = time.time() - start
+            truth = subsets[test][1]
+            keep = np.isin(truth, FOUR)
+            for condition, key in tests.items():
+                x_test = heard(test, key)[keep]
+                z = (x_test - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], 1e-12))
+                logits = (z @ probe["kernel"] + probe["bias"])[:, [SIX.index(c) for c in FOUR]]
+                result = scores(truth[keep], np.array(FOUR)[np.argmax(logits, axis=1)], FOUR)
+                lever = f"train_{training}_test_{condition}"
+                rows.setdefault(lever, {})[test] = {**result, "C": probe["C"], "inner_ua": probe["inner_ua"],
+                                                    "n_train": int(scored.sum()), "n_test": int(keep.sum()),
+                                                    "wall": fit_wall}
+                log(f"LOCO [{lever}] test {test}: UA {result['ua']:.3f} C={probe['C']}")
+    return rows
+
+
 def chosen_variant(folds):
     """The key of `folds` (`{variant: loco_probe fold}`, in order of preference) whose inner UA at its chosen C
     is highest; the first of equal ones. Only the inner UA, computed on the training corpora, is read."""
@@ -478,6 +544,14 @@ def lever_protocol(lever):
                        ("reverb", "in a synthetic room (RT60 0.2-0.7 s)")):
         if lever.startswith(kind + "_seed") or lever == kind + "_all_seeds":
             return base + f"; the training files also heard {what}, {_draws(lever)}"
+    if lever.startswith("train_"):
+        _, training, _, condition = lever.split("_")
+        trained = ("" if training == "plain" else "; the training files also heard through three random "
+                   "equalisers and three synthetic rooms (--channel_copies=eq,reverb --channel_draws=3)")
+        heard = {"recorded": "as recorded", "eq": "through a random equaliser no training copy was drawn from",
+                 "reverb": "in a synthetic room no training copy was drawn from"}[condition]
+        return (base.replace(", C chosen", ", C from the runner's grid chosen") + trained
+                + f"; the test corpus heard {heard}")
     if lever.startswith("weights_"):
         return base + ("; sample weights balancing the classes" if lever == "weights_class"
                        else "; sample weights balancing each corpus's classes")

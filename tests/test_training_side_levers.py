@@ -230,3 +230,54 @@ def test_functionals_hear_the_front_ends_audio_and_are_cached(levers, emodb_dir,
     mtimes = [os.path.getmtime(cache / "front_end_audio" / "toy" / name) for name in copies]
     np.testing.assert_array_equal(levers.functionals(corpus, "eGeMAPSv02", FrontEndConfig(), str(cache)), features)
     assert [os.path.getmtime(cache / "front_end_audio" / "toy" / name) for name in copies] == mtimes
+
+
+def test_unseen_channel_grid_trains_on_the_runners_copies_and_tests_through_a_new_draw(levers, monkeypatch,
+                                                                                       tmp_path):
+    """`loco_unseen_channels`' bookkeeping, the GE2E extraction replaced by stand-ins that remember which channel
+    they were asked for: the copies train and are never scored, and the test corpus is heard through the unseen
+    draw only in the `_test_eq` / `_test_reverb` rows (a test corpus shifted away from the training classes'
+    centres there, so a row scored on the wrong features shows)."""
+    from keras_ser.training import frozen
+    from tf_pipeline import corpora
+
+    native = {"emodb": list(levers.SIX), "ravdess": ["angry", "happy", "sad", "neutral", "fearful", "disgust"],
+              "emovo": ["anger", "joy", "sadness", "neutral", "fear", "disgust"]}
+    built = {}
+    for name, classes in native.items():
+        records = tuple(corpora.Record(f"/{name}/s{k % 3}_{k}.wav", k % 6, f"s{k % 3}") for k in range(36))
+        built[name] = corpora.Corpus(name, records, tuple(classes))
+    centres = np.random.default_rng(0).normal(size=(6, 12)) * 3.0
+    asked, scored_masks = [], []
+
+    def fake_features(corpus, config, feature_config, cache_dir=None, channel=None, **kwargs):
+        asked.append((corpus.name, channel))
+        rng = np.random.default_rng(len(asked))
+        labels = [r.label for r in corpus.records]
+        shift = 0.0
+        if channel is not None and channel[1] == levers.UNSEEN_DRAW:
+            shift = 40.0 if channel[0] == "reverb" else 0.0  # the unseen room moves every test row far away
+        return (centres[labels] + rng.normal(size=(len(labels), 12)) + shift).astype(np.float32)
+
+    fit_probe = frozen.fit_probe
+
+    def recording_fit_probe(*args, scored=None, **kwargs):
+        scored_masks.append(None if scored is None else np.asarray(scored).copy())
+        return fit_probe(*args, scored=scored, c_grid=(0.01, 0.1), **kwargs)
+
+    monkeypatch.setattr(frozen, "corpus_features", fake_features)
+    monkeypatch.setattr(frozen, "fit_probe", recording_fit_probe)
+    rows = levers.loco_unseen_channels(built, None, str(tmp_path), log=lambda *_: None, draws=2)
+    assert set(rows) == {f"train_{t}_test_{c}" for t in ("plain", "copies") for c in ("recorded", "eq", "reverb")}
+    copy_keys = {("eq", 0), ("reverb", 0), ("eq", 1), ("reverb", 1)}
+    unseen = {("eq", levers.UNSEEN_DRAW), ("reverb", levers.UNSEEN_DRAW)}
+    assert {channel for _, channel in asked} == {None} | copy_keys | unseen
+    assert len(asked) == len(set(asked)) == 3 * (1 + 4 + 2)  # every corpus and channel extracted once
+    # Three plain probes score every row; three with copies score one row in five (the files themselves).
+    assert scored_masks[:3] == [None] * 3 and all(mask.mean() == pytest.approx(0.2) for mask in scored_masks[3:])
+    for lever, folds in rows.items():
+        assert "leave-one-corpus-out" in levers.lever_protocol(lever)
+        for test, fold in folds.items():
+            assert fold["n_test"] == 24 and fold["n_train"] == 72
+            # Separable stand-ins: high UA as recorded and through the harmless equaliser, near chance in the room.
+            assert (fold["ua"] < 0.5) == lever.endswith("_reverb"), (lever, test, fold["ua"])

@@ -565,7 +565,8 @@ def training_rows(data):
     and group; `scored` is True for the utterances' own rows and False for
     the copies' (which train and are never scored).
     """
-    features, labels, groups = data.features("train"), data.labels["train"], data.groups["train"]
+    features, labels = data.features("train"), data.labels["train"]
+    groups = None if data.groups is None else data.groups["train"]  # the frozen recipe needs none
     copies = data.copy_features("train") if data.copy_features is not None else []
     times = 1 + len(copies)
     scored = np.arange(len(labels) * times) < len(labels)
