@@ -36,11 +36,7 @@ def define_flags(flag_values):
     flags.DEFINE_enum("protocol", "loso", ["loso", "loco"],
                       "loso: leave one speaker out; loco: leave one corpus out (several --corpus names; "
                       "--validation=none).", flag_values=flag_values)
-    flags.DEFINE_string("feature_cache", None,
-                        "Speech-encoder models: folder of the frozen encoders' feature stores. Every file's pooled "
-                        "features are kept there once extracted (per model and front end), so later runs, other "
-                        "corpus combinations and an interrupted extraction reuse them. Default: none (features kept "
-                        "for this run only).", flag_values=flag_values)
+    train_flags.define_feature_cache(flag_values)
     flags.DEFINE_string("run_dir", None, "Run folder (default: runs/<corpus>_<model>_<recipe>_n<N>).",
                         flag_values=flag_values)
     flags.DEFINE_enum("verbose", "1", ["0", "1", "2"], "Keras output: 1 progress bars, 2 a line per epoch, 0 none.",

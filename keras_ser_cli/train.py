@@ -20,6 +20,7 @@ def define_flags(flag_values):
 
     corpus_flags.define(flag_values, default_corpus="emodb")
     train_flags.define(flag_values)
+    train_flags.define_feature_cache(flag_values)
     flags.DEFINE_string("output", None, "Where to save the model (.keras). Default: <corpus>_<model>.keras.",
                         flag_values=flag_values)
     flags.DEFINE_enum("verbose", "1", ["0", "1", "2"], "Keras output: 1 progress bars, 2 a line per epoch, 0 none.",
@@ -37,7 +38,7 @@ def main(flag_values, positional):
     output = output or f"{corpus.name}_{config.model}.keras"
     print(corpus.summary())
     result = train_final(corpus, config, feature_config=train_flags.feature_config_from(flag_values, config),
-                         verbose=int(flag_values.verbose))
+                         verbose=int(flag_values.verbose), cache_dir=flag_values.feature_cache)
     if distribute.is_chief():
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         result.model.save(output)

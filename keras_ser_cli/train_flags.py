@@ -118,6 +118,17 @@ def define(flag_values):
                          **F)
 
 
+def define_feature_cache(flag_values):
+    """`--feature_cache`, the folder of the frozen-feature recipes' feature stores (`keras-ser loso` and `train`)."""
+    from absl import flags
+
+    flags.DEFINE_string("feature_cache", None,
+                        "Speech-encoder models: folder of the frozen encoders' feature stores. Every file's pooled "
+                        "features (and those of its --channel_copies) are kept there once extracted (per model and "
+                        "front end), so later runs, other corpus combinations and an interrupted extraction reuse "
+                        "them. Default: none (features kept for this run only).", flag_values=flag_values)
+
+
 def config_from(flag_values):
     """The `TrainConfig` the flags describe; bad values are a UsageError."""
     from keras_ser.training.config import TrainConfig

@@ -156,3 +156,31 @@ def test_the_frozen_recipe_trains_its_head_on_the_copies_too():
     both = np.concatenate([own, *copies])
     np.testing.assert_allclose(result.model.get_layer("standardize").mean.numpy(), both.mean(axis=0), atol=1e-5)
     assert len(steps) == 2 * n // 8  # 48 rows in batches of 8
+
+
+def test_train_command_keeps_the_copies_features_in_its_feature_cache(tmp_path, capsys):
+    """`keras-ser train --channel_copies=eq --feature_cache=DIR`: the final model is trained (saved, loadable) and
+    the features of the files and of their copies are stored for the next run."""
+    import keras
+
+    from keras_ser.training import frozen
+    from keras_ser_cli.main import run
+
+    cache, output = tmp_path / "cache", tmp_path / "final.keras"
+    saved = frozen._FEATURES
+    frozen._FEATURES = {}
+    try:
+        code = run(["keras-ser", "train", "--corpus=synthetic", f"--data_dir={tmp_path / 'corpus'}",
+                    "--synthetic_speakers=2", "--synthetic_per_class=3", "--synthetic_emotions=WTN",
+                    "--model=encoder_stats", "--recipe=probe", "--channel_copies=eq", f"--feature_cache={cache}",
+                    f"--output={output}", "--verbose=0", "--batch_size=8"])
+    finally:
+        frozen._FEATURES = saved
+    assert code == 0, capsys.readouterr().err[-2000:]
+    stores = sorted(os.listdir(cache))
+    assert len(stores) == 2 and all(name.startswith("encoder_features_") for name in stores)
+    for name in stores:
+        with np.load(cache / name) as store:
+            assert store["features"].shape == (18, 1536)
+    model = keras.saving.load_model(str(output))
+    assert model.class_names and model.get_layer("predictions").kernel.shape == (1536, 3)
