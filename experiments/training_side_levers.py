@@ -50,7 +50,6 @@ import time
 
 import numpy as np
 
-from keras_ser.training.channel_copies import CHANNEL_KINDS
 from keras_ser.training.channel_copies import heard_through
 
 SIX = ("anger", "happiness", "sadness", "neutral", "fear", "disgust")
@@ -58,6 +57,7 @@ FOUR = SIX[:4]
 SPEED_FACTORS = (0.9, 1.1)
 SPEECH_POOLING_DB = (50.0, 40.0, 30.0, 20.0)
 WEIGHTINGS = ("class", "corpus_class")
+CHANNEL_KINDS = ("eq", "reverb")  # the kinds of loco_channel_levers and of the multilingual preset's copies
 CHANNEL_SEEDS = (0, 1)
 RUNNER_DRAWS = 3  # loco_unseen_channels: the copies of the multilingual preset (--channel_draws=3)
 UNSEEN_DRAW = 1000  # loco_unseen_channels: the test corpus's channel draw, one no training copy uses
@@ -375,12 +375,14 @@ def loco_unseen_channels(corpora_by_name, feature_config, cache_dir, log=print, 
     training corpora's files of the six emotions (`train_plain_*`) or on
     them and `draws` equaliser and room copies of each
     (`train_copies_*`: `keras-ser loso --channel_copies=eq,reverb
-    --channel_draws=3`, the same features from the same cache). Each is
+    --channel_draws=3`, the same features from the same cache), or with
+    `draws` background-noise copies too (`train_copies+noise_*`). Each is
     scored among the four shared emotions on the test corpus as recorded
-    (`*_test_recorded`), through a random equaliser (`*_test_eq`) and in a
-    synthetic room (`*_test_reverb`), one draw per file numbered
-    `UNSEEN_DRAW`, which no training copy uses: a microphone and a room the
-    model never heard.
+    (`*_test_recorded`), through a random equaliser (`*_test_eq`), in a
+    synthetic room (`*_test_reverb`) and with background noise
+    (`*_test_noise`), one draw per file numbered `UNSEEN_DRAW`, which no
+    training copy uses: a microphone, a room and a noise the model never
+    heard.
     """
     from keras_ser.training import frozen
     from keras_ser.training.channel_copies import copy_keys
@@ -398,9 +400,11 @@ def loco_unseen_channels(corpora_by_name, feature_config, cache_dir, log=print, 
             log(f"{name} through {key}: features ready ({time.time() - start:.0f} s)")
         return features[(name, key)]
 
-    tests = {"recorded": None, "eq": ("eq", UNSEEN_DRAW), "reverb": ("reverb", UNSEEN_DRAW)}
+    tests = {"recorded": None, **{kind: (kind, UNSEEN_DRAW) for kind in (*CHANNEL_KINDS, "noise")}}
+    trainings = {"plain": (), "copies": copy_keys(CHANNEL_KINDS, draws),
+                 "copies+noise": copy_keys((*CHANNEL_KINDS, "noise"), draws)}
     rows = {}
-    for training, keys in (("plain", ()), ("copies", copy_keys(CHANNEL_KINDS, draws))):
+    for training, keys in trainings.items():
         for test in names:
             start = time.time()
             parts = [(n, heard(n, key)) for n in names if n != test for key in (None, *keys)]
@@ -546,10 +550,14 @@ def lever_protocol(lever):
             return base + f"; the training files also heard {what}, {_draws(lever)}"
     if lever.startswith("train_"):
         _, training, _, condition = lever.split("_")
-        trained = ("" if training == "plain" else "; the training files also heard through three random "
-                   "equalisers and three synthetic rooms (--channel_copies=eq,reverb --channel_draws=3)")
+        trained = {"plain": "", "copies": "; the training files also heard through three random equalisers and "
+                   "three synthetic rooms (--channel_copies=eq,reverb --channel_draws=3)",
+                   "copies+noise": "; the training files also heard through three random equalisers, three "
+                   "synthetic rooms and three background noises (--channel_copies=eq,reverb,noise "
+                   "--channel_draws=3)"}[training]
         heard = {"recorded": "as recorded", "eq": "through a random equaliser no training copy was drawn from",
-                 "reverb": "in a synthetic room no training copy was drawn from"}[condition]
+                 "reverb": "in a synthetic room no training copy was drawn from",
+                 "noise": "with background noise no training copy was drawn from"}[condition]
         return (base.replace(", C chosen", ", C from the runner's grid chosen") + trained
                 + f"; the test corpus heard {heard}")
     if lever.startswith("weights_"):

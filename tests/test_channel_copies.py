@@ -44,6 +44,20 @@ def test_synthetic_room_keeps_the_direct_path_and_adds_a_decaying_tail():
                                scipy.signal.fftconvolve(speech, response)[:5000], atol=1e-9)
 
 
+def test_background_noise_has_the_drawn_level_and_colour():
+    waveform = np.sin(np.arange(64000) * 0.05)
+    for seed in range(4):
+        draws = np.random.default_rng(seed)  # the first two draws, as noisy makes them
+        slope = draws.uniform(*channel_copies.NOISE_SLOPE_DB_PER_OCTAVE)
+        snr = draws.uniform(*channel_copies.NOISE_SNR_DB)
+        noise = channel_copies.noisy(waveform, np.random.default_rng(seed)) - waveform
+        assert 10 * np.log10(np.mean(waveform**2) / np.mean(noise**2)) == pytest.approx(snr, abs=1e-6)
+        power = np.abs(np.fft.rfft(noise)) ** 2
+        hz = np.fft.rfftfreq(len(noise), 1 / 16000)
+        low, high = (power[(hz >= f) & (hz < 2 * f)].mean() for f in (250.0, 2000.0))  # three octaves apart
+        assert 10 * np.log10(high / low) / 3 == pytest.approx(slope, abs=0.5)
+
+
 def test_a_copy_is_drawn_from_its_samples_and_draw_and_stays_below_full_scale():
     rng = np.random.default_rng(0)
     first, second = (0.9 * rng.uniform(-1, 1, 8000)).astype(np.float32), (0.3 * rng.standard_normal(8000))
@@ -56,7 +70,8 @@ def test_a_copy_is_drawn_from_its_samples_and_draw_and_stays_below_full_scale():
         channel_copies.heard_through(second, kind, 0)
         np.testing.assert_array_equal(channel_copies.heard_through(first, kind, 0), copy)
         assert not np.allclose(channel_copies.heard_through(first, kind, 1), copy, atol=1e-3)
-    with pytest.raises(ValueError, match=r"distinct kinds of \('eq', 'reverb'\). Received: channel_copies=\('room',\)"):
+    with pytest.raises(ValueError, match=r"distinct kinds of \('eq', 'reverb', 'noise'\). "
+                                         r"Received: channel_copies=\('room',\)"):
         channel_copies.heard_through(first, "room", 0)
 
 

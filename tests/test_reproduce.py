@@ -268,7 +268,8 @@ def test_help_and_tiny_end_to_end_run(tmp_path, synthetic_corpus, monkeypatch):
     assert exit_info.value.code == 0
     data_dir = os.path.dirname(synthetic_corpus.records[0].path)
     root, results = str(tmp_path / "runs"), str(tmp_path / "results.md")
-    tiny = json.dumps({"backbone_kwargs": {"filters": [4, 4, 4, 4, 4], "fc_units": 8}, "sru_units": 8, "patience": 1})
+    tiny = json.dumps({"backbone_kwargs": {"filters": [4, 4, 4, 4, 4], "fc_units": 8}, "sru_units": 8, "patience": 1,
+                       "image_size": 99})
     argv = ["--table=III", f"--data_dir={data_dir}", "--folds=01,02", "--epochs=1", f"--override={tiny}",
             f"--run_root={root}", f"--results={results}", "--verbose=0"]
     assert cli.main(argv) == 0

@@ -268,13 +268,17 @@ def test_unseen_channel_grid_trains_on_the_runners_copies_and_tests_through_a_ne
     monkeypatch.setattr(frozen, "corpus_features", fake_features)
     monkeypatch.setattr(frozen, "fit_probe", recording_fit_probe)
     rows = levers.loco_unseen_channels(built, None, str(tmp_path), log=lambda *_: None, draws=2)
-    assert set(rows) == {f"train_{t}_test_{c}" for t in ("plain", "copies") for c in ("recorded", "eq", "reverb")}
-    copy_keys = {("eq", 0), ("reverb", 0), ("eq", 1), ("reverb", 1)}
-    unseen = {("eq", levers.UNSEEN_DRAW), ("reverb", levers.UNSEEN_DRAW)}
+    kinds = ("eq", "reverb", "noise")
+    assert set(rows) == {f"train_{t}_test_{c}" for t in ("plain", "copies", "copies+noise")
+                         for c in ("recorded", *kinds)}
+    copy_keys = {(kind, draw) for kind in kinds for draw in (0, 1)}
+    unseen = {(kind, levers.UNSEEN_DRAW) for kind in kinds}
     assert {channel for _, channel in asked} == {None} | copy_keys | unseen
-    assert len(asked) == len(set(asked)) == 3 * (1 + 4 + 2)  # every corpus and channel extracted once
-    # Three plain probes score every row; three with copies score one row in five (the files themselves).
-    assert scored_masks[:3] == [None] * 3 and all(mask.mean() == pytest.approx(0.2) for mask in scored_masks[3:])
+    assert len(asked) == len(set(asked)) == 3 * (1 + 6 + 3)  # every corpus and channel extracted once
+    # Three plain probes score every row; three with copies score one row in five (the files themselves), three
+    # with the noise copies too one in seven.
+    assert scored_masks[:3] == [None] * 3 and all(mask.mean() == pytest.approx(1 / 5) for mask in scored_masks[3:6])
+    assert all(mask.mean() == pytest.approx(1 / 7) for mask in scored_masks[6:])
     for lever, folds in rows.items():
         assert "leave-one-corpus-out" in levers.lever_protocol(lever)
         for test, fold in folds.items():

@@ -16,6 +16,9 @@ Kinds (`CHANNEL_KINDS`):
 - `"reverb"` (`reverberated`): a synthetic room, exponentially decaying
   noise with RT60 drawn in 0.2 .. 0.7 s and a direct-to-reverberant ratio
   in 0 .. 10 dB.
+- `"noise"` (`noisy`): stationary background noise, its spectrum sloping by
+  0 (white) to -6 dB per octave, added 10 .. 30 dB below the utterance's
+  RMS.
 
 Each draw is seeded by the draw's number and a checksum of the utterance's
 samples (`heard_through`), so a copy does not depend on which utterances
@@ -28,7 +31,7 @@ import zlib
 
 import numpy as np
 
-CHANNEL_KINDS = ("eq", "reverb")
+CHANNEL_KINDS = ("eq", "reverb", "noise")
 # The octave centres of the random equaliser and the range of its gains.
 EQ_CENTRES_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
 EQ_GAIN_DB = 6.0
@@ -37,6 +40,9 @@ ROOM_RT60_S = (0.2, 0.7)
 ROOM_DRR_DB = (0.0, 10.0)
 ROOM_LENGTH_S = 0.8
 ROOM_PREDELAY_S = 0.002
+# The background noise: its signal-to-noise ratio (against the utterance's RMS) and spectral slope ranges.
+NOISE_SNR_DB = (10.0, 30.0)
+NOISE_SLOPE_DB_PER_OCTAVE = (-6.0, 0.0)
 # A copy louder than full scale is scaled to this peak (the front end sets the level anyway).
 MAX_PEAK = 0.99
 
@@ -108,7 +114,33 @@ def reverberated(waveform, rng, sample_rate=16000):
     return np.fft.irfft(spectrum, n_fft)[: len(waveform)]
 
 
-TRANSFORMS = {"eq": equalised, "reverb": reverberated}
+def noisy(waveform, rng, sample_rate=16000):
+    """`waveform` with stationary random noise added at a random level and colour.
+
+    Gaussian noise shaped to a spectrum sloping by a drawn 0 .. -6 dB per
+    octave (white to brown; -3 is pink; flat below 50 Hz), scaled to a
+    drawn 10 .. 30 dB below the RMS of `waveform` (the whole utterance, its
+    pauses included), and added.
+
+    Example:
+
+    >>> tone = np.sin(np.arange(16000) * 0.05)
+    >>> heard = noisy(tone, np.random.default_rng(0))
+    >>> snr = 10 * np.log10(np.mean(tone**2) / np.mean((heard - tone) ** 2))
+    >>> bool(10.0 <= snr <= 30.0)
+    True
+    """
+    slope_db = rng.uniform(*NOISE_SLOPE_DB_PER_OCTAVE)
+    snr_db = rng.uniform(*NOISE_SNR_DB)
+    frequencies = np.maximum(np.fft.rfftfreq(len(waveform), 1.0 / sample_rate), 50.0)
+    spectrum = np.fft.rfft(rng.standard_normal(len(waveform))) * (frequencies / 50.0) ** (slope_db / 20.0 / np.log10(2))
+    noise = np.fft.irfft(spectrum, n=len(waveform))
+    power = np.mean(np.square(waveform))
+    noise *= np.sqrt(power / max(np.mean(np.square(noise)), 1e-30) * 10.0 ** (-snr_db / 10.0))
+    return waveform + noise
+
+
+TRANSFORMS = {"eq": equalised, "reverb": reverberated, "noise": noisy}
 
 
 def check_kinds(kinds):
@@ -185,10 +217,14 @@ def describe(kinds, draws):
 
     >>> describe(("eq", "reverb"), 3)
     'channel copies: 3 draws of a random equaliser and a synthetic room per training utterance (6 copies)'
+    >>> describe(("eq", "reverb", "noise"), 1)
+    'channel copies: 1 draw of a random equaliser, a synthetic room and background noise per training utterance (3 copies)'
     """
     kinds = check_kinds(kinds)
     if not kinds:
         return ""
-    names = {"eq": "a random equaliser", "reverb": "a synthetic room"}
-    return (f"channel copies: {draws} draw{'s' if draws != 1 else ''} of {' and '.join(names[k] for k in kinds)} "
-            f"per training utterance ({draws * len(kinds)} copies)")
+    names = {"eq": "a random equaliser", "reverb": "a synthetic room", "noise": "background noise"}
+    listed = [names[kind] for kind in kinds]
+    listed = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+    return (f"channel copies: {draws} draw{'s' if draws != 1 else ''} of {listed} per training utterance "
+            f"({draws * len(kinds)} copies)")

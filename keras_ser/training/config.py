@@ -117,8 +117,9 @@ class TrainConfig:
             last epoch kept. 0 = off (the encoder stays frozen).
         channel_copies: the recipes on frozen encoders' features (`probe`,
             `frozen`): kinds of channel copies of the training utterances,
-            a tuple of `"eq"` (a random equaliser) and `"reverb"` (a
-            synthetic room), or a comma-separated string
+            a tuple of `"eq"` (a random equaliser), `"reverb"` (a
+            synthetic room) and `"noise"` (background noise), or a
+            comma-separated string
             (`keras_ser.training.channel_copies`). Each training utterance
             is also heard through `channel_draws` random channels of each
             kind, and those copies' features train the head beside it;
