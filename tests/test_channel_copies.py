@@ -80,6 +80,10 @@ def test_kinds_and_draws_are_checked_in_the_train_config():
     assert config.channel_copies == ("eq", "reverb")
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
     assert "2 draws of a random equaliser and a synthetic room" in config.levers()[0]
+    from keras_ser.training.report import protocol_text
+
+    assert "channel copies: 2 draws of a random equaliser and a synthetic room per training utterance (4 copies), " \
+           "their features trained on with the utterance's label and never scored" in protocol_text(config.to_dict())
     assert channel_copies.copy_keys(config.channel_copies, 2) == (("eq", 0), ("reverb", 0), ("eq", 1), ("reverb", 1))
     with pytest.raises(ValueError, match="distinct kinds"):
         TrainConfig(model="encoder_stats", recipe="probe", channel_copies=("eq", "eq"))

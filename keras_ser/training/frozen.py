@@ -18,6 +18,10 @@ asked, in a `.npz` file) and every fold trains only the head:
 - `frozen` (either entry): the head (`standardize` -> ... -> softmax) is
   trained with Adam on the cached features; with `validation="next"`, early
   stopping and the best epoch are chosen on a held-out training speaker.
+
+With `TrainConfig.channel_copies`, both recipes also train on the features
+of channel copies of the training utterances (`training_rows`; extracted
+once per copy by `corpus_features(channel=...)`), which are never scored.
 """
 
 import hashlib

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from keras_ser.training import scores
+from keras_ser.training.channel_copies import describe as describe_copies
 from keras_ser.training.config import ENCODER_RECIPES
 from keras_ser.training.config import SPEAKER_GROUPS
 from keras_ser.training.config import TrainConfig
@@ -247,6 +248,10 @@ def _encoder_protocol(config, feature_config=None, c_grid=None, loco=False):
                       if config["validation"] == "next" else "no validation speaker, last epoch kept")
         training = (f"softmax head trained on the features extracted once, Adam lr {config['learning_rate']:g} up to "
                     f"{config['epochs']} epochs, batch {config['batch_size']}, {validation}")
+    if config.get("channel_copies"):
+        copies = describe_copies(config["channel_copies"], config.get("channel_draws", 1))
+        training += (f"; {copies}, their features trained on with the utterance's label and never scored"
+                     + (" (C chosen on the utterances themselves)" if config["recipe"] == "probe" else ""))
     encoder = task.protocol_encoder(feature_config)
     if config.get("fine_tune"):
         encoder = encoder.replace(", frozen)", f", top {config['fine_tune']} fine-tuned after the probe)")
