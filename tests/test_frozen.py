@@ -266,3 +266,35 @@ def test_feature_store_serves_subsets_and_combinations_and_resumes(tmp_path):
     np.testing.assert_array_equal(again, whole)
     assert not np.allclose(other, whole)
     assert len(os.listdir(cache)) == 2
+
+
+def test_feature_store_drops_the_rows_of_a_file_that_changed(tmp_path):
+    """A file written again (another modification time) is extracted again, and its old row leaves the store."""
+    import keras
+
+    import tf_pipeline
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
+    from keras_ser.training import frozen
+    from keras_ser.training.config import TrainConfig
+
+    corpus = tf_pipeline.corpora.synthetic(str(tmp_path / "corpus"), n_speakers=2, per_class=1, emotions="WT")
+    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none",
+                         backbone_kwargs={"units": 8, "embedding_dim": 4}, backbone_weights="random")
+    cache = str(tmp_path / "cache")
+    memory, frozen._FEATURES = frozen._FEATURES, {}
+    try:
+        keras.utils.set_random_seed(0)  # the same random encoder weights for both extractions
+        first = frozen.corpus_features(corpus, config, MelFramesConfig(), cache_dir=cache)
+        changed = corpus.records[0].path
+        os.utime(changed, ns=(os.stat(changed).st_atime_ns, os.stat(changed).st_mtime_ns + 10**9))
+        frozen._FEATURES.clear()
+        keras.utils.set_random_seed(0)
+        again = frozen.corpus_features(corpus, config, MelFramesConfig(), cache_dir=cache)
+    finally:
+        frozen._FEATURES = memory
+    np.testing.assert_allclose(again, first, atol=1e-5)  # the same samples
+    with np.load(frozen.store_path(cache, config, MelFramesConfig())) as store:
+        keys = store["files"].tolist()
+    assert len(keys) == len(corpus)
+    assert sum(key.startswith(changed + "|") for key in keys) == 1
+    assert frozen._file_key(changed) in keys

@@ -69,6 +69,14 @@ def _file_key(path):
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
+def _stale_keys(store, files):
+    """Keys of `store` holding the paths of `files` at another size or modification time: older versions of files
+    that have changed since, never read again (dropped before the store is saved)."""
+    current = set(files)
+    paths = {key.rsplit("|", 2)[0] for key in files}
+    return [key for key in store if key not in current and key.rsplit("|", 2)[0] in paths]
+
+
 def store_path(cache_dir, config, feature_config, channel=None):
     """The `.npz` feature store of a model and front end (and channel copy) in `cache_dir`."""
     return os.path.join(cache_dir, f"encoder_features_{_store_key(config, feature_config, channel)}.npz")
@@ -216,7 +224,9 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
             the features of every file it has met (keyed by path, size and
             modification time), so that another subset or combination of
             the same files, or a run interrupted during extraction, computes
-            only what is missing.
+            only what is missing. The rows of an older version of a file
+            (another size or modification time) are dropped when it is
+            extracted again.
         batch_size: int. Utterances per encoder batch. Defaults to `16`.
         log: optional callable for progress lines.
         channel: optional `(kind, draw)`: the features of every utterance's
@@ -251,6 +261,8 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
         store.update({f: row for f, row in _load_store(path).items() if f not in store})
     missing = np.array([i for i, f in enumerate(files) if f not in store], np.int64)
     if len(missing):
+        for key in _stale_keys(store, files):  # a file changed since: its old features go
+            del store[key]
         model = build_model_for_config(config, list(corpus.class_names), feature_config)
         order = length_order(corpus)
         order = order[np.isin(order, missing)]
