@@ -218,9 +218,8 @@ def main(argv=None):
     if score_on:
         metadata["cross_corpus"] = cross_corpus_scores(result.model, config, feature_config, score_on,
                                                        cache_dir=args.cache_dir)
-    folder = presets.save_preset(result.model, args.name, describe(config.model, corpus, config.speaker_norm, config.levers()),
-                                 metadata,
-                                 root=args.root or presets.PRESETS_DIR)
+    description = describe(config.model, corpus, config.speaker_norm, config.levers())
+    folder = presets.save_preset(result.model, args.name, description, metadata, root=args.root or presets.PRESETS_DIR)
     print(f"preset {args.name} written to {folder} (held-out UA {loso['ua_pooled']} / WA {loso['wa_pooled']} over "
           f"{len(loso['folds'])} folds; trained on {len(corpus)} utterances in {wall:.0f} s)")
     return 0
