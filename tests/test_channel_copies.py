@@ -91,8 +91,8 @@ def test_kinds_and_draws_are_checked_in_the_train_config():
         TrainConfig(model="encoder_stats", recipe="probe", channel_copies=("eq",), channel_draws=0)
     with pytest.raises(ValueError, match="recipe='end_to_end'"):
         TrainConfig(model="cnn_sru", channel_copies=("eq",))
-    with pytest.raises(ValueError, match="speaker_norm=True"):
-        TrainConfig(model="encoder_stats", recipe="probe", channel_copies=("eq",), speaker_norm=True)
+    with pytest.raises(ValueError, match="speaker_subspace=4"):
+        TrainConfig(model="encoder_stats", recipe="probe", channel_copies=("eq",), speaker_subspace=4)
 
 
 def test_copies_train_the_probe_beside_the_utterances_through_the_runner(synthetic_corpus, tmp_path):
@@ -203,3 +203,33 @@ def test_train_command_keeps_the_copies_features_in_its_feature_cache(tmp_path, 
             assert store["features"].shape == (18, 1536)
     model = keras.saving.load_model(str(output))
     assert model.class_names and model.get_layer("predictions").kernel.shape == (1536, 3)
+
+
+def test_with_speaker_norm_each_speakers_copies_are_standardised_in_their_own_channel(synthetic_corpus):
+    """`speaker_norm` with copies: a training speaker's copies of one kind and draw have mean 0 and variance 1 over
+    that speaker (their own statistics, not those of the speaker's own recordings)."""
+    import keras
+
+    import tf_pipeline
+    from keras_ser.training import frozen
+    from keras_ser.training.loso import feature_config_for
+    from keras_ser.training.loso import make_fold_data
+
+    config = TrainConfig(model="encoder_stats", recipe="probe", speaker_norm=True, channel_copies=("reverb",),
+                         backbone_weights="random", backbone_kwargs={"units": 8, "embedding_dim": 4})
+    fold = tf_pipeline.folds.loso_folds(synthetic_corpus)[0]
+    saved = frozen._FEATURES
+    frozen._FEATURES = {}
+    try:
+        keras.utils.set_random_seed(0)
+        data = make_fold_data(synthetic_corpus, fold, config, feature_config_for(config, None))
+        (copy,) = data.copy_features("train")
+        features, labels, groups, scored = frozen.training_rows(data)
+    finally:
+        frozen._FEATURES = saved
+    speakers = data.speakers["train"]
+    for speaker in set(speakers):
+        rows = copy[speakers == speaker]
+        np.testing.assert_allclose(rows.mean(axis=0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(rows.var(axis=0)[rows.var(axis=0) > 1e-3], 1.0, atol=1e-3)
+    assert features.shape[0] == 2 * len(speakers) and scored.sum() == len(speakers)

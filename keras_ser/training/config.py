@@ -124,7 +124,9 @@ class TrainConfig:
             is also heard through `channel_draws` random channels of each
             kind, and those copies' features train the head beside it;
             they are never scored (the inner folds choose `C` on the
-            utterances themselves). `()` = off (default).
+            utterances themselves). With `speaker_norm`, each speaker's
+            copies of one kind and draw are standardised with their own
+            statistics. `()` = off (default).
         channel_draws: draws of each kind of `channel_copies` per training
             utterance. Defaults to `1`.
         jit_compile: `jit_compile` of every `compile()` of the recipes:
@@ -217,12 +219,11 @@ class TrainConfig:
         value = self.channel_draws
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"channel_draws must be a positive integer. Received: channel_draws={value!r}")
-        if self.channel_copies and (self.recipe not in ENCODER_RECIPES or self.speaker_norm or self.speaker_subspace
-                                    or self.fine_tune):
+        if self.channel_copies and (self.recipe not in ENCODER_RECIPES or self.speaker_subspace or self.fine_tune):
             raise ValueError(f"channel_copies add training rows to the {' and '.join(ENCODER_RECIPES)} recipes on "
-                             "frozen features, without speaker_norm, speaker_subspace or fine_tune. Received: "
-                             f"recipe={self.recipe!r}, speaker_norm={self.speaker_norm!r}, "
-                             f"speaker_subspace={self.speaker_subspace!r}, fine_tune={self.fine_tune!r}")
+                             "frozen features, without speaker_subspace or fine_tune. Received: "
+                             f"recipe={self.recipe!r}, speaker_subspace={self.speaker_subspace!r}, "
+                             f"fine_tune={self.fine_tune!r}")
         if self.inner_folds not in INNER_FOLDS:
             raise ValueError(f"inner_folds must be one of {INNER_FOLDS}. Received: inner_folds={self.inner_folds!r}")
         if self.inner_folds != "auto" and self.recipe != "probe":

@@ -124,7 +124,10 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
 
     With `config.channel_copies`, `copy_features(part)` are the features of
     each channel copy of the part's utterances (made once per corpus and
-    copy, cached like the utterances' own: `corpus_features(channel=...)`).
+    copy, cached like the utterances' own: `corpus_features(channel=...)`);
+    with `speaker_norm` too, each speaker's copies of one kind and draw are
+    standardised with their own statistics (the speaker adapted to in that
+    channel).
     """
     from keras_ser.training import frozen
     from keras_ser.training.fitting import FoldData
@@ -147,16 +150,19 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
 
     labels = {part: corpus.labels[indices] for part, indices in parts.items()}
     speakers = {part: speaker_ids[indices] for part, indices in parts.items()}
+    copies = copy_keys(config.channel_copies, config.channel_draws)
+
+    def copy_values(key):
+        return frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log, channel=key)
+
     if not config.speaker_norm:
         def features(part):
             return raw_features()[parts[part]]
 
         copy_features = None
-        if config.channel_copies:
+        if copies:
             def copy_features(part):
-                return [frozen.corpus_features(corpus, config, feature_config, cache_dir=cache_dir, log=log,
-                                               channel=key)[parts[part]]
-                        for key in copy_keys(config.channel_copies, config.channel_draws)]
+                return [copy_values(key)[parts[part]] for key in copies]
 
         data = FoldData(dataset, labels, list(corpus.class_names), None, features=features, speakers=speakers,
                         groups=groups, copy_features=copy_features)
@@ -173,13 +179,29 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
                 stats[speaker] = feature_moments(values[speaker_ids == speaker])
         return stats
 
-    def features(part):
-        values = raw_features()[parts[part]].astype(np.float64)
+    def standardised(values, part, moments):
+        values = values[parts[part]].astype(np.float64)
         out = np.empty_like(values)
-        for speaker, (mean, variance) in speaker_stats().items():
+        for speaker in set(speakers[part]):
+            mean, variance = moments[speaker]
             rows = speakers[part] == speaker
             out[rows] = (values[rows] - mean) / np.sqrt(np.maximum(variance, 1e-14))
         return out.astype(np.float32)
+
+    def features(part):
+        return standardised(raw_features(), part, speaker_stats())
+
+    copy_features = None
+    if copies:
+        # A speaker heard through a copy's channel is standardised with its own statistics in that channel, as a
+        # test speaker is with its own (adapted in the channel it was recorded in).
+        def copy_features(part):
+            out = []
+            for key in copies:
+                values = copy_values(key)
+                moments = {s: feature_moments(values[speaker_ids == s]) for s in set(speakers[part])}
+                out.append(standardised(values, part, moments))
+            return out
 
     test_stats = {}
     for speaker in dict.fromkeys(speakers["test"]):  # in order of appearance
@@ -187,7 +209,7 @@ def make_encoder_fold_data(corpus, fold, config, feature_config, cache_dir=None,
         test_stats[speaker] = (mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
     channel_stats = next(iter(test_stats.values()), None)
     data = FoldData(dataset, labels, list(corpus.class_names), channel_stats, features=features, speakers=speakers,
-                    groups=groups)
+                    groups=groups, copy_features=copy_features)
     data.pooled_features = pooled_features
     data.test_speaker_stats = test_stats
     train_speakers = sorted(set(speakers["train"]))
