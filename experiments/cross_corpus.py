@@ -67,7 +67,7 @@ flags.DEFINE_list("grids", ["emodb_to", "loco"],
                   "class-balanced weights; experiments/training_side_levers.py), loco_channel_levers (the same probe "
                   "with the training files also heard through a random equaliser and/or a synthetic room), "
                   "loco_unseen_channels (the runner's probe with and without channel copies, its test corpus as "
-                  "recorded and through an equaliser or a room no training copy was drawn from), "
+                  "recorded and through an equaliser, a room or a noise no training copy was drawn from), "
                   "loco_functionals (openSMILE eGeMAPS and ComParE functionals alone, beside the GE2E statistics, and "
                   "late fusion).")
 flags.DEFINE_string("summary", None, "Summary JSON (default <run_root>/<model>/<front end>/summary.json).")

@@ -30,9 +30,10 @@ for every seed together), the variant chosen by its inner UA on the
 training corpora (`chosen_seed<N>`, `chosen_all_seeds`).
 
 `loco_unseen_channels` (`--grids=loco_unseen_channels`): the runner's probe
-trained with and without the channel copies of the multilingual preset
-(three draws of each kind), its test corpus scored as recorded and heard
-through an equaliser or a room no training copy was drawn from.
+trained without channel copies, with those of the multilingual preset
+(three draws of each kind) and with background-noise copies too, its test
+corpus scored as recorded and heard through an equaliser, a room or a noise
+no training copy was drawn from.
 
 `loco_functionals` (`--grids=loco_functionals`, needs the `opensmile`
 package): openSMILE's eGeMAPS and ComParE functionals of the front end's
