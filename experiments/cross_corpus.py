@@ -138,11 +138,6 @@ def extract(corpora_by_name, front_end, log=print):
     return out
 
 
-def probe_predict(probe, features):
-    z = (features - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], 1e-12))
-    return z @ probe["kernel"] + probe["bias"]
-
-
 def fit(features, labels, groups, classes):
     from keras_ser.training.frozen import fit_probe
 
@@ -168,6 +163,8 @@ def fold_record(test, train_corpora, classes, protocol, result, n_train, n_test,
 
 def emodb_to(data, log=print):
     """Probe on all of EMO-DB (its 7 classes), scored on the other corpora over the 4 shared emotions."""
+    from keras_ser.training.frozen import probe_logits
+
     features, labels, speakers, _ = data["emodb"]
     classes = sorted(set(labels), key=list(labels).index)
     start = time.time()
@@ -180,7 +177,7 @@ def emodb_to(data, log=print):
             continue
         x, y, _, _ = data[name]
         keep = np.isin(y, SHARED4)
-        logits = probe_predict(probe, x[keep])[:, shared]
+        logits = probe_logits(probe, x[keep])[:, shared]
         predicted = np.array(SHARED4)[np.argmax(logits, axis=1)]
         results[name] = scores(y[keep], predicted, SHARED4)
         log(f"EMO-DB probe -> {name}: UA {results[name]['ua']:.3f} WA {results[name]['wa']:.3f} "
@@ -417,6 +414,7 @@ def loco_adaptation(data, log=print):
     from keras_ser.adaptation import DEFAULT_PRIOR_WEIGHT
     from keras_ser.adaptation import feature_moments
     from keras_ser.adaptation import shrink_statistics
+    from keras_ser.training.frozen import probe_logits
 
     names = list(data)
     rng = np.random.default_rng(0)
@@ -445,7 +443,7 @@ def loco_adaptation(data, log=print):
                             else rng.choice(len(values), size=min(n, len(values)), replace=False))
                     mean, variance = shrink_statistics(values[draw], prior, DEFAULT_PRIOR_WEIGHT)
                     z = (values - mean) / np.sqrt(np.maximum(variance, 1e-14))
-                    logits = probe_predict(probe, z)[:, :len(SHARED4)]  # SHARED6 begins with the four
+                    logits = probe_logits(probe, z)[:, :len(SHARED4)]  # SHARED6 begins with the four
                     predicted[own] = np.array(SHARED4)[np.argmax(logits, axis=1)]
                 results.append(scores(y6[scored], predicted[scored], SHARED4))
             result = {"wa": float(np.mean([r["wa"] for r in results])),
@@ -484,6 +482,8 @@ def training_side_grid(front_end, grid, log=print):
 
 def loco(data, classes=SHARED4, log=print):
     """Leave one corpus out over `classes` with the library's probe (`fit_probe`): C by leaving one training corpus out."""
+    from keras_ser.training.frozen import probe_logits
+
     names = list(data)
     rows = {n: np.isin(data[n][1], classes) for n in names}
     per_corpus = {}
@@ -495,7 +495,7 @@ def loco(data, classes=SHARED4, log=print):
         groups = np.concatenate([np.full(int(rows[n].sum()), n) for n in train])
         x_test, y_test = data[test][0][rows[test]], data[test][1][rows[test]]
         probe = fit(x, y, groups, list(classes))
-        predicted = np.array(classes)[np.argmax(probe_predict(probe, x_test), axis=1)]
+        predicted = np.array(classes)[np.argmax(probe_logits(probe, x_test), axis=1)]
         result = scores(y_test, predicted, classes)
         per_corpus[test] = fold_record(test, train, classes, "leave-one-corpus-out", result, len(x), len(x_test),
                                        time.time() - start, "probe", {"C": probe["C"], "inner_ua": probe["inner_ua"]})

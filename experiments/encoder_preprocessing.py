@@ -53,14 +53,14 @@ def loso_probe(features, labels, speakers, num_classes):
     """Pooled WA / UA and per-fold UA of the probe over every speaker."""
     from keras_ser.training import scores
     from keras_ser.training.frozen import fit_probe
+    from keras_ser.training.frozen import probe_logits
 
     predicted = np.empty_like(labels)
     per_fold = {}
     for speaker in sorted(set(speakers)):
         train, test = speakers != speaker, speakers == speaker
         probe = fit_probe(features[train], labels[train], speakers[train], num_classes)
-        z = (features[test] - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], 1e-14))
-        predicted[test] = np.argmax(z @ probe["kernel"] + probe["bias"], axis=1)
+        predicted[test] = np.argmax(probe_logits(probe, features[test], epsilon=1e-14), axis=1)
         per_fold[speaker] = scores.unweighted_accuracy(labels[test], predicted[test], num_classes)
     return {"wa": scores.weighted_accuracy(labels, predicted),
             "ua": scores.unweighted_accuracy(labels, predicted, num_classes), "per_fold_ua": per_fold}

@@ -22,6 +22,7 @@ other corpora, over the emotions it shares with each, in `preset.json`
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -61,14 +62,15 @@ def _placeholder(corpus_name):
 
 def describe(model, corpus, speaker_norm=False, levers=()):
     """The preset's one-line description: the model, the corpora, speakers and emotions it was trained on, and any
-    training levers (`TrainConfig.levers()`, e.g. channel copies) besides per-speaker normalisation."""
+    training levers (`TrainConfig.levers()` of a config without per-speaker normalisation, e.g. channel copies);
+    `speaker_norm` adds how to adapt the preset to a speaker."""
     names = corpus.corpora or (corpus.name,)
     where = " + ".join(CORPUS_NAMES.get(name, name) for name in names)
     adapted = ""
     if speaker_norm:
         adapted = ("; every speaker standardised with its own statistics: adapt it to a speaker before predicting "
                    "(keras_ser.adapt, keras-ser predict --adapt_speaker, the serve_speaker signature)")
-    extra = "".join(f"; {lever}" for lever in levers if "PER-SPEAKER" not in lever)
+    extra = "".join(f"; {lever}" for lever in levers)
     return (f"{MODEL_DESCRIPTION[model]}, trained on all {len(corpus.speakers)} speakers of {where} "
             f"({len(corpus.class_names)} emotions: {', '.join(corpus.class_names)}){extra}{adapted}")
 
@@ -218,7 +220,8 @@ def main(argv=None):
     if score_on:
         metadata["cross_corpus"] = cross_corpus_scores(result.model, config, feature_config, score_on,
                                                        cache_dir=args.cache_dir)
-    description = describe(config.model, corpus, config.speaker_norm, config.levers())
+    description = describe(config.model, corpus, config.speaker_norm,
+                           dataclasses.replace(config, speaker_norm=False).levers())
     folder = presets.save_preset(result.model, args.name, description, metadata, root=args.root or presets.PRESETS_DIR)
     print(f"preset {args.name} written to {folder} (held-out UA {loso['ua_pooled']} / WA {loso['wa_pooled']} over "
           f"{len(loso['folds'])} folds; trained on {len(corpus)} utterances in {wall:.0f} s)")

@@ -106,6 +106,7 @@ def main(argv=None):
     from keras_ser.training.config import TrainConfig
     from keras_ser.training.frozen import corpus_features
     from keras_ser.training.frozen import fit_probe
+    from keras_ser.training.frozen import probe_logits
     from keras_ser.training.loso import feature_config_for
 
     corpus = tf_pipeline.corpora.emodb(args.data_dir)
@@ -123,8 +124,7 @@ def main(argv=None):
             train, test = speakers != speaker, speakers == speaker
             x = features if k == 0 else nearest_speaker_normalised(features, voices, speakers, train, k)
             probe = fit_probe(x[train], labels[train], speakers[train], corpus.num_classes)
-            z = (x[test] - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], 1e-14))
-            predicted[test] = np.argmax(z @ probe["kernel"] + probe["bias"], axis=1)
+            predicted[test] = np.argmax(probe_logits(probe, x[test], epsilon=1e-14), axis=1)
             per_fold["wa"][speaker] = scores.weighted_accuracy(labels[test], predicted[test])
             per_fold["ua"][speaker] = scores.unweighted_accuracy(labels[test], predicted[test], corpus.num_classes)
         results[f"k={k}"] = {"wa": scores.weighted_accuracy(labels, predicted),

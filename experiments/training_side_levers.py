@@ -413,14 +413,13 @@ def loco_unseen_channels(corpora_by_name, feature_config, cache_dir, log=print, 
             labels = np.concatenate([[SIX.index(c) for c in subsets[n][1]] for n, _ in parts])
             groups = np.concatenate([np.full(len(part), n) for n, part in parts])
             scored = np.concatenate([np.full(len(part), i % (1 + len(keys)) == 0) for i, (_, part) in enumerate(parts)])
-            probe = frozen.fit_probe(x, labels, groups, len(SIX), scored=None if scored.all() else scored)
+            probe = frozen.fit_probe(x, labels, groups, len(SIX), scored=scored)
             fit_wall = time.time() - start
             truth = subsets[test][1]
             keep = np.isin(truth, FOUR)
             for condition, key in tests.items():
                 x_test = heard(test, key)[keep]
-                z = (x_test - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], 1e-12))
-                logits = (z @ probe["kernel"] + probe["bias"])[:, [SIX.index(c) for c in FOUR]]
+                logits = frozen.probe_logits(probe, x_test)[:, [SIX.index(c) for c in FOUR]]
                 result = scores(truth[keep], np.array(FOUR)[np.argmax(logits, axis=1)], FOUR)
                 lever = f"train_{training}_test_{condition}"
                 rows.setdefault(lever, {})[test] = {**result, "C": probe["C"], "inner_ua": probe["inner_ua"],

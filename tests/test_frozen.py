@@ -148,6 +148,33 @@ def test_probe_scores_only_the_rows_it_is_told_and_trains_on_all():
         frozen.fit_probe(rows, both_labels, both_groups, 3, c_grid=c_grid, scored=scored & (both_groups != 0))
 
 
+def test_two_class_probe_logits_give_the_regression_probabilities():
+    """A regression on two classes holds one row of weights; the probe's two logits must still give its
+    probabilities (they were the same logit twice, so every file went to the first class). Also with two of
+    four classes present in the training rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    labels, groups = np.tile([0, 1], 30), np.repeat([0, 1, 2], 20)
+    features = rng.normal(size=(60, 6))
+    features[:, 0] += 1.5 * labels
+    frozen._INNER_FITS.clear()
+    for present, num_classes in (([0, 1], 2), ([1, 3], 4)):
+        y = np.asarray(present)[labels]
+        probe = frozen.fit_probe(features, y, groups, num_classes, c_grid=(0.1, 1.0), n_jobs=1)
+        scaler = StandardScaler().fit(features)
+        reference = LogisticRegression(C=probe["C"], max_iter=2000).fit(scaler.transform(features), y)
+        logits = frozen.probe_logits(probe, features)
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(probabilities[:, present], reference.predict_proba(scaler.transform(features)),
+                                   atol=1e-4)
+        assert np.all(probabilities[:, [c for c in range(num_classes) if c not in present]] < 1e-6)
+        assert np.mean(logits.argmax(axis=1) == y) > 0.75
+    frozen._INNER_FITS.clear()
+
+
 def test_parallel_probe_equals_the_serial_one():
     """Regressions in two processes (what large features get by default): the same choice and the same weights."""
     features, labels, groups = _speaker_features(2)

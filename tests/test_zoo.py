@@ -338,7 +338,7 @@ def test_task_classes_check_their_arguments_too():
         "tf_pipeline.waveform_batches", "keras_ser.weights.assign",
         "keras_ser.rebuilt_model", "keras_ser.checksums",
         # The speech front end and cross-corpus scoring.
-        "tf_pipeline.front_end", "keras_ser.training.cross_corpus",
+        "tf_pipeline.front_end", "keras_ser.training.cross_corpus", "keras_ser.training.channel_copies",
         # Shared mechanisms: atomic writes, waveform padding, signature names.
         "tf_pipeline.atomic", "tf_pipeline.padding", "saved_models.signatures", "keras_ser.adaptation",
         "keras_ser.training.report", "serving.errors",

@@ -24,6 +24,7 @@ of channel copies of the training utterances (`training_rows`; extracted
 once per copy by `corpus_features(channel=...)`), which are never scored.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -249,13 +250,8 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     key = _store_key(config, feature_config, channel)
     store = _FEATURES.setdefault(key, {})
     path = store_path(cache_dir, config, feature_config, channel) if cache_dir else None
-    transform = None
-    if channel is not None:
-        kind, draw = channel
-        sample_rate = feature_config.sample_rate
-
-        def transform(waveform):
-            return heard_through(waveform, kind, draw, sample_rate)
+    transform = None if channel is None else functools.partial(
+        heard_through, kind=channel[0], draw=channel[1], sample_rate=feature_config.sample_rate)
     files = [_file_key(record.path) for record in corpus.records]
     if path and any(f not in store for f in files):
         store.update({f: row for f, row in _load_store(path).items() if f not in store})
@@ -303,8 +299,14 @@ def _softmax_weights(classifier, dim, num_classes, scaler=None):
     """`(kernel [dim, num_classes], bias)` of a fitted regression; `scaler`'s standardisation folded in if given.
 
     A class absent from the training rows gets bias -1e9 (never predicted).
+    A regression on two classes holds one row of weights (the second class's
+    log-odds against the first): the first class gets logit 0, so that the
+    softmax of the two logits is the regression's own probability.
     """
     coef, intercept = classifier.coef_, classifier.intercept_
+    if len(classifier.classes_) == 2:
+        coef = np.concatenate([np.zeros_like(coef), coef])
+        intercept = np.concatenate([np.zeros_like(intercept), intercept])
     if scaler is not None:
         coef = coef / np.sqrt(scaler.var_)
         intercept = intercept - coef @ scaler.mean_
@@ -454,6 +456,24 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
     kernel, bias = _softmax_weights(classifier, features.shape[1], num_classes)
     return {"mean": scaler.mean_, "variance": scaler.var_, "kernel": kernel, "bias": bias, "C": best_c,
             "inner_ua": {str(c): round(v, 4) for c, v in inner_ua.items()}}
+
+
+def probe_logits(probe, features, epsilon=1e-12):
+    """The logits a `fit_probe` result gives `features` `[n, d]`: standardised with its mean and variance (each
+    variance at least `epsilon`), then its kernel and bias (what the model's `standardize` and `predictions`
+    layers compute, in float64).
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 30); s = np.repeat([0, 1, 2], 20)
+    >>> x = rng.normal(size=(60, 8)); x[:, 0] += 2.0 * y
+    >>> probe = fit_probe(x, y, s, 2, c_grid=(1.0,))
+    >>> float(np.mean(probe_logits(probe, x).argmax(axis=1) == y)) > 0.8
+    True
+    """
+    z = (features - probe["mean"]) / np.sqrt(np.maximum(probe["variance"], epsilon))
+    return z @ probe["kernel"] + probe["bias"]
 
 
 def fit_speaker_subspace(features, labels, speakers, rank):
@@ -619,8 +639,7 @@ def train_probe(config, data, feature_config=None, log_dir=None, verbose=1):
                                     speakers=None if data.speakers is None else data.speakers["train"])
     else:
         features, labels, groups, scored = training_rows(data)
-        probe = fit_probe(features, labels, groups, len(data.class_names), seed=config.seed,
-                          scored=None if scored.all() else scored)
+        probe = fit_probe(features, labels, groups, len(data.class_names), seed=config.seed, scored=scored)
     if config.speaker_norm:
         # Features standardised per speaker: the probe's scaler is folded into
         # `predictions`; `standardize` holds the fold's test speaker (adapted,
