@@ -295,9 +295,11 @@ def test_feature_store_serves_subsets_and_combinations_and_resumes(tmp_path):
     assert len(os.listdir(cache)) == 2
 
 
-def test_feature_store_drops_the_rows_of_a_file_that_changed(tmp_path):
-    """A file written again (another modification time) is extracted again, and its old row leaves the store."""
+def test_feature_store_keeps_touched_files_and_drops_the_rows_of_a_file_that_changed(tmp_path, monkeypatch):
+    """A file touched or copied again with the same bytes (a new modification time) is found in the store; a file
+    written again with other bytes is extracted again, and its old row leaves the store."""
     import keras
+    import soundfile
 
     import tf_pipeline
     from keras_ser.models.speech_encoders.config import MelFramesConfig
@@ -308,18 +310,32 @@ def test_feature_store_drops_the_rows_of_a_file_that_changed(tmp_path):
     config = TrainConfig(model="encoder_stats", recipe="probe", validation="none",
                          backbone_kwargs={"units": 8, "embedding_dim": 4}, backbone_weights="random")
     cache = str(tmp_path / "cache")
+    extract = frozen.extract_features
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("extracted although every file's bytes are in the store")
+
     memory, frozen._FEATURES = frozen._FEATURES, {}
     try:
         keras.utils.set_random_seed(0)  # the same random encoder weights for both extractions
         first = frozen.corpus_features(corpus, config, MelFramesConfig(), cache_dir=cache)
         changed = corpus.records[0].path
-        os.utime(changed, ns=(os.stat(changed).st_atime_ns, os.stat(changed).st_mtime_ns + 10**9))
+        for record in corpus.records:  # every file touched: same bytes, new modification time
+            os.utime(record.path, ns=(os.stat(record.path).st_atime_ns, os.stat(record.path).st_mtime_ns + 10**9))
+        frozen._FEATURES.clear()
+        monkeypatch.setattr(frozen, "extract_features", no_extraction)
+        np.testing.assert_array_equal(frozen.corpus_features(corpus, config, MelFramesConfig(), cache_dir=cache),
+                                      first)
+        monkeypatch.setattr(frozen, "extract_features", extract)
+        samples, rate = soundfile.read(changed, dtype="int16")
+        soundfile.write(changed, samples // 2, rate, subtype="PCM_16")  # other bytes: 6 dB quieter
         frozen._FEATURES.clear()
         keras.utils.set_random_seed(0)
         again = frozen.corpus_features(corpus, config, MelFramesConfig(), cache_dir=cache)
     finally:
         frozen._FEATURES = memory
-    np.testing.assert_allclose(again, first, atol=1e-5)  # the same samples
+    np.testing.assert_array_equal(again[1:], first[1:])  # the other files' rows read back
+    assert not np.allclose(again[0], first[0], atol=1e-5)  # the quieter file's features computed anew
     with np.load(frozen.store_path(cache, config, MelFramesConfig())) as store:
         keys = store["files"].tolist()
     assert len(keys) == len(corpus)

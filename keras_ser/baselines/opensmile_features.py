@@ -48,6 +48,7 @@ import time
 import numpy as np
 
 from keras_ser.baselines import dependencies
+from keras_ser.checksums import file_fingerprint
 from keras_ser.checksums import file_sha256
 from tf_pipeline.atomic import write_atomic
 
@@ -137,11 +138,8 @@ class Functionals:
 
 
 def _cache_key(paths, info):
-    """Key of a feature cache: the files (path, size, mtime) and the exact configuration."""
-    files = []
-    for path in paths:
-        stat = os.stat(path)
-        files.append([path, stat.st_size, stat.st_mtime_ns])
+    """Key of a feature cache: the files (path and the fingerprint of its bytes) and the exact configuration."""
+    files = [[path, file_fingerprint(path)] for path in paths]
     payload = json.dumps(
         {"format": _CACHE_FORMAT, "info": info, "files": files}, sort_keys=True
     ).encode("utf-8")
@@ -222,7 +220,7 @@ def extract_functionals(paths, feature_set="IS09", cache_dir=None, num_workers=1
     `FeatureSet` configuration of that name at the functionals
     level (see the module docstring for the exact files). With `cache_dir`,
     the matrix is saved to `<cache_dir>/<feature_set>-<key>.npz`, the key
-    hashing the file list (path, size, modification time), the configuration
+    hashing the file list (path, size and digest of each file's bytes), the configuration
     file's SHA-256 and the openSMILE version; a later call with the same
     files reads it back instead of running openSMILE.
 

@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from keras_ser.checksums import file_fingerprint
 from keras_ser.training import regressions
 from keras_ser.training.channel_copies import heard_through
 from keras_ser.training.regressions import fit_standardized
@@ -65,14 +66,15 @@ def _store_key(config, feature_config, channel=None):
 
 
 def _file_key(path):
-    """A file as the store knows it: its path, size and modification time (a changed file is extracted again)."""
-    stat = os.stat(path)
-    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    """A file as the store knows it: its path and the fingerprint of its bytes (`keras_ser.checksums.file_fingerprint`:
+    size and digest). A file whose bytes changed is extracted again; one copied or unpacked again with the same
+    bytes (a new modification time) is not."""
+    return f"{path}|{file_fingerprint(path)}"
 
 
 def _stale_keys(store, files):
-    """Keys of `store` holding the paths of `files` at another size or modification time: older versions of files
-    that have changed since, never read again (dropped before the store is saved)."""
+    """Keys of `store` holding the paths of `files` with other bytes: older versions of files that have changed
+    since, never read again (dropped before the store is saved)."""
     current = set(files)
     paths = {key.rsplit("|", 2)[0] for key in files}
     return [key for key in store if key not in current and key.rsplit("|", 2)[0] in paths]
@@ -222,11 +224,12 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
         feature_config: its feature config (e.g. `MelFramesConfig`).
         cache_dir: str or None. Folder of the feature stores that survive
             the process: one `.npz` per model and feature settings, holding
-            the features of every file it has met (keyed by path, size and
-            modification time), so that another subset or combination of
-            the same files, or a run interrupted during extraction, computes
-            only what is missing. The rows of an older version of a file
-            (another size or modification time) are dropped when it is
+            the features of every file it has met (keyed by path and the
+            fingerprint of its bytes, `keras_ser.checksums.file_fingerprint`),
+            so that another subset or combination of the same files, a run
+            interrupted during extraction, or the corpus copied or unpacked
+            again in place computes only what is missing. The rows of an
+            older version of a file (other bytes) are dropped when it is
             extracted again.
         batch_size: int. Utterances per encoder batch. Defaults to `16`.
         log: optional callable for progress lines.
