@@ -6,7 +6,8 @@ are not checked for outside paths; CI (`.ci/`) likewise puts the corpus
 beside the clone for the tests. Everything else tracked by git, code
 included, must not cite `DESIGN.md`, `GPU.md` or `../shared`: what the code
 relies on is in docs/design.md. Relative Markdown links in README.md and
-docs/*.md must point to files that exist.
+docs/*.md must point to files that exist, and their anchors (`file.md#part`,
+`#part`) to headings of the file they name, as GitHub makes anchors of them.
 """
 
 import os
@@ -78,3 +79,44 @@ def test_the_link_check_sees_links():
     assert links == {"docs/gpu.md#x": "docs/gpu.md", "notes.md": "notes.md"}
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     assert "docs/design.md" in dict(relative_links(readme)).values()
+
+
+_HEADING = re.compile(r"^#{1,6} (.+?)\s*#*$", re.M)
+_FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+
+
+def heading_anchors(text):
+    """The anchors GitHub gives the Markdown headings of `text` (code blocks skipped): lower case, punctuation
+    but `-` and `_` dropped, spaces as `-`, a repeated one suffixed `-1`, `-2`, ...; and `<a name=...>` / `id=`."""
+    seen, anchors = {}, set()
+    for heading in _HEADING.findall(_FENCE.sub("", text)):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    anchors.update(re.findall(r"""<a (?:name|id)=["']([^"']+)["']""", text))
+    return anchors
+
+
+def test_heading_anchors_follow_github():
+    text = "# A `cmd` (x, y): 1.5\n## Same\n## Same\n```\n# not a heading\n```\n<a name=\"here\"></a>"
+    assert heading_anchors(text) == {"a-cmd-x-y-15", "same", "same-1", "here"}
+
+
+def test_anchors_in_readme_and_docs_point_to_headings():
+    dead = []
+    for name in markdown_docs():
+        with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+            text = f.read()
+        for target in _LINK.findall(text):
+            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", target) or "#" not in target:
+                continue
+            path, anchor = target.split("#", 1)
+            resolved = os.path.normpath(os.path.join(ROOT, os.path.dirname(name), path)) if path else \
+                os.path.join(ROOT, name)
+            if not resolved.endswith(".md") or not os.path.isfile(resolved):
+                continue  # a missing file is the link test's to report
+            with open(resolved, encoding="utf-8") as f:
+                if anchor not in heading_anchors(f.read()):
+                    dead.append(f"{name}: ]({target}): no heading of {os.path.relpath(resolved, ROOT)} has that anchor")
+    assert not dead, "\n".join(dead)
