@@ -69,17 +69,11 @@ def adapted_z(features, draw, prior_var, weight):
 
 def fit_lr(z, labels, c, num_classes, seed=0):
     """One probe at a fixed C (the inner choice of the shrinkage weight)."""
-    import threadpoolctl
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    from keras_ser.training.frozen import regression_weights
+    from keras_ser.training.regressions import fit_standardized
 
-    scaler = StandardScaler().fit(z)
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        lr = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaler.transform(z), labels)
-    kernel = np.zeros((z.shape[1], num_classes))
-    bias = np.full(num_classes, -1e9)
-    kernel[:, lr.classes_] = lr.coef_.T
-    bias[lr.classes_] = lr.intercept_
+    scaler, classifier = fit_standardized(z, labels, c, seed)
+    kernel, bias = regression_weights(classifier, z.shape[1], num_classes)
     return {"mean": scaler.mean_, "variance": scaler.var_, "kernel": kernel, "bias": bias}
 
 

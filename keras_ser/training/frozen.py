@@ -298,13 +298,35 @@ def _check_inner_search(inner_search):
         raise ValueError(f"inner_search must be one of {INNER_SEARCHES}. Received: inner_search={inner_search!r}")
 
 
-def _softmax_weights(classifier, dim, num_classes, scaler=None):
-    """`(kernel [dim, num_classes], bias)` of a fitted regression; `scaler`'s standardisation folded in if given.
+def regression_weights(classifier, dim, num_classes, scaler=None):
+    """`(kernel [dim, num_classes], bias)`: a fitted scikit-learn logistic regression as a softmax layer's weights.
 
-    A class absent from the training rows gets bias -1e9 (never predicted).
-    A regression on two classes holds one row of weights (the second class's
-    log-odds against the first): the first class gets logit 0, so that the
-    softmax of the two logits is the regression's own probability.
+    The columns follow the class ids the regression was fitted on
+    (`classifier.classes_`); a class absent from its training rows gets bias
+    -1e9 (never predicted). A regression on two classes holds one row of
+    weights (the second class's log-odds against the first): the first
+    class gets logit 0, so that the softmax of the two logits is the
+    regression's own probability. With `scaler` (a fitted `StandardScaler`)
+    its standardisation is folded in, so the weights apply to raw features.
+
+    Args:
+        classifier: a fitted `sklearn.linear_model.LogisticRegression`.
+        dim: int. Feature dimension.
+        num_classes: int. Columns of the kernel (every class of the task).
+        scaler: optional fitted `sklearn.preprocessing.StandardScaler`.
+
+    Example:
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> x = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([1, 1, 3, 3])
+    >>> classifier = LogisticRegression().fit(x, y)
+    >>> kernel, bias = regression_weights(classifier, 1, 4)
+    >>> logits = x @ kernel + bias
+    >>> logits.argmax(axis=1).tolist()
+    [1, 1, 3, 3]
+    >>> bool(np.allclose(np.exp(logits[:, 3]) / np.exp(logits[:, [1, 3]]).sum(axis=1),
+    ...                  classifier.predict_proba(x)[:, 1], atol=1e-6))
+    True
     """
     coef, intercept = classifier.coef_, classifier.intercept_
     if len(classifier.classes_) == 2:
@@ -456,7 +478,7 @@ def fit_probe(features, labels, groups, num_classes, c_grid=PROBE_C_GRID, seed=0
     inner_ua = {c: float(np.mean(scores[:, k])) for k, c in enumerate(c_grid)}  # scores: [folds, len(c_grid)]
     best_c = max(c_grid, key=lambda c: (inner_ua[c], -c))  # ties: the stronger regulariser
     scaler, classifier = fit_standardized(features, labels, best_c, seed)
-    kernel, bias = _softmax_weights(classifier, features.shape[1], num_classes)
+    kernel, bias = regression_weights(classifier, features.shape[1], num_classes)
     return {"mean": scaler.mean_, "variance": scaler.var_, "kernel": kernel, "bias": bias, "C": best_c,
             "inner_ua": {str(c): round(v, 4) for c, v in inner_ua.items()}}
 
@@ -591,7 +613,7 @@ def fit_probe_projected(features, labels, groups, num_classes, ranks, c_grid=PRO
     basis[:, rank:] = 0.0
     projected = _project(x_all, basis)
     scaler, classifier = fit_standardized(projected, labels, best_c, seed)
-    kernel, bias = _softmax_weights(classifier, features.shape[1], num_classes, scaler)
+    kernel, bias = regression_weights(classifier, features.shape[1], num_classes, scaler)
     return {"mean": mean, "variance": variance, "basis": basis, "rank": int(rank), "kernel": kernel, "bias": bias,
             "C": best_c, "inner_ua": {f"{r}/{c}": round(v, 4) for (r, c), v in inner_ua.items()}}
 
