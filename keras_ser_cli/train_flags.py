@@ -126,8 +126,9 @@ def define_feature_cache(flag_values):
     flags.DEFINE_string("feature_cache", None,
                         "Speech-encoder models: folder of the frozen encoders' feature stores. Every file's pooled "
                         "features (and those of its --channel_copies) are kept there once extracted (per model and "
-                        "front end), so later runs, other corpus combinations and an interrupted extraction reuse "
-                        "them. Default: none (features kept for this run only).", flag_values=flag_values)
+                        "front end), keyed by each file's bytes, so later runs, other corpus combinations, an "
+                        "interrupted extraction and a corpus copied again in place reuse them. Default: none "
+                        "(features kept for this run only).", flag_values=flag_values)
 
 
 def config_from(flag_values):
