@@ -46,6 +46,7 @@ Example (after `cross_corpus.py` has cached the corpora's features):
         --ravdess_dir=/data/ravdess --emovo_dir=/data/emovo --front_end=speech --grids=loco_more_levers
 """
 
+import itertools
 import os
 import time
 
@@ -408,11 +409,14 @@ def loco_unseen_channels(corpora_by_name, feature_config, cache_dir, log=print, 
     for training, keys in trainings.items():
         for test in names:
             start = time.time()
-            parts = [(n, heard(n, key)) for n in names if n != test for key in (None, *keys)]
-            x = np.concatenate([part for _, part in parts])
-            labels = np.concatenate([[SIX.index(c) for c in subsets[n][1]] for n, _ in parts])
-            groups = np.concatenate([np.full(len(part), n) for n, part in parts])
-            scored = np.concatenate([np.full(len(part), i % (1 + len(keys)) == 0) for i, (_, part) in enumerate(parts)])
+            train_names = [n for n in names if n != test]
+            for n, key in itertools.product(train_names, keys):
+                heard(n, key)  # extracted (or read from the cache) once, into `features`
+            train = {n: training_part(features, subsets[n][1], n, keys) for n in train_names}
+            x = np.concatenate([part[0] for part in train.values()])
+            labels = np.array([SIX.index(c) for c in np.concatenate([part[1] for part in train.values()])])
+            groups = np.concatenate([np.full(len(part[0]), n) for n, part in train.items()])
+            scored = np.concatenate([part[2] for part in train.values()])
             probe = frozen.fit_probe(x, labels, groups, len(SIX), scored=scored)
             fit_wall = time.time() - start
             truth = subsets[test][1]

@@ -111,9 +111,9 @@ def define(flag_values):
     flags.DEFINE_list("channel_copies", list(d.channel_copies),
                       "--recipe=probe or frozen: also train the head on copies of every training utterance heard "
                       "through another channel, comma-separated kinds: eq (a random equaliser, +-6 dB at the "
-                      "octaves 125 Hz-4 kHz), reverb (a synthetic room, RT60 0.2-0.7 s), noise (background noise 10-30 dB below "
-                      "the speech, white to brown). The copies' features are "
-                      "extracted once and cached like the utterances'; they are never scored. Default: none.", **F)
+                      "octaves 125 Hz-4 kHz), reverb (a synthetic room, RT60 0.2-0.7 s), noise (background noise "
+                      "10-30 dB below the speech, white to brown). The copies' features are extracted once and "
+                      "cached like the utterances'; they are never scored. Default: none.", **F)
     flags.DEFINE_integer("channel_draws", d.channel_draws,
                          "With --channel_copies: random draws of each kind per training utterance.", lower_bound=1,
                          **F)
