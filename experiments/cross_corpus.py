@@ -511,14 +511,35 @@ def _run_rows(run_dir):
     """Leaderboard rows of a runner folder: one per test corpus under leave-one-corpus-out, else one."""
     from keras_ser.training import report
 
+    from reproduce.protocols import machine_label  # experiments/reproduce/: the leaderboard's machine wording
+
     summary = report.summarise(run_dir)
     config, front_end = summary["config"], summary["feature_config"].get("front_end")
     model = config.get("model") or f"openSMILE {config['feature_set']} + linear SVM"
+    versions = None
+    if summary["folds"]:  # the machine the folds ran on, as the first fold recorded it
+        with open(os.path.join(run_dir, f"fold_{summary['folds'][0]['test_speaker']}.json")) as handle:
+            versions = json.load(handle).get("versions")
     base = {"table": "cross_corpus", "tables": ["cross_corpus"], "run": run_dir, "preset": None, "paper": None,
             "uses_test_speaker_audio": bool(summary["uses_test_speaker_audio"]),
             "command": public_paths(summary["command"]),
-            "machine": MACHINE, "source": "run folder", "classes": list(summary["class_names"]),
-            "front_end": front_end, "model": model}
+            "machine": machine_label(versions) if versions else MACHINE, "source": "run folder",
+            "classes": list(summary["class_names"]), "front_end": front_end, "model": model}
+    recipe = config.get("recipe", "probe")
+    if "model" in config and recipe not in ("probe", "frozen"):  # a network trained on the folds (e.g. on a GPU)
+        epochs = config.get("epochs")
+        base["system"] = (f"{model} ({recipe} recipe, {epochs} epoch{'' if epochs == 1 else 's'}), front end "
+                          f"{'trim + level' if front_end else 'none'}, leave-one-speaker-out")
+        if summary.get("evaluation") == "loco":
+            raise ValueError(f"{run_dir}: leaderboard rows of a trained network under leave-one-corpus-out are not "
+                             "written yet; only its leave-one-speaker-out runs are")
+        return [{**base, "corpus": summary["corpus"], "train_corpora": [summary["corpus"]],
+                 "protocol": "leave-one-speaker-out within the corpus; "
+                             + report.protocol_text(config, summary["feature_config"]),
+                 "n_utterances": summary["pooled"]["n"], "ua_pooled": round(100 * summary["pooled"]["ua"], 2),
+                 "wa_pooled": round(100 * summary["pooled"]["wa"], 2), "ua_mean": round(100 * summary["mean"]["ua"], 2),
+                 "ua_std": round(100 * summary["std"]["ua"], 2),
+                 "folds": [fold["test_speaker"] for fold in summary["folds"]]}]
     system = model if "model" not in config else f"{model} probe, front end {'trim + level' if front_end else 'none'}"
     if config.get("speaker_subspace"):
         system += f", speaker subspace of rank <= {config['speaker_subspace']}"

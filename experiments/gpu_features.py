@@ -78,7 +78,7 @@ def load_corpus(name, data_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", default="emodb", choices=["emodb", "casia", "dir", "csv", "synthetic"])
+    parser.add_argument("--corpus", default="emodb", choices=["emodb", "casia", "ravdess", "emovo", "dir", "csv", "synthetic"])
     parser.add_argument("--data_dir", default=None, help=f"Corpus folder (default for emodb: {DEFAULT_EMODB}).")
     parser.add_argument("--out", default=None, help="The .npz to write (default .gpu_data/<corpus>.npz).")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"],

@@ -5,6 +5,7 @@ import gc
 import importlib
 import io
 import os
+import subprocess
 import sys
 import wave
 
@@ -15,6 +16,40 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMODB_DIR = os.environ.get("KERAS_SER_EMODB", os.path.join(ROOT, "..", "shared", "data", "emodb", "wav"))
 RAVDESS_DIR = os.environ.get("KERAS_SER_RAVDESS", os.path.join(ROOT, "..", "shared", "data", "ravdess"))
 EMOVO_DIR = os.environ.get("KERAS_SER_EMOVO", os.path.join(ROOT, "..", "shared", "data", "emovo"))
+
+
+BLOCKED_RUN = r'''
+import importlib.abc, runpy, sys
+
+class Blocked(importlib.abc.MetaPathFinder):
+    """`import tensorflow` / `import matplotlib` fail, as on the GPU machines."""
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "matplotlib"):
+            raise ImportError(f"{name} is blocked in this test (the GPU machines have none)")
+        return None
+
+sys.meta_path.insert(0, Blocked())
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(script, run_name="__main__")
+finally:
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "matplotlib") and sys.modules[m])
+    print("LEAKED_MODULES", leaked)
+'''
+
+
+def run_without_tensorflow(script, args, timeout=300):
+    """Runs `script` with `args` in a fresh Python on Keras's JAX backend (CPU) where `import tensorflow` and
+    `import matplotlib` fail, as on the GPU machines; asserts it exits 0 and imported neither. Returns its stdout."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "OUT")}
+    env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT,
+               XLA_FLAGS="--xla_backend_optimization_level=0", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", BLOCKED_RUN, script, *args], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "LEAKED_MODULES []" in result.stdout
+    return result.stdout
 
 
 @contextlib.contextmanager

@@ -9,8 +9,6 @@ tf_pipeline with TensorFlow: the tests check that both give the same values.
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,29 +22,13 @@ from tf_pipeline.array_math import NUMPY
 from tf_pipeline.normalization import channel_stats
 from tf_pipeline.tf_namespace import TF
 
+from conftest import experiment_script
+from conftest import run_without_tensorflow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ["--epochs=1", "--batch_size=9", "--image_size=67", "--sru_units=8",
               '--backbone_kwargs={"filters": [4, 4, 4, 4, 4], "fc_units": 8}', "--workers=1", "--verbose=0"]
 
-BLOCKED_RUN = r'''
-import importlib.abc, runpy, sys
-
-class Blocked(importlib.abc.MetaPathFinder):
-    """`import tensorflow` / `import matplotlib` fail, as on the GPU machines."""
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "matplotlib"):
-            raise ImportError(f"{name} is blocked in this test (the GPU machines have none)")
-        return None
-
-sys.meta_path.insert(0, Blocked())
-script = sys.argv[1]
-sys.argv = sys.argv[1:]
-try:
-    runpy.run_path(script, run_name="__main__")
-finally:
-    leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "matplotlib") and sys.modules[m])
-    print("LEAKED_MODULES", leaked)
-'''
 
 
 def _experiment(name):
@@ -253,14 +235,7 @@ def test_budget_decision():
 
 
 def _run_gpu_loso(args):
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "OUT")}
-    env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT,
-               XLA_FLAGS="--xla_backend_optimization_level=0", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", BLOCKED_RUN, os.path.join(ROOT, "experiments", "gpu_loso.py"),
-                             *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "LEAKED_MODULES []" in result.stdout
-    return result.stdout
+    return run_without_tensorflow(os.path.join(ROOT, "experiments", "gpu_loso.py"), args)
 
 
 def test_gpu_loso_runs_on_jax_without_tensorflow_and_resumes(feature_files, tmp_path):
@@ -289,6 +264,18 @@ def test_gpu_loso_runs_on_jax_without_tensorflow_and_resumes(feature_files, tmp_
     assert (run_dir / "results.md").exists() and (run_root / "summary.md").exists()
     sessions = sorted(run_root.glob("session_*.json"))
     assert sessions and json.loads(sessions[-1].read_text())["runs"][0]["folds_done"] == 2
+
+    # Its leaderboard row (experiments/cross_corpus.py --leaderboard_runs) names the network, its recipe and the
+    # machine the folds ran on, not the probe's wording.
+    board = tmp_path / "results.json"
+    board.write_text("[]")
+    with experiment_script("cross_corpus") as cross_corpus:
+        (row,) = cross_corpus.write_leaderboard(str(board), str(tmp_path / "no_summaries"), [str(run_dir)], merge=True)
+    assert row["system"] == "cnn_sru (end_to_end recipe, 1 epoch), front end none, leave-one-speaker-out"
+    assert row["machine"].startswith("CPU, ") and row["machine"].endswith(f"(JAX {fold['versions']['jax']})")
+    assert "probe" not in row["protocol"] and "SRU 8 units" in row["protocol"]
+    assert row["ua_pooled"] == round(100 * results["pooled"]["ua"], 2) and row["folds"] == ["01", "02"]
+    assert json.loads(board.read_text()) == [row]
 
 
 @pytest.mark.parametrize("path", ["keras_ser/training/feature_file.py", "tf_pipeline/array_math.py",
