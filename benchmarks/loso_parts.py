@@ -221,7 +221,7 @@ def time_torch_reference(corpus, with_sound_effects=True):
     from keras_ser.weights import sound_effects_encoder as encoder_weights
 
     voice_encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
-    state = encoder_weights._load_torch_checkpoint(encoder_weights.aisfx_checkpoint_path())
+    state = encoder_weights.load_torch_checkpoint(encoder_weights.aisfx_checkpoint_path())
     network = EmbeddingNet("max", 3, 1, 64)
     network.load_state_dict({key[len("embedding_net."):]: value for key, value in state.items()
                              if key.startswith("embedding_net.")})
@@ -283,9 +283,7 @@ def main(argv=None):
             restored[frozen.length_order(corpus)] = features
             features = restored
     if features is not None:
-        # The in-process feature store, keyed as corpus_features keys it: the test pass reads them from there.
-        store = frozen._FEATURES.setdefault(frozen._store_key(config, feature_config), {})
-        store.update(zip((frozen._file_key(record.path) for record in corpus.records), features))
+        frozen.remember_features(corpus, config, feature_config, features)  # the test pass reads them from there
     probe, test_pass, torch_row = [], [], None
     if "probe" in args.parts:
         print("== 2. the probe's fit per outer fold", flush=True)

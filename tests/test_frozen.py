@@ -341,3 +341,30 @@ def test_feature_store_keeps_touched_files_and_drops_the_rows_of_a_file_that_cha
     assert len(keys) == len(corpus)
     assert sum(key.startswith(changed + "|") for key in keys) == 1
     assert frozen._file_key(changed) in keys
+
+
+def test_remembered_features_are_what_corpus_features_returns_without_extracting(tmp_path, monkeypatch):
+    import tf_pipeline
+    from keras_ser.models.speech_encoders.config import MelFramesConfig
+    from keras_ser.training import frozen
+    from keras_ser.training.config import TrainConfig
+
+    corpus = tf_pipeline.corpora.synthetic(str(tmp_path / "corpus"), n_speakers=2, per_class=1, emotions="WT")
+    config = TrainConfig(model="encoder_stats", recipe="probe", validation="none",
+                         backbone_kwargs={"units": 8, "embedding_dim": 4}, backbone_weights="random")
+    features = np.arange(len(corpus.records) * 3, dtype=np.float32).reshape(len(corpus.records), 3)
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("extracted although the features were remembered")
+
+    memory, frozen._FEATURES = frozen._FEATURES, {}
+    try:
+        monkeypatch.setattr(frozen, "extract_features", no_extraction)
+        frozen.remember_features(corpus, config, MelFramesConfig(), features)
+        np.testing.assert_array_equal(frozen.corpus_features(corpus, config, MelFramesConfig()), features)
+        with pytest.raises(AssertionError, match="remembered"):  # another feature config: not those rows
+            frozen.corpus_features(corpus, config, MelFramesConfig(volume_dbfs=-30.0))
+        with pytest.raises(ValueError, match=r"one row per record of the corpus \(4\). Received: 3 rows"):
+            frozen.remember_features(corpus, config, MelFramesConfig(), features[:3])
+    finally:
+        frozen._FEATURES = memory

@@ -31,7 +31,7 @@ def torch_network(aisfx):
     """The package's `EmbeddingNet('max', 3, 1, 64)` with the checkpoint's `embedding_net.*` weights, in eval mode."""
     from aisfx.models.cnn2d import EmbeddingNet
 
-    state = encoder_weights._load_torch_checkpoint(encoder_weights.aisfx_checkpoint_path())
+    state = encoder_weights.load_torch_checkpoint(encoder_weights.aisfx_checkpoint_path())
     network = EmbeddingNet("max", 3, 1, 64)
     network.load_state_dict({key[len("embedding_net."):]: value for key, value in state.items()
                              if key.startswith("embedding_net.")})

@@ -288,6 +288,34 @@ def corpus_features(corpus, config, feature_config, cache_dir=None, batch_size=1
     return np.stack([store[f] for f in files])
 
 
+def remember_features(corpus, config, feature_config, features, channel=None):
+    """Puts pooled features computed elsewhere into the in-process store `corpus_features` reads.
+
+    For features of every record of `corpus` already in hand (a benchmark
+    that timed their extraction, say): `corpus_features` with the same
+    `config`, `feature_config` and `channel` then returns them without
+    running the encoders. Nothing is written to a feature store on disk.
+
+    Args:
+        corpus: a `tf_pipeline.Corpus`.
+        config: the `TrainConfig` the features belong to.
+        feature_config: its feature config.
+        features: array `[utterances, ...]` in corpus order.
+        channel: optional `(kind, draw)` of a channel copy (`corpus_features`).
+
+    Example:
+
+    >>> remember_features(corpus, config, feature_config, features)                    # doctest: +SKIP
+    >>> np.array_equal(corpus_features(corpus, config, feature_config), features)      # doctest: +SKIP
+    True
+    """
+    if len(features) != len(corpus.records):
+        raise ValueError(f"features must hold one row per record of the corpus ({len(corpus.records)}). "
+                         f"Received: {len(features)} rows")
+    store = _FEATURES.setdefault(_store_key(config, feature_config, channel), {})
+    store.update(zip((_file_key(record.path) for record in corpus.records), np.asarray(features)))
+
+
 INNER_SEARCHES = ("refit", "path")
 # Inner-fold regressions already fitted (`_refit_fits`), each kept until it is used once more.
 _INNER_FITS = {}

@@ -64,7 +64,7 @@ def aisfx_checkpoint_path():
     return os.path.join(list(spec.submodule_search_locations)[0], "models", "checkpoint.pth")
 
 
-def _load_torch_checkpoint(path):
+def load_torch_checkpoint(path):
     """The state dict of an aisfx-format checkpoint, read with `weights_only=True`."""
     try:
         import torch
@@ -115,7 +115,7 @@ def convert_checkpoint(path=None):
     (3, 3, 1, 64)
     """
     path = aisfx_checkpoint_path() if path is None else os.fspath(path)
-    state = _load_torch_checkpoint(path)
+    state = load_torch_checkpoint(path)
     prefix = "embedding_net." if any(key.startswith("embedding_net.") for key in state) else ""
     state = {key[len(prefix):]: value.detach().cpu().numpy() for key, value in state.items()
              if key.startswith(prefix) and hasattr(value, "detach")}
