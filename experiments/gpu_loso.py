@@ -50,8 +50,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __package__ in (None, ""):  # run as a script from a checkout: make the repository importable
     sys.path.insert(0, ROOT)
 
-# Jiang, Fu & Tao (2019), EMO-DB LOSO, WA / UA in %: CNN+SRU per N (Table II).
+# Jiang, Fu & Tao (2019), LOSO, WA / UA in %: CNN+SRU per N on EMO-DB (Table II); on CASIA, N = 5 only.
 PAPER_TABLE_II = {1: (78.9, 76.1), 2: (78.2, 76.3), 3: (82.5, 80.6), 4: (77.5, 77.5), 5: (76.8, 73.3)}
+PAPER_FIGURES = {"emodb": PAPER_TABLE_II, "casia": {5: (51.3, 51.3)}}
+
+
+def paper_figure(corpus_name, model, n_segments):
+    """The paper's WA / UA for the CNN+SRU at `n_segments` on `corpus_name`, or None (another model or corpus,
+    or an N the paper does not report there).
+
+    >>> paper_figure("emodb", "cnn_sru", 3), paper_figure("emovo", "cnn_sru", 3), paper_figure("casia", "cnn_sru", 3)
+    ((82.5, 80.6), None, None)
+    """
+    return PAPER_FIGURES.get(corpus_name, {}).get(n_segments) if model == "cnn_sru" else None
 
 
 def _json_arg(text, what):
@@ -243,7 +254,7 @@ def device_info():
             "jax": jax.__version__}
 
 
-def _markdown_summary(rows, session):
+def _markdown_summary(rows, session, corpus_name):
     lines = [
         "# GPU LOSO session",
         "",
@@ -259,7 +270,7 @@ def _markdown_summary(rows, session):
         "|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in rows:
-        paper = PAPER_TABLE_II.get(row["n_segments"]) if row["model"] == "cnn_sru" else None
+        paper = paper_figure(corpus_name, row["model"], row["n_segments"])
         paper = f"{paper[0]} / {paper[1]} ({row['n_segments']})" if paper else "-"
         if row["folds_done"]:
             lines.append(f"| {row['name']} | {row['folds_done']}/{row['folds_total']} | {100 * row['wa']:.1f} | "
@@ -401,7 +412,7 @@ def main(argv=None):
         "wall_time_s": round(time.time() - start, 1),
     }
     write_json_atomic(os.path.join(run_root, time.strftime("session_%Y%m%d-%H%M%S.json", time.gmtime(start))), session)
-    text = _markdown_summary(rows, session)
+    text = _markdown_summary(rows, session, corpus.name)
     write_text_atomic(os.path.join(run_root, "summary.md"), text)
     print(text, flush=True)
     log(f"total {time.time() - start:.1f} s; " + ("stopped by the budget; rerun (or --resume_from) to finish"

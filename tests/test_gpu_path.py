@@ -234,6 +234,19 @@ def test_budget_decision():
     assert gpu_loso.next_fold_fits(10_000, 50, None)
 
 
+def test_the_summary_sets_the_paper_figure_beside_its_own_corpus_only():
+    gpu_loso = _experiment("gpu_loso")
+    assert gpu_loso.paper_figure("emodb", "cnn_sru", 3) == (82.5, 80.6)
+    assert gpu_loso.paper_figure("casia", "cnn_sru", 5) == (51.3, 51.3)
+    assert gpu_loso.paper_figure("casia", "cnn_sru", 3) is None  # the paper reports N = 5 there
+    assert gpu_loso.paper_figure("emovo", "cnn_sru", 3) is None and gpu_loso.paper_figure("emodb", "cnn", 3) is None
+    rows = [{"name": "r", "model": "cnn_sru", "n_segments": 3, "folds_done": 0, "folds_total": 6}]
+    session = {"command": "c", "device": {}, "versions": {}, "data": {"file": "f", "sha256": "0" * 64},
+               "wall_time_s": 1.0, "budget_s": None, "stopped": False}
+    assert "| r | 0/6 | | | | - | |" in gpu_loso._markdown_summary(rows, session, "emovo")
+    assert "| r | 0/6 | | | | 82.5 / 80.6 (3) | |" in gpu_loso._markdown_summary(rows, session, "emodb")
+
+
 def _run_gpu_loso(args):
     return run_without_tensorflow(os.path.join(ROOT, "experiments", "gpu_loso.py"), args)
 
