@@ -36,8 +36,9 @@ Steps:
 
 `run` writes `results.json` (every run's UA at every checkpoint, the
 choices, the timings) and `results.md` (the tables) into `--out`, after
-every training run, so that a run stopped by `--budget_s` keeps what it
-finished.
+every training run, so that a run stopped by `--budget_s` or killed keeps
+what it finished; the same command again (same data and settings) trains
+only the runs that are missing.
 """
 
 import argparse
@@ -56,7 +57,7 @@ CORPORA = ("emodb", "ravdess", "emovo")
 TRAIN_CLASSES = ("anger", "happiness", "sadness", "neutral", "fear", "disgust")
 SCORED_CLASSES = ("anger", "happiness", "sadness", "neutral")
 EVAL_LENGTH_STEP = 400  # scoring batches are padded to a multiple of this many frames
-PAD_VALUE = -1.0  # keras_ser.models.speech_encoders.mel_power.PAD_VALUE (not imported: that module needs TensorFlow)
+PAD_VALUE = -1.0  # keras_ser.layers.pooling.PAD_VALUE, not imported at the top: `run` picks Keras's backend first
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -285,7 +286,8 @@ class Trainer:
             model.compile(optimizer=self.keras.optimizers.Adam(learning_rate=1e-4),
                           loss="sparse_categorical_crossentropy")
             self.models[k] = model
-            self.initial[k] = [self.keras.ops.convert_to_numpy(v) for v in model.weights]
+            # Every variable, the dropout's seed state too: each run starts the same, whichever ran before it.
+            self.initial[k] = [self.keras.ops.convert_to_numpy(v) for v in model.variables]
         return self.models[k]
 
     def reset(self, k, probe, learning_rate, seed):
@@ -293,7 +295,7 @@ class Trainer:
         from keras_ser.training.frozen import set_probe_weights
 
         model = self.model(k)
-        for variable, value in zip(model.weights, self.initial[k]):
+        for variable, value in zip(model.variables, self.initial[k]):
             variable.assign(value)
         set_probe_weights(model, probe)
         if model.optimizer.built:
@@ -355,7 +357,26 @@ def candidate(k, lr, epochs):
     return f"k={k} lr={lr:g} epochs={epochs}"
 
 
+def finished_runs(path, results):
+    """The `runs` of an earlier `results.json` at `path` made with the same data, settings and seed, or `{}`.
+
+    What a run stopped by `--budget_s` (or killed) finished: `run` takes
+    those fine-tuning runs' scores as they are and trains only the others.
+    Another data file or other settings start from scratch (and say why).
+    """
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        earlier = json.load(f)
+    same = all(earlier.get(key) == results[key] for key in ("data_sha256", "settings", "seed"))
+    if not same:
+        print(f"{path}: made with other data or settings; starting again (it will be replaced)", flush=True)
+        return {}
+    return earlier.get("runs", {})
+
+
 def markdown(results):
+    """`results.md`: the chosen candidate per test corpus, then every candidate's inner and test UA."""
     lines = ["# Leave-one-corpus-out: the GE2E probe, then fine-tuning, every setting chosen on the training corpora",
              "", f"Command: `{results['command']}`", f"Device: {results['device']}; Keras {results['keras']}, "
              f"JAX {results.get('jax')}; {results['wall_s']:.0f} s.", "",
@@ -382,6 +403,9 @@ def run(args, argv):
         sys.modules["tensorflow"] = None  # as on the GPU machine: nothing here may need it
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
+
+    from tf_pipeline.atomic import write_json_atomic
+    from tf_pipeline.atomic import write_text_atomic
 
     start = time.time()
 
@@ -415,17 +439,21 @@ def run(args, argv):
     checkpoints = sorted({int(e) for e in args.checkpoints.split(",")})
     results = {"command": "python experiments/gpu_encoder_fine_tune.py " + " ".join(argv),
                "device": device, "keras": keras.__version__, "jax": jax_version, "data_sha256": sha256(args.data),
-               "pooled_check_max_abs": difference, "runs": {}, "chosen": {}, "candidates": {}, "stopped": None,
+               "pooled_check_max_abs": difference, "seed": args.seed, "runs": {}, "chosen": {}, "candidates": {},
+               "stopped": None,
                "settings": {"fine_tune": ks, "learning_rates": lrs, "checkpoints": checkpoints,
-                            "batch_size": args.batch_size, "crop": args.crop, "dropout": args.dropout}}
+                            "batch_size": args.batch_size, "crop": args.crop, "dropout": args.dropout,
+                            "eval_batch": args.eval_batch, "weights": args.weights,
+                            "encoder_kwargs": json.loads(args.encoder_kwargs), "limit": args.limit}}
     os.makedirs(args.out, exist_ok=True)
+    earlier = finished_runs(os.path.join(args.out, "results.json"), results)
+    if earlier:
+        log(f"resuming: {sum(len(r['seconds']) for r in earlier.values())} fine-tuning runs found in {args.out}")
 
     def save():
         results["wall_s"] = time.time() - start
-        with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump(results, f, indent=1)
-        with open(os.path.join(args.out, "results.md"), "w") as f:
-            f.write(markdown(results))
+        write_json_atomic(os.path.join(args.out, "results.json"), results)
+        write_text_atomic(os.path.join(args.out, "results.md"), markdown(results))
 
     sets = training_sets(tests=[name.strip() for name in args.corpora.split(",")])
     for item in sets:
@@ -450,6 +478,12 @@ def run(args, argv):
                     log(results["stopped"])
                     save()
                     return 0
+                done = earlier.get(item["key"], {})
+                if f"k={k} lr={lr:g}" in done.get("seconds", {}):  # finished before the run was stopped
+                    record["seconds"][f"k={k} lr={lr:g}"] = done["seconds"][f"k={k} lr={lr:g}"]
+                    record["scores"].update({candidate(k, lr, e): done["scores"][candidate(k, lr, e)]
+                                             for e in checkpoints})
+                    continue
                 begin = time.time()
                 model = trainer.reset(k, probe, lr, args.seed)
                 rng = np.random.default_rng(args.seed)

@@ -112,7 +112,7 @@ def test_fine_tune_grid_chooses_on_the_training_corpora_and_scores_the_probe_as_
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["pooled_check_max_abs"] < 1e-4  # the same random encoder as the fixture's
-    assert list(results["chosen"]) == ["emovo", "emodb"] and results["stopped"] is None
+    assert sorted(results["chosen"]) == ["emodb", "emovo"] and results["stopped"] is None
     for test, table in results["candidates"].items():
         assert sorted(table) == sorted(["probe", "k=1 lr=0.001 epochs=1", "k=1 lr=0.001 epochs=2"])
         best = max(row["inner_ua"] for row in table.values())
@@ -128,16 +128,36 @@ def test_fine_tune_grid_chooses_on_the_training_corpora_and_scores_the_probe_as_
     assert "| test corpus | chosen on the training corpora |" in markdown and "not selections" in markdown
 
 
-def test_a_budget_stops_between_runs_and_keeps_what_finished(script, frames_file, tmp_path):
+def test_a_budget_stops_between_runs_and_the_same_command_trains_only_what_is_missing(script, frames_file, tmp_path,
+                                                                                     capsys):
     out = tmp_path / "out"
-    code = script.main(["run", f"--data={frames_file[0]}", f"--out={out}", "--weights=none",
-                        f"--encoder_kwargs={json.dumps(ENCODER)}", "--fine_tune=1", "--learning_rates=1e-3",
-                        "--checkpoints=1", "--budget_s=1e-9", "--corpora=emovo"])
-    assert code == 0
+    argv = ["run", f"--data={frames_file[0]}", f"--out={out}", "--weights=none", f"--encoder_kwargs={json.dumps(ENCODER)}",
+            "--fine_tune=1", "--learning_rates=1e-3,1e-2", "--checkpoints=1", "--batch_size=8", "--corpora=emovo"]
+    assert script.main(argv + ["--budget_s=1e-9"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["stopped"].startswith("budget of 1e-09 s reached before test=emovo/train=emodb k=1")
+    assert results["stopped"].startswith("budget of 1e-09 s reached before test=emovo/train=emodb k=1 lr=0.001")
     assert list(results["runs"]) == ["test=emovo/train=emodb"]
     assert list(results["runs"]["test=emovo/train=emodb"]["scores"]) == ["probe"] and results["chosen"] == {}
+
+    assert script.main(argv) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert first["stopped"] is None and list(first["chosen"]) == ["emovo"]
+    # As if killed during the last run: its entry is missing; everything else is taken as it is.
+    stopped = json.loads((out / "results.json").read_text())
+    last = stopped["runs"]["test=emovo/train=emodb+ravdess"]
+    del last["seconds"]["k=1 lr=0.01"], last["scores"]["k=1 lr=0.01 epochs=1"]
+    stopped["runs"]["test=emovo/train=emodb"]["seconds"]["k=1 lr=0.001"] = -1.0  # marks a run that is reused
+    (out / "results.json").write_text(json.dumps(stopped))
+    capsys.readouterr()
+    assert script.main(argv) == 0
+    assert "resuming: 5 fine-tuning runs found" in capsys.readouterr().out
+    again = json.loads((out / "results.json").read_text())
+    assert again["runs"]["test=emovo/train=emodb"]["seconds"]["k=1 lr=0.001"] == -1.0  # not trained again
+    assert again["runs"]["test=emovo/train=emodb+ravdess"]["seconds"]["k=1 lr=0.01"] > 0  # trained again
+    assert again["chosen"] == first["chosen"] and again["candidates"] == first["candidates"]
+
+    assert script.main(argv + ["--seed=1", "--budget_s=1e-9"]) == 0  # other settings: from scratch
+    assert "made with other data or settings; starting again" in capsys.readouterr().out
 
 
 def test_the_run_step_trains_on_jax_without_tensorflow(frames_file, tmp_path):
@@ -152,3 +172,9 @@ def test_the_run_step_trains_on_jax_without_tensorflow(frames_file, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["jax"] and list(results["chosen"]) == ["emovo"] and "test emovo: chosen" in stdout
     assert all("k=1 lr=0.001 epochs=1" in run["scores"] for run in results["runs"].values())
+
+
+def test_the_padding_value_is_the_encoders(script):
+    from keras_ser.layers.pooling import PAD_VALUE
+
+    assert script.PAD_VALUE == PAD_VALUE
