@@ -30,7 +30,6 @@ TINY_FLAGS = ["--epochs=1", "--batch_size=9", "--image_size=67", "--sru_units=8"
               '--backbone_kwargs={"filters": [4, 4, 4, 4, 4], "fc_units": 8}', "--workers=1", "--verbose=0"]
 
 
-
 def _experiment(name):
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "experiments", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
