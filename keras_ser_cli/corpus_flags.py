@@ -16,6 +16,8 @@ def _corpus_names(value):
 
 
 def _valid_corpus(value):
+    if value is None:  # no default (evaluate): the subcommand asks for it
+        return True
     names = _corpus_names(value)
     if len(names) == 1:
         return names[0] in CORPORA

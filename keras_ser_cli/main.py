@@ -47,6 +47,7 @@ SUBCOMMANDS = {
     "loso": ("keras_ser_cli.loso", "leave-one-speaker-out training and evaluation on a corpus"),
     "train": ("keras_ser_cli.train", "train one final model on every speaker of a corpus"),
     "predict": ("keras_ser_cli.predict", "emotion label and probabilities for audio files"),
+    "evaluate": ("keras_ser_cli.evaluate", "score a model or preset on a labelled corpus over the emotions both share"),
     "compare": ("keras_ser_cli.compare", "paired t-test over folds between two LOSO runs"),
     "ensemble": ("keras_ser_cli.ensemble", "average the per-utterance probabilities of LOSO runs (e.g. N=1..5)"),
     "export": ("keras_ser_cli.export", "export a .keras model (or a shipped preset) as a versioned SavedModel for TF Serving, or as TFLite"),

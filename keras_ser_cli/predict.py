@@ -99,7 +99,7 @@ def main(flag_values, positional):
             return _timelines(model, positional, flag_values)
         if flag_values.adapt_speaker:
             return _adapted(model, positional, flag_values)
-        _note_if_adaptable(model, flag_values)
+        note_if_adaptable(model, f"preset {flag_values.preset}" if flag_values.preset else f"model {flag_values.model}")
         results = predict_files(model, positional)
         class_names = model.class_names
     from keras_ser.inference import format_table
@@ -108,15 +108,15 @@ def main(flag_values, positional):
     return 1 if any("error" in result for result in results) else 0
 
 
-def _note_if_adaptable(model, flag_values):
-    """A model trained with per-speaker normalisation, used without --adapt_speaker: say what that means."""
+def note_if_adaptable(model, source):
+    """A model trained with per-speaker normalisation, used without --adapt_speaker: say on stderr what that means
+    (`source`: how the command names the model, e.g. "preset encoder_stats_multilingual_adaptive")."""
     import sys
 
     from keras_ser.adaptation import is_speaker_normalized
     from keras_ser.models.speech_encoders.encoder_task import EncoderTask
 
     if isinstance(model, EncoderTask) and is_speaker_normalized(model):
-        source = f"preset {flag_values.preset}" if flag_values.preset else f"model {flag_values.model}"
         print(f"note: the {source} was trained with per-speaker normalisation; without --adapt_speaker its "
               "features are not centred on any speaker and its predictions are far less accurate. Give it ten or "
               "more files of one speaker with --adapt_speaker.", file=sys.stderr)

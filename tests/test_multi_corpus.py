@@ -167,6 +167,13 @@ def test_select_classes_keeps_order_and_counts_left_out_files(real_corpora):
     assert dict(shared.left_out) == {"neutral": 96, "happy": 192, "fearful": 192, "disgust": 192, "surprised": 192}
     assert len(corpora.select_classes(emovo, ["joy", "neutral"])) == 168
     assert corpora.select_classes(emovo, ["happiness"]).class_names == ("happiness",)
+    # Selected by shared names (and by native and shared names mixed), a corpus still maps to the shared names.
+    picked = corpora.to_shared_vocabulary(corpora.select_classes(emovo, ["anger", "happiness", "sadness"]))
+    assert picked.class_names == ("anger", "happiness", "sadness") and list(picked.counts().values()) == [84] * 3
+    assert [r.path for r in picked.records] == [r.path for r in corpora.select_classes(
+        emovo, ["anger", "joy", "sadness"]).records]
+    with pytest.raises(CorpusError, match=r"no shared name for class\(es\) \['boredom'\]"):
+        corpora.to_shared_vocabulary(dataclasses.replace(emovo, class_names=("boredom",) + emovo.class_names[1:]))
 
 
 def test_select_classes_errors_list_what_is_available(real_corpora):

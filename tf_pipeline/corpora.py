@@ -611,7 +611,10 @@ def to_shared_vocabulary(corpus, emotion_map=None):
 
     Returns:
         A `Corpus` of the same records and name whose classes are the shared
-        names its map reaches, in the order of `SHARED_EMOTIONS`.
+        names its map reaches, in the order of `SHARED_EMOTIONS`. A class
+        already called by the shared name its map gives (as `select_classes`
+        leaves a class asked for by that name, e.g. EMOVO's "joy" as
+        "happiness") keeps that name.
 
     Raises:
         CorpusError: no map for the corpus, a class the map lacks, or a map
@@ -623,7 +626,10 @@ def to_shared_vocabulary(corpus, emotion_map=None):
     >>> corpus.class_names                                   # doctest: +SKIP
     ('anger', 'happiness', 'sadness', 'neutral', 'fear', 'disgust', 'surprise')
     """
-    mapping = _emotion_map(corpus, emotion_map)
+    mapping = dict(_emotion_map(corpus, emotion_map))
+    reached = set(mapping.values())
+    # A class already called by the shared name its map gives it (`select_classes` asked by that name) keeps it.
+    mapping.update({name: name for name in corpus.class_names if name not in mapping and name in reached})
     missing = [name for name in corpus.class_names if name not in mapping]
     if missing:
         raise CorpusError(f"{corpus.name}: the emotion map has no shared name for class(es) {missing}; "

@@ -11,6 +11,40 @@ neither rewarded nor punished for classes the other corpus does not have.
 import numpy as np
 
 
+def in_shared_names(corpus):
+    """`corpus` with its classes under the shared emotion names (`tf_pipeline.emotion_vocabulary`).
+
+    A corpus with an emotion map (EMO-DB, CASIA, RAVDESS, EMOVO, synthetic)
+    goes through it (`tf_pipeline.corpora.to_shared_vocabulary`). Corpora
+    combined by `combine` already use the shared names, and so may a corpus
+    of your own (a folder or a CSV whose labels are "anger", "sadness",
+    ...): those are taken as they are.
+
+    Raises:
+        ValueError: a corpus without a map has a class that is not a shared
+            name (listed, with the shared names).
+
+    Example:
+
+    >>> import dataclasses, tempfile, tf_pipeline
+    >>> corpus = tf_pipeline.corpora.synthetic(tempfile.mkdtemp(), n_speakers=2, per_class=1, emotions="WT")
+    >>> in_shared_names(dataclasses.replace(corpus, name="mine")).class_names
+    ('anger', 'sadness')
+    """
+    from tf_pipeline.corpora import to_shared_vocabulary
+    from tf_pipeline.emotion_vocabulary import EMOTION_MAPS
+    from tf_pipeline.emotion_vocabulary import SHARED_EMOTIONS
+
+    if corpus.name in EMOTION_MAPS and not corpus.corpora:
+        return to_shared_vocabulary(corpus)
+    other = [name for name in corpus.class_names if name not in SHARED_EMOTIONS]
+    if other:
+        raise ValueError(f"{corpus.name}: class(es) {other} are not shared emotion names and no emotion map of "
+                         f"this corpus says which they are; name the classes from {list(SHARED_EMOTIONS)} (or map "
+                         "them with tf_pipeline.corpora.to_shared_vocabulary(corpus, emotion_map))")
+    return to_shared_vocabulary(corpus, {name: name for name in corpus.class_names})
+
+
 def shared_classes(model_classes, corpus, classes=None):
     """The emotions of both the model and `corpus` (shared names), in the model's order.
 
@@ -30,9 +64,7 @@ def shared_classes(model_classes, corpus, classes=None):
     >>> shared_classes(["anger", "calm", "sadness", "neutral"], corpus)
     ['anger', 'sadness', 'neutral']
     """
-    from tf_pipeline.corpora import to_shared_vocabulary
-
-    names = list(to_shared_vocabulary(corpus).class_names)
+    names = list(in_shared_names(corpus).class_names)
     both = [name for name in model_classes if name in names]
     if classes is not None:
         missing = [name for name in classes if name not in both]
@@ -67,14 +99,12 @@ def score_probabilities(probabilities, model_classes, corpus, classes=None):
     >>> score_probabilities(probabilities, ["anger", "sadness"], corpus)["ua"]
     100.0
     """
-    from tf_pipeline.corpora import to_shared_vocabulary
-
     probabilities = np.asarray(probabilities)
     if probabilities.shape != (len(corpus), len(model_classes)):
         raise ValueError(f"probabilities must have shape [{len(corpus)}, {len(model_classes)}] (files of "
                          f"{corpus.name}, model classes). Received shape: {probabilities.shape}")
     both = shared_classes(model_classes, corpus, classes)
-    shared = to_shared_vocabulary(corpus)
+    shared = in_shared_names(corpus)
     truth = np.array([shared.class_names[record.label] for record in shared.records])
     keep = np.isin(truth, both)
     columns = [list(model_classes).index(name) for name in both]
