@@ -32,11 +32,11 @@ Examples:
 """
 
 import json
-import os
 import sys
 import time
 
 from keras_ser_cli import corpus_flags
+from keras_ser_cli import model_flags
 from keras_ser_cli.usage import UsageError
 
 PROGRESS_EVERY = 100  # files between progress lines (stderr)
@@ -64,7 +64,7 @@ def main(flag_values, positional):
         raise UsageError("give exactly one of --model=M.keras or --preset=NAME")
     if not flag_values.corpus:
         raise UsageError("--corpus is required (e.g. --corpus=dir --data_dir=/data/my_corpus)")
-    model, source = _load_model(flag_values)
+    model, source = model_flags.load(flag_values)
     if flag_values.adapt_speaker:
         from keras_ser.adaptation import is_speaker_normalized
         from keras_ser.models.speech_encoders.encoder_task import EncoderTask
@@ -99,21 +99,6 @@ def main(flag_values, positional):
 
 def _stderr(line):
     print(line, file=sys.stderr, flush=True)
-
-
-def _load_model(flag_values):
-    import keras
-
-    import keras_ser
-
-    if flag_values.preset:
-        if flag_values.preset not in keras_ser.list_presets():
-            raise UsageError(f"unknown --preset {flag_values.preset!r}; the presets are "
-                             f"{sorted(keras_ser.list_presets())}")
-        return keras_ser.from_preset(flag_values.preset), f"preset {flag_values.preset}"
-    if not os.path.isfile(flag_values.model):
-        raise UsageError(f"--model file not found: {flag_values.model}")
-    return keras.saving.load_model(flag_values.model), f"model {flag_values.model}"
 
 
 def evaluate(model, corpus, adapt_speaker=False, log=None):

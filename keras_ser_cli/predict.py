@@ -79,27 +79,15 @@ def main(flag_values, positional):
         results = predict_with_server(flag_values.server, positional, model_name=flag_values.model_name)
         class_names = next((list(r["probabilities"]) for r in results if "probabilities" in r), [])
     else:
-        import os
-
-        import keras
-
-        import keras_ser  # noqa: F401  (registers the model classes)
         from keras_ser.inference import predict_files
+        from keras_ser_cli import model_flags
 
-        if flag_values.preset:
-            if flag_values.preset not in keras_ser.list_presets():
-                raise UsageError(f"unknown --preset {flag_values.preset!r}; the presets are "
-                                 f"{sorted(keras_ser.list_presets())}")
-            model = keras_ser.from_preset(flag_values.preset)
-        elif not os.path.isfile(flag_values.model):
-            raise UsageError(f"--model file not found: {flag_values.model}")
-        else:
-            model = keras.saving.load_model(flag_values.model)
+        model, source = model_flags.load(flag_values)
         if flag_values.timeline_dir:
             return _timelines(model, positional, flag_values)
         if flag_values.adapt_speaker:
             return _adapted(model, positional, flag_values)
-        note_if_adaptable(model, f"preset {flag_values.preset}" if flag_values.preset else f"model {flag_values.model}")
+        note_if_adaptable(model, source)
         results = predict_files(model, positional)
         class_names = model.class_names
     from keras_ser.inference import format_table
