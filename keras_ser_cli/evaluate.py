@@ -14,7 +14,7 @@ has not heard.
 Prints the scores (UA = mean recall over the scored emotions, WA =
 accuracy), the recall of each emotion and the confusion matrix; `--json`
 prints them as JSON, `--out=FILE` also writes that JSON (with every file's
-prediction). A file that cannot be read is named and left out of the
+prediction), `--plot=FILE.png` the confusion matrix as a picture. A file that cannot be read is named and left out of the
 scores; the exit status is then 1.
 
 With `--adapt_speaker` (a preset or model trained with per-speaker
@@ -55,6 +55,8 @@ def define_flags(flag_values):
     flags.DEFINE_boolean("json", False, "Print JSON instead of the tables.", flag_values=flag_values)
     flags.DEFINE_string("out", None, "Also write the JSON, with every file's prediction, to this file.",
                         flag_values=flag_values)
+    flags.DEFINE_string("plot", None, "Also draw the confusion matrix (rows normalised) into this PNG.",
+                        flag_values=flag_values)
 
 
 def main(flag_values, positional):
@@ -94,6 +96,13 @@ def main(flag_values, positional):
     print(json.dumps(summary, indent=1) if flag_values.json else format_result(result))
     if flag_values.out:
         print(f"written {flag_values.out}", file=sys.stderr)
+    if flag_values.plot:
+        from keras_ser.training.report import plot_confusion
+
+        plot_confusion({"confusion": result["confusion"], "class_names": result["classes"],
+                        "pooled": {"wa": result["wa"] / 100, "ua": result["ua"] / 100}}, flag_values.plot,
+                       title=f"{source} on {result['corpus']}")
+        print(f"written {flag_values.plot}", file=sys.stderr)
     return 1 if result["unreadable"] else 0
 
 

@@ -66,10 +66,12 @@ def test_scores_over_the_shared_emotions_and_names_the_unreadable_file(tiny_mode
     assert printed["model"] == f"model {tiny_model}"
 
 
-def test_the_table_and_classes_chosen_on_the_command_line(tiny_model, corpus_csv, capsys):
+def test_the_table_the_picture_and_classes_chosen_on_the_command_line(tiny_model, corpus_csv, tmp_path, capsys):
     csv_path, _ = corpus_csv
+    plot = tmp_path / "confusion.png"
     result = run_here(["evaluate", f"--model={tiny_model}", "--corpus=csv", f"--data_dir={csv_path}",
-                       "--classes=anger,sadness"], capsys)
+                       "--classes=anger,sadness", f"--plot={plot}"], capsys)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"written {plot}" in result.stderr
     assert result.returncode == 1  # the short file again
     first = result.stdout.splitlines()[0]
     assert first.startswith(f"model {tiny_model} on corpus: UA ")  # a CSV corpus is named after its file

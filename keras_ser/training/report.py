@@ -311,8 +311,13 @@ def protocol_text(config, feature_config=None, c_grid=None, loco=False):
             + (f"; levers: {'; '.join(levers)}" if levers else "; no augmentation") + ".")
 
 
-def plot_confusion(summary, path):
-    """Saves the row-normalised pooled confusion matrix with class names."""
+def plot_confusion(summary, path, title=None):
+    """Saves the row-normalised pooled confusion matrix with class names.
+
+    `summary` holds `confusion`, `class_names` and `pooled` (`wa`, `ua` in
+    [0, 1]), and for the default title `corpus`, `config` and `evaluation`
+    (a run's `summarise`); `title` replaces that title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,10 +339,11 @@ def plot_confusion(summary, path):
             axis.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center",
                       color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
     pooled = summary["pooled"]
-    name = summary["config"].get("model") or summary.get("label")
-    evaluation = "LOCO" if summary.get("evaluation") == "loco" else "LOSO"
-    axis.set_title(f"{summary['corpus']} {evaluation}, {name}: "
-                   f"WA {100 * pooled['wa']:.1f} / UA {100 * pooled['ua']:.1f}", fontsize=10)
+    if title is None:
+        name = summary["config"].get("model") or summary.get("label")
+        evaluation = "LOCO" if summary.get("evaluation") == "loco" else "LOSO"
+        title = f"{summary['corpus']} {evaluation}, {name}"
+    axis.set_title(f"{title}: WA {100 * pooled['wa']:.1f} / UA {100 * pooled['ua']:.1f}", fontsize=10)
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
