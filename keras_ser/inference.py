@@ -44,12 +44,14 @@ def predictor(model):
     return tf.function(call, autograph=False, input_signature=[spec])
 
 
-def predict_files(model, paths):
+def predict_files(model, paths, on_file=None):
     """Label and class probabilities for each file; unreadable files do not stop the others.
 
     Args:
         model: a keras-ser model (e.g. `keras.saving.load_model("m.keras")`).
         paths: audio file paths.
+        on_file: optional callable `(files done, result)`, called after each
+            file (e.g. to show progress over a long list).
 
     Returns:
         A list, one dict per path in order: `{"file", "label", "class_id",
@@ -74,15 +76,17 @@ def predict_files(model, paths):
             inputs = model_inputs(model, waveform)
         except (ValueError, tf.errors.InvalidArgumentError) as error:
             results.append({"file": path, "error": str(error).splitlines()[0]})
-            continue
-        probabilities = np.asarray(predict(inputs))[0]
-        class_id = int(np.argmax(probabilities))
-        results.append({
-            "file": path,
-            "label": model.class_names[class_id],
-            "class_id": class_id,
-            "probabilities": {name: float(p) for name, p in zip(model.class_names, probabilities)},
-        })
+        else:
+            probabilities = np.asarray(predict(inputs))[0]
+            class_id = int(np.argmax(probabilities))
+            results.append({
+                "file": path,
+                "label": model.class_names[class_id],
+                "class_id": class_id,
+                "probabilities": {name: float(p) for name, p in zip(model.class_names, probabilities)},
+            })
+        if on_file is not None:
+            on_file(len(results), results[-1])
     return results
 
 

@@ -146,15 +146,16 @@ def evaluate(model, corpus, adapt_speaker=False, log=None):
     paths = corpus.paths
     by_path = {}
     groups = _speaker_groups(corpus) if adapt_speaker else [("", list(range(len(paths))))]
-    done = 0
+    done = [0]
+
+    def progress(_, result):
+        done[0] += 1
+        if log and len(paths) > PROGRESS_EVERY and (done[0] % PROGRESS_EVERY == 0 or done[0] == len(paths)):
+            log(f"predicted {done[0]} of {len(paths)} files ({time.time() - start:.0f} s)")
+
     for speaker, indices in groups:
         predicting = model if not adapt_speaker else _adapted(model, [paths[i] for i in indices], speaker, log)
-        for begin in range(0, len(indices), PROGRESS_EVERY):
-            chunk = [paths[i] for i in indices[begin:begin + PROGRESS_EVERY]]
-            by_path.update((r["file"], r) for r in predict_files(predicting, chunk))
-            done += len(chunk)
-            if log and len(paths) > PROGRESS_EVERY:
-                log(f"predicted {done} of {len(paths)} files ({time.time() - start:.0f} s)")
+        by_path.update((r["file"], r) for r in predict_files(predicting, [paths[i] for i in indices], progress))
     unreadable = {path: by_path[path]["error"] for path in paths if "error" in by_path[path]}
     readable = [i for i, path in enumerate(paths) if path not in unreadable]
     if not readable:

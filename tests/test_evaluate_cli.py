@@ -133,3 +133,17 @@ def test_the_adaptive_preset_is_adapted_to_each_speaker_of_the_corpus(tmp_path, 
         return np.array([[row["probabilities"][c] for c in sorted(row["probabilities"])] for row in rows])
 
     assert not np.allclose(probabilities("adapted.json"), probabilities("plain.json"), atol=1e-3)
+
+
+def test_predict_files_reports_each_file_as_it_goes(tiny_model, corpus_csv):
+    import keras
+
+    from keras_ser.inference import predict_files
+
+    csv_path, short = corpus_csv
+    good = csv_path.replace("corpus.csv", "s1_anger.wav")
+    seen = []
+    results = predict_files(keras.saving.load_model(tiny_model), [good, short],
+                            on_file=lambda done, result: seen.append((done, result)))
+    assert [done for done, _ in seen] == [1, 2] and [result for _, result in seen] == results
+    assert "label" in results[0] and "too short" in results[1]["error"]
