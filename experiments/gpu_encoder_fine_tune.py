@@ -231,31 +231,20 @@ class Data:
         return out
 
 
-def sha256(path):
-    """Hex SHA-256 of a file (the record of which data a run read)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def scored_ua(probabilities, labels, class_names, classes=SCORED_CLASSES):
     """UA among `classes`: files of other classes left out, arg-max among those classes' columns."""
     columns = [class_names.index(name) for name in classes]
     keep = np.isin(labels, columns)
-    truth = np.array([columns.index(label) for label in labels[keep]])
-    predicted = np.argmax(probabilities[keep][:, columns], axis=1)
-    recalls = [np.mean(predicted[truth == c] == c) for c in range(len(columns)) if np.any(truth == c)]
-    return float(np.mean(recalls))
+    truth = [columns.index(label) for label in labels[keep]]
+    return all_ua(probabilities[keep][:, columns], truth, len(columns))
 
 
 def all_ua(probabilities, labels, num_classes):
-    """UA over every class present."""
-    predicted = np.argmax(probabilities, axis=1)
-    return float(np.mean([np.mean(predicted[labels == c] == c) for c in range(num_classes) if np.any(labels == c)]))
+    """UA (mean recall over the classes present in `labels`) of the arg-max of `probabilities`."""
+    from keras_ser.training.scores import confusion_matrix
+    from keras_ser.training.scores import scores_from_confusion
+
+    return scores_from_confusion(confusion_matrix(labels, np.argmax(probabilities, axis=1), num_classes))[1]
 
 
 class Trainer:
@@ -404,6 +393,7 @@ def run(args, argv):
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
+    from keras_ser.checksums import file_sha256
     from tf_pipeline.atomic import write_json_atomic
     from tf_pipeline.atomic import write_text_atomic
 
@@ -438,7 +428,7 @@ def run(args, argv):
     lrs = [float(lr) for lr in args.learning_rates.split(",")]
     checkpoints = sorted({int(e) for e in args.checkpoints.split(",")})
     results = {"command": "python experiments/gpu_encoder_fine_tune.py " + " ".join(argv),
-               "device": device, "keras": keras.__version__, "jax": jax_version, "data_sha256": sha256(args.data),
+               "device": device, "keras": keras.__version__, "jax": jax_version, "data_sha256": file_sha256(args.data),
                "pooled_check_max_abs": difference, "seed": args.seed, "runs": {}, "chosen": {}, "candidates": {},
                "stopped": None,
                "settings": {"fine_tune": ks, "learning_rates": lrs, "checkpoints": checkpoints,
