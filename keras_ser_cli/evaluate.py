@@ -122,10 +122,9 @@ def evaluate(model, corpus, adapt_speaker=False, log=None):
 
     Returns:
         dict: what `keras_ser.training.cross_corpus.score_probabilities`
-        returns (`classes`, `n`, `wa`, `ua`, `recall`; `left_out` also
-        counts the files `select_classes` left out of `corpus`), plus
-        `confusion` (rows true, columns predicted, over `classes`),
-        `unreadable` (`{path: reason}`), `uses_test_speaker_audio` and
+        returns (`classes`, `n`, `wa`, `ua`, `recall`, `confusion`;
+        `left_out` also counts the files `select_classes` left out of
+        `corpus`), plus `unreadable` (`{path: reason}`), `uses_test_speaker_audio` and
         `predictions` (one dict per readable file: `file`, `speaker`,
         `label` (true, shared name), `probabilities`).
 
@@ -167,13 +166,7 @@ def evaluate(model, corpus, adapt_speaker=False, log=None):
     result["left_out"] += sum(count for _, count in corpus.left_out)  # and those `--classes` left out
     shared = in_shared_names(scored)
     truth = [shared.class_names[record.label] for record in shared.records]
-    classes = result["classes"]
-    columns = [names.index(name) for name in classes]
-    confusion = np.zeros((len(classes), len(classes)), np.int64)
-    for label, row in zip(truth, probabilities):
-        if label in classes:
-            confusion[classes.index(label), int(np.argmax(row[columns]))] += 1
-    result.update(confusion=confusion.tolist(), unreadable=unreadable, uses_test_speaker_audio=bool(adapt_speaker),
+    result.update(unreadable=unreadable, uses_test_speaker_audio=bool(adapt_speaker),
                   seconds=round(time.time() - start, 1),
                   predictions=[{"file": paths[i], "speaker": corpus.records[i].speaker, "label": label,
                                 "probabilities": by_path[paths[i]]["probabilities"]}

@@ -10,6 +10,8 @@ neither rewarded nor punished for classes the other corpus does not have.
 
 import numpy as np
 
+from keras_ser.training.scores import confusion_matrix
+
 
 def in_shared_names(corpus):
     """`corpus` with its classes under the shared emotion names (`tf_pipeline.emotion_vocabulary`).
@@ -89,15 +91,18 @@ def score_probabilities(probabilities, model_classes, corpus, classes=None):
 
     Returns:
         dict: `corpus`, `classes`, `n` (files scored), `left_out` (files of
-        other classes), `wa`, `ua` (percent) and `recall` (percent per class).
+        other classes), `wa`, `ua` (percent), `recall` (percent per class)
+        and `confusion` (counts, rows true and columns predicted, over
+        `classes`).
 
     Example:
 
     >>> import tempfile, tf_pipeline
     >>> corpus = tf_pipeline.corpora.synthetic(tempfile.mkdtemp(), n_speakers=2, per_class=1, emotions="WT")
     >>> probabilities = np.eye(2)[corpus.labels]     # always right
-    >>> score_probabilities(probabilities, ["anger", "sadness"], corpus)["ua"]
-    100.0
+    >>> scores = score_probabilities(probabilities, ["anger", "sadness"], corpus)
+    >>> scores["ua"], scores["confusion"]
+    (100.0, [[2, 0], [0, 2]])
     """
     probabilities = np.asarray(probabilities)
     if probabilities.shape != (len(corpus), len(model_classes)):
@@ -112,6 +117,8 @@ def score_probabilities(probabilities, model_classes, corpus, classes=None):
     truth = truth[keep]
     recall = {name: round(100 * float(np.mean(predicted[truth == name] == name)), 2)
               for name in both if np.any(truth == name)}
+    confusion = confusion_matrix([both.index(name) for name in truth], [both.index(name) for name in predicted],
+                                 len(both))
     return {"corpus": corpus.name, "classes": both, "n": int(keep.sum()), "left_out": int((~keep).sum()),
             "wa": round(100 * float(np.mean(predicted == truth)), 2),
-            "ua": round(float(np.mean(list(recall.values()))), 2), "recall": recall}
+            "ua": round(float(np.mean(list(recall.values()))), 2), "recall": recall, "confusion": confusion.tolist()}
