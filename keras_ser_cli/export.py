@@ -77,12 +77,9 @@ def main(flag_values, positional):
         raise UsageError(str(error)) from None
     source, what = flag_values.model, flag_values.model
     if flag_values.preset:
-        import keras_ser
+        from keras_ser_cli import model_flags
 
-        if flag_values.preset not in keras_ser.list_presets():
-            raise UsageError(f"unknown --preset {flag_values.preset!r}; the presets are "
-                             f"{sorted(keras_ser.list_presets())}")
-        source, what = keras_ser.from_preset(flag_values.preset, compile=False), f"preset {flag_values.preset}"
+        source, what = model_flags.preset(flag_values.preset, compile=False), f"preset {flag_values.preset}"
     if flag_values.format == "tflite":
         return _export_tflite(flag_values, source, what)
     model_dir = os.path.join(flag_values.export_root, flag_values.name)

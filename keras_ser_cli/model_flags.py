@@ -13,13 +13,17 @@ def load(flag_values):
     """
     import keras
 
-    import keras_ser
-
     if flag_values.preset:
-        if flag_values.preset not in keras_ser.list_presets():
-            raise UsageError(f"unknown --preset {flag_values.preset!r}; the presets are "
-                             f"{sorted(keras_ser.list_presets())}")
-        return keras_ser.from_preset(flag_values.preset), f"preset {flag_values.preset}"
+        return preset(flag_values.preset), f"preset {flag_values.preset}"
     if not os.path.isfile(flag_values.model):
         raise UsageError(f"--model file not found: {flag_values.model}")
     return keras.saving.load_model(flag_values.model), f"model {flag_values.model}"
+
+
+def preset(name, **kwargs):
+    """`keras_ser.from_preset(name, **kwargs)`; an unknown name is a UsageError listing the presets."""
+    import keras_ser
+
+    if name not in keras_ser.list_presets():
+        raise UsageError(f"unknown --preset {name!r}; the presets are {sorted(keras_ser.list_presets())}")
+    return keras_ser.from_preset(name, **kwargs)
