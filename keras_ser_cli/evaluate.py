@@ -68,12 +68,9 @@ def main(flag_values, positional):
         raise UsageError("--corpus is required (e.g. --corpus=dir --data_dir=/data/my_corpus)")
     model, source = model_flags.load(flag_values)
     if flag_values.adapt_speaker:
-        from keras_ser.adaptation import is_speaker_normalized
-        from keras_ser.models.speech_encoders.encoder_task import EncoderTask
+        from keras_ser_cli.predict import check_adaptable
 
-        if not isinstance(model, EncoderTask) or not is_speaker_normalized(model):
-            raise UsageError(f"--adapt_speaker needs a speech-encoder model trained with per-speaker "
-                             f"normalisation; the {source} was not (its 'standardize' layer holds global statistics)")
+        check_adaptable(model, f"the {source}")
     corpus = corpus_flags.load(flag_values)
     print(corpus.summary(), file=sys.stderr)
     from keras_ser.training.cross_corpus import shared_classes
@@ -181,26 +178,15 @@ def _speaker_groups(corpus):
 
 
 def _adapted(model, paths, speaker, log):
-    """The model adapted to one speaker from its readable files (`keras_ser.adapt`)."""
-    import tensorflow as tf
+    """The model adapted to one speaker from its readable files (`keras_ser.adapt`); the model itself when none
+    is readable (`predict_files` names the unreadable ones)."""
+    from keras_ser_cli.predict import adapt_to_files
 
-    import tf_pipeline
-    from keras_ser.adaptation import adapt
-
-    waveforms = []
-    for path in paths:
-        try:
-            waveforms.append(tf_pipeline.load_audio(path, model.feature_config))
-        except (ValueError, tf.errors.InvalidArgumentError):
-            continue  # predict_files names it
-    if not waveforms:
+    adapted, readable, _ = adapt_to_files(model, paths)
+    if adapted is None:
         return model
-    try:
-        adapted = adapt(model, waveforms)
-    except (ValueError, tf.errors.InvalidArgumentError) as error:
-        raise UsageError(f"--adapt_speaker: {str(error).splitlines()[0]}") from None
     if log:
-        log(f"speaker {speaker}: adapted from its {len(waveforms)} file(s)")
+        log(f"speaker {speaker}: adapted from its {len(readable)} file(s)")
     return adapted
 
 

@@ -110,21 +110,25 @@ def note_if_adaptable(model, source):
               "more files of one speaker with --adapt_speaker.", file=sys.stderr)
 
 
-def _adapted(model, paths, flag_values):
-    """--adapt_speaker: adapt to the readable files (one speaker), predict them; 1 when any file failed."""
+def check_adaptable(model, source):
+    """A UsageError unless `model` is a speech-encoder model trained with per-speaker normalisation (what
+    `--adapt_speaker` needs); `source` names it in the message, e.g. "--preset NAME"."""
+    from keras_ser.adaptation import is_speaker_normalized
+    from keras_ser.models.speech_encoders.encoder_task import EncoderTask
+
+    if not isinstance(model, EncoderTask) or not is_speaker_normalized(model):
+        raise UsageError(f"--adapt_speaker needs a speech-encoder model trained with per-speaker normalisation; "
+                         f"{source} was not (its 'standardize' layer holds global statistics)")
+
+
+def adapt_to_files(model, paths):
+    """`(adapted model, readable paths, {unreadable path: reason})`: `keras_ser.adapt` on the readable files as
+    one speaker's; the model is None when no file is readable. An adaptation that fails is a UsageError."""
     import tensorflow as tf
 
     import tf_pipeline
     from keras_ser.adaptation import adapt
-    from keras_ser.adaptation import is_speaker_normalized
-    from keras_ser.inference import format_table
-    from keras_ser.inference import predict_files
-    from keras_ser.models.speech_encoders.encoder_task import EncoderTask
 
-    if not isinstance(model, EncoderTask) or not is_speaker_normalized(model):
-        source = f"--preset {flag_values.preset}" if flag_values.preset else f"--model {flag_values.model}"
-        raise UsageError(f"--adapt_speaker needs a speech-encoder model trained with per-speaker normalisation; "
-                         f"{source} was not (its 'standardize' layer holds global statistics)")
     waveforms, readable, failed = [], [], {}
     for path in paths:
         try:
@@ -132,15 +136,23 @@ def _adapted(model, paths, flag_values):
             readable.append(path)
         except (ValueError, tf.errors.InvalidArgumentError) as error:
             failed[path] = str(error).splitlines()[0]
-    results = []
-    if readable:
-        try:
-            adapted = adapt(model, waveforms)
-        except (ValueError, tf.errors.InvalidArgumentError) as error:
-            raise UsageError(f"--adapt_speaker: {str(error).splitlines()[0]}") from None
-        by_path = dict(zip(readable, predict_files(adapted, readable)))
-    results = [by_path[path] if path in by_path else {"file": path, "error": failed[path]} for path in paths] \
-        if readable else [{"file": path, "error": failed[path]} for path in paths]
+    if not readable:
+        return None, readable, failed
+    try:
+        return adapt(model, waveforms), readable, failed
+    except (ValueError, tf.errors.InvalidArgumentError) as error:
+        raise UsageError(f"--adapt_speaker: {str(error).splitlines()[0]}") from None
+
+
+def _adapted(model, paths, flag_values):
+    """--adapt_speaker: adapt to the readable files (one speaker), predict them; 1 when any file failed."""
+    from keras_ser.inference import format_table
+    from keras_ser.inference import predict_files
+
+    check_adaptable(model, f"--preset {flag_values.preset}" if flag_values.preset else f"--model {flag_values.model}")
+    adapted, readable, failed = adapt_to_files(model, paths)
+    by_path = dict(zip(readable, predict_files(adapted, readable))) if readable else {}
+    results = [by_path[path] if path in by_path else {"file": path, "error": failed[path]} for path in paths]
     line = (f"speaker adaptation: the predictions use the statistics of these {len(readable)} file(s) "
             f"as one speaker (its unlabelled audio)")
     if flag_values.json:
